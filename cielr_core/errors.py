@@ -1,0 +1,46 @@
+"""Errors a user can act on. Each message says what went wrong and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class CIELRError(Exception):
+    """Base class: every error the pack raises on purpose."""
+
+
+class InputError(CIELRError, ValueError):
+    """An image, mask, label list or file the user gave cannot be used as it is."""
+
+
+class ModelNotFoundError(CIELRError, FileNotFoundError):
+    """A model file is missing. The message lists every folder searched."""
+
+    def __init__(self, what: str, names: Iterable[str], folders: Iterable[str | Path], source: str):
+        self.names = list(names)
+        self.folders = [str(f) for f in folders]
+        searched = "\n".join(f"  - {f}" for f in self.folders) or "  (no folder is registered)"
+        super().__init__(
+            f"{what} not found. Expected one of: {', '.join(self.names)}.\n"
+            f"Folders searched:\n{searched}\n"
+            f"Download it from {source} and put it in one of those folders."
+        )
+
+
+class CheckpointError(CIELRError):
+    """A model file exists but is not what it should be (truncated, wrong kind, unsafe)."""
+
+    def __init__(self, path: str | Path, problem: str, expected: str):
+        self.path = str(path)
+        super().__init__(f"Cannot load {self.path}: {problem}. Expected {expected}.")
+
+
+class MissingDependencyError(CIELRError, ImportError):
+    """An optional Python package a node needs is not installed."""
+
+    def __init__(self, package: str, purpose: str):
+        super().__init__(
+            f"The Python package '{package}' is needed for {purpose} but is not installed. "
+            f"Install it into ComfyUI's Python: python -m pip install {package}"
+        )

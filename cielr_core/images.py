@@ -1,0 +1,42 @@
+"""Image normalisation: everything the stages see is RGB uint8, H x W x 3."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+MAX_SIDE = 16384
+
+
+def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Greyscale, grey+alpha, RGB, RGBA; uint8, uint16 or float in [0, 1] -> new RGB uint8 array.
+
+    Alpha is dropped (the photo under it is what gets detected). The input is never modified.
+    """
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3:
+        raise InputError(f"expected one image of shape H x W x C, got shape {tuple(a.shape)}; "
+                         "split a batch into single images first")
+    h, w, c = a.shape
+    if h < 1 or w < 1:
+        raise InputError(f"image is empty ({w} x {h} pixels)")
+    if max(h, w) > MAX_SIDE:
+        raise InputError(f"image is {w} x {h} pixels; the largest side supported is {MAX_SIDE}")
+    if c in (1, 2):
+        a = np.repeat(a[:, :, :1], 3, axis=2)
+    elif c in (3, 4):
+        a = a[:, :, :3]
+    else:
+        raise InputError(f"image has {c} channels; expected 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA)")
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype == np.uint16:
+        return (a >> 8).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        return np.clip(np.rint(np.nan_to_num(a) * 255.0), 0, 255).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
+        return np.clip(a, 0, 255).astype(np.uint8)
+    raise InputError(f"unsupported pixel type {a.dtype}")

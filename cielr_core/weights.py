@@ -1,0 +1,92 @@
+"""Safe checkpoint loading. Model files are untrusted: no pickle ever runs code here.
+
+``.safetensors`` load with safetensors; ``.pth``/``.pt``/``.bin`` load with
+``torch.load(weights_only=True)``, which refuses any pickle that would build arbitrary objects.
+Every failure becomes a ``CheckpointError`` naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, ModelNotFoundError
+
+TENSOR_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+
+
+def load_checkpoint(path: str | Path, expected: str) -> Any:
+    """Load a checkpoint container (a state dict, or a dict holding one) without running code."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "the file does not exist", expected)
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "the file is empty", expected)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            path, f"refused to unpickle it: it holds Python objects, not only tensors ({_first_line(e)}); "
+            "a checkpoint that needs code to load is unsafe and is never run", expected) from None
+    except (EOFError, zipfile.BadZipFile, RuntimeError, OSError, ValueError) as e:
+        raise CheckpointError(path, f"the file is truncated or not a checkpoint ({_first_line(e)})",
+                              expected) from None
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(path, f"unreadable ({type(e).__name__}: {_first_line(e)})", expected) from None
+
+
+def state_dict_of(obj: Any, path: str | Path, expected: str,
+                  wrappers: Iterable[str] = ("model", "state_dict", "module")) -> dict[str, Any]:
+    """Unwrap ``{"model": sd}``-style containers and check the result maps names to tensors."""
+    import torch
+
+    for _ in range(3):
+        if isinstance(obj, Mapping):
+            inner = next((obj[k] for k in wrappers if k in obj and isinstance(obj[k], Mapping)), None)
+            if inner is not None and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+                obj = inner
+                continue
+        break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(path, f"it holds a {type(obj).__name__}, not a state dict", expected)
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(path, "it holds no tensors", expected)
+    return dict(tensors)
+
+
+def strip_prefix(sd: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Remove a prefix such as ``module.`` (left by DataParallel) from every key that has it."""
+    n = len(prefix)
+    return {(k[n:] if k.startswith(prefix) else k): v for k, v in sd.items()}
+
+
+def find_model_file(name: str, folders: Iterable[str | Path], what: str, expected_names: Iterable[str],
+                    source: str) -> Path:
+    """Resolve ``name`` (absolute path, or a path relative to one of ``folders``)."""
+    folders = [Path(f) for f in folders]
+    candidate = Path(os.path.expanduser(name)) if name else None
+    if candidate is not None and candidate.is_absolute() and candidate.exists():
+        return candidate
+    if name:
+        for folder in folders:
+            if (folder / name).exists():
+                return folder / name
+    names = [name] if name else []
+    names += [n for n in expected_names if n != name]
+    raise ModelNotFoundError(what, names, folders, source)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
