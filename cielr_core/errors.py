@@ -44,3 +44,13 @@ class MissingDependencyError(CIELRError, ImportError):
             f"The Python package '{package}' is needed for {purpose} but is not installed. "
             f"Install it into ComfyUI's Python: python -m pip install {package}"
         )
+
+
+def require(module: str, package: str, purpose: str):
+    """Import an optional dependency, or say which package to install for what."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(package, purpose) from None

@@ -33,10 +33,12 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
         raise InputError(f"image has {c} channels; expected 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA)")
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
-    if a.dtype == np.uint16:
-        return (a >> 8).astype(np.uint8)
+    if a.dtype == np.uint16 or (np.issubdtype(a.dtype, np.integer) and a.size and a.max() > 255):
+        return (np.clip(a, 0, 65535) >> 8).astype(np.uint8)  # 16-bit data, also PIL's int32 "I" mode
     if np.issubdtype(a.dtype, np.floating):
         return np.clip(np.rint(np.nan_to_num(a) * 255.0), 0, 255).astype(np.uint8)
-    if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.integer):
         return np.clip(a, 0, 255).astype(np.uint8)
     raise InputError(f"unsupported pixel type {a.dtype}")

@@ -15,6 +15,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 pytest_plugins = [
     "tests.fixtures.sam_models",
     "tests.fixtures.gdino_models",
+    "tests.fixtures.comfyui",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

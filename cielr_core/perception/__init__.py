@@ -1,0 +1,25 @@
+"""Perception: GroundingDINO finds boxes for labels, SAM turns each box into a mask.
+
+Loaders import torch, groundingdino and segment_anything only when called.
+"""
+
+from ..errors import require
+from .detections import Detections
+from .perceive import detect_objects, parse_labels, perceive
+
+
+def load_grounding_dino(*args, **kwargs):
+    require("groundingdino", "groundingdino-py", "the GroundingDINO detector")
+    from .detector import load_grounding_dino as load
+
+    return load(*args, **kwargs)
+
+
+def load_sam(*args, **kwargs):
+    require("segment_anything", "segment-anything", "the SAM segmenter")
+    from .segmenter import load_sam as load
+
+    return load(*args, **kwargs)
+
+
+__all__ = ["Detections", "detect_objects", "parse_labels", "perceive", "load_grounding_dino", "load_sam"]

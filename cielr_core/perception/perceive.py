@@ -1,0 +1,63 @@
+"""Perception: labels -> GroundingDINO boxes -> SAM masks -> a raw scene (no relations yet)."""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import InputError
+from ..images import to_rgb_uint8
+from ..progress import NO_PROGRESS, Progress
+from ..scene import Scene, scene_from_detections
+from ..scene.model import Box
+from .detections import Detections
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray, labels: list[str], box_threshold: float = ...,
+               text_threshold: float = ..., within: Box | None = ..., progress: Progress = ...) -> Detections: ...
+
+
+class Segmenter(Protocol):
+    def segment(self, image: np.ndarray, boxes: np.ndarray, progress: Progress = ...) -> np.ndarray: ...
+
+
+def parse_labels(text: str | list[str]) -> list[str]:
+    """Labels from free text: separated by commas, semicolons, new lines or GroundingDINO's " . "."""
+    parts = text if isinstance(text, list) else re.split(r"[,;\n]|\s\.\s|\.$", text)
+    labels: list[str] = []
+    for part in parts:
+        label = " ".join(part.strip().strip(".").lower().split())
+        if re.search(r"\w", label) and label not in labels:  # punctuation alone names nothing
+            labels.append(label)
+    return labels
+
+
+def detect_objects(image: np.ndarray, detector: Detector, segmenter: Segmenter, labels: list[str], *,
+                   box_threshold: float = 0.3, text_threshold: float = 0.25, within: Box | None = None,
+                   parent: int | None = None, start_id: int = 1, progress: Progress = NO_PROGRESS) -> Scene:
+    """Detect ``labels`` (optionally inside one box) and segment every box; ids start at ``start_id``."""
+    rgb = to_rgb_uint8(image)
+    h, w = rgb.shape[:2]
+    progress.start(2)
+    cancel_only = Progress(on_check=progress.on_check)
+    found = detector.detect(rgb, labels, box_threshold=box_threshold, text_threshold=text_threshold,
+                            within=within, progress=cancel_only)
+    progress.advance()
+    masks = segmenter.segment(rgb, found.boxes, progress=cancel_only) if len(found) else np.zeros((0, h, w), bool)
+    progress.advance()
+    return scene_from_detections(w, h, found.boxes, found.scores, found.labels, masks,
+                                 start_id=start_id, parent=parent)
+
+
+def perceive(image: np.ndarray, detector: Detector, segmenter: Segmenter, labels: str | list[str], *,
+             box_threshold: float = 0.3, text_threshold: float = 0.25, progress: Progress = NO_PROGRESS) -> Scene:
+    """The first look at a photo: every instance of every label, as a raw scene."""
+    names = parse_labels(labels)
+    if not names:
+        raise InputError("no object names to look for: type at least one label, e.g. 'tv, speaker, lamp' "
+                         f"(got {str(labels)[:80]!r})")
+    return detect_objects(image, detector, segmenter, names, box_threshold=box_threshold,
+                          text_threshold=text_threshold, progress=progress)

@@ -1,0 +1,75 @@
+"""Scene nodes: relations and depth (Build Scene) and the overlay preview."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cielr_core.errors import InputError
+
+from .bridge import single_image, to_image, ui_images
+
+
+def _same_size(rgb: np.ndarray, scene, node: str) -> None:
+    h, w = rgb.shape[:2]
+    if (scene.width, scene.height) != (w, h):
+        raise InputError(f"{node}: the scene was built for a {scene.width}x{scene.height} image but the image "
+                         f"connected is {w}x{h}. Connect the same image that went into CIELR Perceive.")
+
+
+class CIELRBuildScene:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("CIELR_SCENE", "STRING", "IMAGE")
+    RETURN_NAMES = ("scene", "json", "preview")
+    FUNCTION = "build"
+    DESCRIPTION = ("Completes the scene: relations from geometry (left of, above, on top of, inside, nearest, "
+                   "size rank) and, with a depth map, depth per object and in front of / behind.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The same photo that went into CIELR Perceive."}),
+                "scene": ("CIELR_SCENE", {"tooltip": "The raw scene from CIELR Perceive."}),
+            },
+            "optional": {
+                "depth": ("IMAGE", {"tooltip": "Optional depth map (bright = near), e.g. from a Depth Anything "
+                                               "or MiDaS node. Adds depth and in front of / behind."}),
+            },
+        }
+
+    def build(self, image, scene, depth=None):
+        from cielr_core.scene import build_scene, render_preview, scene_to_json
+
+        rgb = single_image(image, "CIELR Build Scene")
+        _same_size(rgb, scene, "CIELR Build Scene")
+        depth_map = None if depth is None else single_image(depth, "CIELR Build Scene (depth)")
+        built = build_scene(scene, depth=depth_map)
+        return (built, scene_to_json(built, indent=1), to_image(render_preview(rgb, built)))
+
+
+class CIELRScenePreview:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("preview",)
+    FUNCTION = "preview"
+    OUTPUT_NODE = True
+    DESCRIPTION = "Draws the scene over the photo: coloured masks, boxes, ids and labels, shown on the node."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "image": ("IMAGE", {"tooltip": "The photo the scene describes."}),
+            "scene": ("CIELR_SCENE", {"tooltip": "A scene from CIELR Perceive, Build Scene or Refine Scene."}),
+        }}
+
+    def preview(self, image, scene):
+        from cielr_core.scene import render_preview
+
+        rgb = single_image(image, "CIELR Scene Preview")
+        _same_size(rgb, scene, "CIELR Scene Preview")
+        overlay = render_preview(rgb, scene)
+        return {"ui": ui_images(overlay), "result": (to_image(overlay),)}
+
+
+NODE_CLASS_MAPPINGS = {"CIELRBuildScene": CIELRBuildScene, "CIELRScenePreview": CIELRScenePreview}
+NODE_DISPLAY_NAME_MAPPINGS = {"CIELRBuildScene": "CIELR Build Scene", "CIELRScenePreview": "CIELR Scene Preview"}
