@@ -3,16 +3,19 @@
 Loaders import torch, groundingdino and segment_anything only when called.
 """
 
+import os
+
 from ..errors import require
 from .detections import Detections
 from .perceive import detect_objects, parse_labels, perceive
 
 
-def load_grounding_dino(*args, **kwargs):
-    require("groundingdino", "groundingdino-py", "the GroundingDINO detector")
+def load_grounding_dino(weights, *args, **kwargs):
+    if not os.path.isdir(weights):  # Hugging Face folders run on transformers alone
+        require("groundingdino", "groundingdino-py", "the GroundingDINO detector")
     from .detector import load_grounding_dino as load
 
-    return load(*args, **kwargs)
+    return load(weights, *args, **kwargs)
 
 
 def load_sam(*args, **kwargs):
