@@ -1,0 +1,105 @@
+"""The plan: an ordered list of simple edit actions over the scene's objects.
+
+Typed with pydantic because plans arrive as untrusted JSON (from an LLM or typed by a user):
+every field is bounded, unknown fields are refused, and ``validate_plan`` checks the plan against
+the scene so editing never sees an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import CIELRError
+from .scene.model import Scene
+
+Op = Literal["remove", "replace", "recolor", "add"]
+Placement = Literal["on_top_of", "left_of", "right_of", "above", "below", "in_front_of", "behind", "inside",
+                    "near"]
+MAX_ACTIONS = 8
+MAX_TARGETS = 16
+ObjectId = int  # bounded in the fields below so constrained decoding stays short
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    op: Op
+    targets: list[int] = Field(default_factory=list, max_length=MAX_TARGETS,
+                               description="ids of the scene objects this action edits (empty for add)")
+    prompt: str = Field(default="", max_length=200, description="what the region shows afterwards")
+    anchor: int | None = Field(default=None, ge=0, le=100_000, description="add: the object to place it by")
+    placement: Placement | None = Field(default=None, description="add: where, relative to the anchor")
+    strength: float | None = Field(default=None, ge=0.0, le=1.0, description="denoise override")
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actions: list[Action] = Field(min_length=1, max_length=MAX_ACTIONS)
+
+
+class PlanError(CIELRError, ValueError):
+    """A plan that cannot run on this scene; the message lists every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("The plan cannot run on this scene:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def plan_problems(plan: Plan, scene: Scene) -> list[str]:
+    """Everything wrong with ``plan`` for ``scene``, in words an LLM or a person can act on."""
+    ids = {o.id for o in scene.objects}
+    known = ", ".join(f"#{o.id} {o.label}" for o in scene.objects[:40]) or "none: the scene is empty"
+    problems: list[str] = []
+    for n, a in enumerate(plan.actions, 1):
+        where = f"action {n} ({a.op})"
+        missing = [t for t in a.targets if t not in ids]
+        if missing:
+            problems.append(f"{where} names objects {missing} that are not in the scene (objects: {known})")
+        if len(set(a.targets)) != len(a.targets):
+            problems.append(f"{where} lists a target twice")
+        if a.op == "add":
+            if a.anchor is None or a.placement is None:
+                problems.append(f"{where} needs an anchor id and a placement")
+            elif a.anchor not in ids:
+                problems.append(f"{where} anchors on #{a.anchor}, which is not in the scene (objects: {known})")
+            if a.targets:
+                problems.append(f"{where} must not have targets; say where with anchor and placement")
+        else:
+            if not a.targets:
+                problems.append(f"{where} needs at least one target id")
+            if a.anchor is not None or a.placement is not None:
+                problems.append(f"{where} must not have an anchor or placement (only add has them)")
+        if a.op != "remove" and not a.prompt.strip():
+            problems.append(f"{where} needs a prompt saying what the region shows afterwards")
+    return problems
+
+
+def validate_plan(plan: Plan, scene: Scene) -> Plan:
+    problems = plan_problems(plan, scene)
+    if problems:
+        raise PlanError(problems)
+    return plan
+
+
+def plan_from_json(text: str, scene: Scene) -> Plan:
+    """Parse a plan typed or edited by a person; every problem is reported, nothing is guessed."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PlanError([f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
+    if isinstance(data, list):  # a bare list of actions is accepted too
+        data = {"actions": data}
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as e:
+        raise PlanError([f"{'.'.join(map(str, err['loc'])) or 'plan'}: {err['msg']}"
+                         for err in e.errors()[:10]]) from None
+    return validate_plan(plan, scene)
+
+
+def plan_to_json(plan: Plan, indent: int | None = 1) -> str:
+    return plan.model_dump_json(indent=indent, exclude_none=True)
