@@ -63,10 +63,19 @@ def _cached(key: tuple, build) -> Managed:
 
 def _manage(core: Any, device: str) -> Managed:
     import comfy.model_patcher
+    import torch
+
+    class Holder(torch.nn.Module):
+        """ModelPatcher writes ``.device`` on the module it manages; SAM's is a read-only property."""
+
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+            self.device = None
 
     load_device, offload_device = _devices(device)
     core.to(offload_device)
-    return Managed(core, comfy.model_patcher.ModelPatcher(core.model, load_device, offload_device))
+    return Managed(core, comfy.model_patcher.ModelPatcher(Holder(core.model), load_device, offload_device))
 
 
 def _require(key: str, name: str, what: str, expected: tuple[str, ...], source: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CIEBENCH
-from tests.fixtures.comfyui import execution_error
+from tests.fixtures.comfyui import describe, execution_error
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_object_info_lists_the_nodes(comfyui):
 def test_perception_workflow_runs(comfyui, photo_name):
     gdino = json.loads((comfyui.base / "models" / "meta.json").read_text())["gdino"]
     entry = comfyui.run(perception_prompt(photo_name, gdino))
-    assert execution_error(entry) is None, execution_error(entry)
+    assert execution_error(entry) is None, describe(execution_error(entry))
     outputs = entry["outputs"]
 
     from cielr_core.scene import scene_from_json
@@ -111,4 +111,4 @@ def test_missing_model_names_folders_and_server_survives(comfyui, photo_name):
     prompt = perception_prompt(photo_name, gdino)
     prompt["4"]["inputs"]["labels"] = "lamp"
     entry = comfyui.run(prompt)
-    assert execution_error(entry) is None
+    assert execution_error(entry) is None, describe(execution_error(entry))
