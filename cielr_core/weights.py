@@ -90,3 +90,17 @@ def find_model_file(name: str, folders: Iterable[str | Path], what: str, expecte
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:300] if text else type(e).__name__
+
+
+def read_json_object(path: Path, owner: str | Path, expected: str) -> dict[str, Any]:
+    """A JSON object from a config file that describes the checkpoint ``owner`` (maybe itself)."""
+    import json
+
+    what = "it" if Path(owner) == Path(path) else f"its config {Path(path).name}"
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(owner, f"{what} is not valid JSON ({e})", expected) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(owner, f"{what} must hold a JSON object, not a {type(data).__name__}", expected)
+    return data

@@ -79,7 +79,7 @@ class RemoteLLM:
         if not 0 <= max_retries <= MAX_RETRIES:
             raise InputError(f"max_retries must be between 0 and {MAX_RETRIES}, got {max_retries}")
         if api_key_env and not api_key_env.replace("_", "").isalnum():
-            raise InputError(f"api_key_env is the NAME of an environment variable (like OPENAI_API_KEY), "
+            raise InputError("api_key_env is the NAME of an environment variable (like OPENAI_API_KEY), "
                              "not the key itself; got something that is not a variable name")
         self.base_url = base_url.rstrip("/")
         self.model = model

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
+from ..weights import read_json_object
 
 # groundingdino's own names for its Swin backbones, with the sizes its build_swin_transformer uses.
 SWIN_BACKBONES: dict[str, dict[str, Any]] = {
@@ -175,12 +176,7 @@ def json_config_path(weights: Path) -> Path | None:
 def read_json_config(path: Path) -> dict[str, Any]:
     """A full config from a JSON file; unknown keys are an error so typos do not pass silently."""
     expected = "a JSON object whose keys mirror groundingdino's config names"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(path, f"it is not valid JSON ({e})", expected) from None
-    if not isinstance(data, dict):
-        raise CheckpointError(path, f"it holds a {type(data).__name__}", expected)
+    data = read_json_object(path, path, expected)
     unknown = sorted(k for k in data if k not in BASE_CONFIG and k != "swin")
     if unknown:
         raise CheckpointError(path, f"unknown keys {unknown}", expected + f" (known: {sorted(BASE_CONFIG)})")

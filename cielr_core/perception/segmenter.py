@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,7 +26,7 @@ import numpy as np
 from ..errors import CheckpointError, InputError
 from ..images import to_rgb_uint8
 from ..progress import NO_PROGRESS, Progress
-from ..weights import load_checkpoint, state_dict_of, strip_prefix
+from ..weights import load_checkpoint, state_dict_of, strip_prefix, read_json_object
 
 if TYPE_CHECKING:
     import torch
@@ -179,13 +178,7 @@ def _read_overrides(path: Path) -> dict[str, Any]:
     cfg = config_path_for(path)
     if not cfg.is_file():
         return {}
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(path, f"its config {cfg.name} is not valid JSON ({e})", EXPECTED) from None
-    if not isinstance(data, dict):
-        raise CheckpointError(path, f"its config {cfg.name} must hold a JSON object", EXPECTED)
-    return data
+    return read_json_object(cfg, path, EXPECTED)
 
 
 # --------------------------------------------------------------------------- building and loading

@@ -1,0 +1,19 @@
+"""Editing: each plan action executed by masked inpainting, crop-and-stitch, with exact compositing.
+
+Pixels outside the grown mask of every action keep their exact values: the composite writes only
+grown pixels. ``execute_plan`` runs a plan with any ``InpaintEngine`` (``DiffusersEngine`` here, the
+ComfyUI sampler engine in ``nodes``). Heavy libraries (diffusers) load only when an engine is built.
+"""
+
+from .engine import InpaintEngine, InpaintRequest
+from .execute import (BACKGROUND_PROMPT, OP_DENOISE, ActionReport, EditResult, EditSettings, PreparedAction,
+                      action_seed, execute_plan, feathered_mask, grown_mask, prepare)
+from .regions import action_mask, feather, grow, placement_mask, targets_mask
+from .stitch import Window, composite, crop_window, working_size
+
+__all__ = [
+    "BACKGROUND_PROMPT", "OP_DENOISE", "ActionReport", "EditResult", "EditSettings", "InpaintEngine",
+    "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "composite", "crop_window",
+    "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask", "prepare",
+    "targets_mask", "working_size",
+]

@@ -1,0 +1,34 @@
+"""The one interface both inpainting engines share (diffusers here, ComfyUI's sampler in ``nodes``).
+
+An engine receives a crop already scaled to its working size and returns the inpainted crop of the
+same size; cropping, scaling back and compositing stay in ``execute``, so the guarantee about
+untouched pixels never depends on an engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InpaintRequest:
+    """One masked inpaint at working resolution."""
+
+    image: np.ndarray  # H x W x 3 float32 in [0, 1]; H and W are multiples of the engine's ``multiple``
+    mask: np.ndarray  # H x W float32, 1 = repaint, 0 = keep
+    prompt: str
+    negative: str
+    seed: int
+    denoise: float  # 0..1; 1 = ignore what is under the mask
+
+
+@runtime_checkable
+class InpaintEngine(Protocol):
+    multiple: int  # width and height of requests are multiples of this (the VAE's downscale)
+
+    def inpaint(self, request: InpaintRequest) -> np.ndarray:
+        """The repainted crop: H x W x 3 float32 in [0, 1], the request's size."""
+        ...

@@ -1,0 +1,234 @@
+"""Run a plan: per action, in order, on the running result: mask, crop, inpaint, stitch.
+
+Everything that can be wrong with the inputs (plan ids, image size, settings) is checked in
+``prepare`` before the first sample, so a bad plan never costs a minute of sampling.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..images import MAX_SIDE
+from ..plan import Action, Plan, validate_plan
+from ..progress import NO_PROGRESS, Progress
+from ..scene.masks import mask_box
+from ..scene.model import Scene
+from . import regions, stitch
+from .engine import InpaintEngine, InpaintRequest
+
+SEED_MASK = 0xFFFF_FFFF_FFFF_FFFF
+BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"
+OP_DENOISE = {"remove": 1.0, "replace": 1.0, "add": 1.0, "recolor": 0.6}
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    seed: int = 0
+    grow: int = 8  # pixels the target mask is grown by (covers halos and SAM's tight edges)
+    feather: int = 8  # blend band inside the grown mask, pixels
+    context: int = 64  # pixels of surroundings around the grown mask the model sees
+    working_size: int = 512  # short side of the crop as the model sees it
+    background_prompt: str = BACKGROUND_PROMPT  # remove without a prompt of its own
+    negative: str = ""
+    recolor_denoise: float = OP_DENOISE["recolor"]
+
+    def problems(self) -> list[str]:
+        out = []
+        for name in ("grow", "feather", "context"):
+            v = getattr(self, name)
+            if not (0 <= v <= 4096):
+                out.append(f"{name} must be between 0 and 4096 pixels, got {v}")
+        if not (64 <= self.working_size <= 4096):
+            out.append(f"working_size must be between 64 and 4096, got {self.working_size}")
+        if not (0.0 <= self.recolor_denoise <= 1.0):
+            out.append(f"recolor_denoise must be between 0 and 1, got {self.recolor_denoise}")
+        return out
+
+
+@dataclass
+class PreparedAction:
+    """An action with everything decided before sampling."""
+
+    index: int  # 1-based, as plan messages count
+    action: Action
+    mask: np.ndarray  # bool H x W, ungrown
+    prompt: str
+    negative: str
+    seed: int
+    denoise: float
+
+    @property
+    def empty(self) -> bool:
+        return not self.mask.any()
+
+
+@dataclass
+class ActionReport:
+    index: int
+    op: str
+    prompt: str
+    seed: int
+    denoise: float
+    skipped: bool = False
+    reason: str = ""
+    window: stitch.Window | None = None
+    working: tuple[int, int] | None = None
+    changed_pixels: int = 0  # pixels that differ from the image before this action
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        head = f"action {self.index} ({self.op})"
+        if self.skipped:
+            return f"{head}: skipped, {self.reason}"
+        w = self.window
+        return (f"{head}: '{self.prompt}', seed {self.seed}, denoise {self.denoise:.2f}, window "
+                f"{w.width}x{w.height} at ({w.x0}, {w.y0}) sampled at {self.working[0]}x{self.working[1]}, "
+                f"{self.changed_pixels} pixels changed, {self.seconds:.1f} s")
+
+
+@dataclass
+class EditResult:
+    image: np.ndarray  # same shape and dtype as the input
+    mask: np.ndarray  # float32 H x W: union of the grown masks; every changed pixel lies inside
+    previews: list[np.ndarray] = field(default_factory=list)  # the running result after each action
+    reports: list[ActionReport] = field(default_factory=list)
+
+    @property
+    def report(self) -> str:
+        return "\n".join(r.line() for r in self.reports)
+
+
+def action_seed(seed: int, index: int) -> int:
+    """Action n (1-based) samples with seed + n - 1, so a one-action plan reproduces a plain sampler."""
+    return (int(seed) + index - 1) & SEED_MASK
+
+
+def _prompts(action: Action, scene: Scene, settings: EditSettings) -> tuple[str, str]:
+    if action.op != "remove":
+        return action.prompt, settings.negative
+    labels = ", ".join(dict.fromkeys(scene.get(t).label for t in action.targets))
+    # what was removed must not come back: its labels join the negative prompt
+    negative = ", ".join(p for p in (settings.negative, labels) if p)
+    return action.prompt.strip() or settings.background_prompt, negative
+
+
+def _denoise(action: Action, settings: EditSettings) -> float:
+    if action.strength is not None:
+        return float(action.strength)
+    return settings.recolor_denoise if action.op == "recolor" else OP_DENOISE[action.op]
+
+
+def check_image(image: np.ndarray, scene: Scene) -> None:
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"expected an H x W x 3 RGB image, got shape {tuple(image.shape)}")
+    if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
+        raise InputError(f"expected uint8 or float pixels, got {image.dtype}")
+    h, w = image.shape[:2]
+    if max(h, w) > MAX_SIDE:
+        raise InputError(f"image is {w}x{h}; the largest side supported is {MAX_SIDE}")
+    if (w, h) != (scene.width, scene.height):
+        raise InputError(f"the scene was built for a {scene.width}x{scene.height} image but the image is {w}x{h}; "
+                         "use the image the scene was made from")
+
+
+def prepare(image: np.ndarray, scene: Scene, plan: Plan, settings: EditSettings) -> list[PreparedAction]:
+    """Validate everything and decide masks, prompts, seeds and denoise, before any sampling."""
+    check_image(image, scene)
+    problems = settings.problems()
+    if problems:
+        raise InputError("edit settings out of range:\n" + "\n".join(f"  - {p}" for p in problems))
+    validate_plan(plan, scene)
+    prepared = []
+    for n, action in enumerate(plan.actions, 1):
+        prompt, negative = _prompts(action, scene, settings)
+        prepared.append(PreparedAction(n, action, regions.action_mask(action, scene), prompt, negative,
+                                       action_seed(settings.seed, n), _denoise(action, settings)))
+    return prepared
+
+
+def action_region(mask: np.ndarray, settings: EditSettings) -> tuple[stitch.Window, np.ndarray, np.ndarray]:
+    """The crop window, the grown mask inside it and the feather weight, for a non-empty mask."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = (int(v) for v in mask_box(mask))
+    # context >= 1 keeps a ring of untouched pixels around the grown mask inside the window
+    window = stitch.crop_window((x0, y0, x1, y1), settings.grow + max(settings.context, 1), w, h)
+    grown = regions.grow(mask[window.slices], settings.grow)
+    weight = regions.feather(grown, settings.feather, window.borders(w, h))
+    return window, grown, weight
+
+
+def grown_mask(mask: np.ndarray, settings: EditSettings) -> np.ndarray:
+    """Full-size grown mask of one action (what the node's MASK output is the union of)."""
+    out = np.zeros(mask.shape, dtype=bool)
+    if mask.any():
+        window, grown, _ = action_region(mask, settings)
+        out[window.slices] = grown
+    return out
+
+
+def feathered_mask(mask: np.ndarray, settings: EditSettings) -> np.ndarray:
+    """Full-size blend weight of one action, float32: 0 outside the grown mask, 1 at its core."""
+    out = np.zeros(mask.shape, dtype=np.float32)
+    if mask.any():
+        window, _, weight = action_region(mask, settings)
+        out[window.slices] = weight
+    return out
+
+
+def run_action(running: np.ndarray, item: PreparedAction, engine: InpaintEngine,
+               settings: EditSettings) -> tuple[np.ndarray, np.ndarray, ActionReport]:
+    """One action on the running image (updated in place and returned), its full-size grown mask, a report."""
+    report = ActionReport(item.index, item.action.op, item.prompt, item.seed, item.denoise)
+    start = time.perf_counter()
+    window, grown, weight = action_region(item.mask, settings)
+    crop = running[window.slices]
+    multiple = int(getattr(engine, "multiple", 8) or 8)
+    work_w, work_h = stitch.working_size(window.width, window.height, settings.working_size, multiple)
+    request = InpaintRequest(image=stitch.resize(stitch.to_float(crop), work_w, work_h),
+                             mask=stitch.resize_mask(grown, work_w, work_h), prompt=item.prompt,
+                             negative=item.negative, seed=item.seed, denoise=item.denoise)
+    generated = np.asarray(engine.inpaint(request), dtype=np.float32)
+    if generated.shape != (work_h, work_w, 3):
+        raise RuntimeError(f"the inpainting engine returned shape {generated.shape}, expected {(work_h, work_w, 3)}")
+    back = stitch.resize(generated, window.width, window.height)
+    stitched = stitch.composite(crop, back, grown, weight)
+    report.changed_pixels = int(np.count_nonzero((stitched != crop).any(axis=-1)))
+    running[window.slices] = stitched  # only the window is rewritten, and in it only grown pixels differ
+    full = np.zeros(running.shape[:2], dtype=bool)
+    full[window.slices] = grown
+    report.window, report.working = window, (work_w, work_h)
+    report.seconds = time.perf_counter() - start
+    return running, full, report
+
+
+def execute_plan(image: np.ndarray, scene: Scene, plan: Plan, engine: InpaintEngine,
+                 settings: EditSettings = EditSettings(), progress: Progress = NO_PROGRESS) -> EditResult:
+    """Run every action of ``plan`` in order on ``image`` (H x W x 3, uint8 or float in [0, 1]).
+
+    The input is never modified. Every pixel outside the union mask of the result keeps its exact
+    value. Actions whose mask is empty are skipped and reported, not failed.
+    """
+    prepared = prepare(image, scene, plan, settings)
+    running = np.array(image, copy=True)
+    union = np.zeros(image.shape[:2], dtype=bool)
+    result = EditResult(image=running, mask=union.astype(np.float32))
+    progress.start(len(prepared))
+    for item in prepared:
+        progress.check()
+        if item.empty:
+            reason = ("the placement region lies outside the image" if item.action.op == "add"
+                      else "the target masks are empty")
+            report = ActionReport(item.index, item.action.op, item.prompt, item.seed, item.denoise,
+                                  skipped=True, reason=reason)
+        else:
+            running, grown, report = run_action(running, item, engine, settings)
+            union |= grown
+        result.reports.append(report)
+        result.previews.append(running.copy())
+        progress.advance()
+    result.image, result.mask = running, union.astype(np.float32)
+    return result
