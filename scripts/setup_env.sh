@@ -17,6 +17,16 @@ stamp_of() {
 }
 STAMP="$(stamp_of)"
 
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing chromium"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  else
+    echo "[setup] warning: chromium is missing and cannot be installed here (needs root and apt-get); the browser tests will fail" >&2
+  fi
+fi
+
 if [ "$(cat "$CIELR_VENV/.cielr-stamp" 2>/dev/null)" != "$STAMP" ]; then
   echo "[setup] building $CIELR_VENV"
   mkdir -p "$CACHE"

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.gdino_models",
     "tests.fixtures.comfyui",
     "tests.fixtures.llm_servers",
+    "tests.fixtures.browser",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
