@@ -79,7 +79,7 @@ async (spec) => {
     group.pos = [rect[0], rect[1]];
     group.size = [rect[2], rect[3]];
   }
-  return app.graph.serialize();
+  return JSON.parse(JSON.stringify(app.graph.serialize()));  // drop undefined, as a saved file does
 }
 """
 
