@@ -1,0 +1,73 @@
+"""Static guarantees: no exec/eval/pickle/subprocess in the library or the nodes, no secrets in
+shipped files, checkpoints only through weights_only loading."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+SECURITY_RULES = "S102,S307,S301,S603,S607"  # exec, eval, pickle, subprocess (with partial paths)
+KEY_PATTERNS = [
+    re.compile(r"sk-[A-Za-z0-9_-]{20,}"),  # OpenAI-style
+    re.compile(r"hf_[A-Za-z0-9]{30,}"),  # Hugging Face
+    re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9._-]{20,}"),
+]
+
+
+def ruff() -> list[str]:
+    return [sys.executable, "-m", "ruff"]
+
+
+def test_ruff_security_rules_pass_on_library_and_nodes():
+    done = subprocess.run([*ruff(), "check", "--no-cache", "--select", SECURITY_RULES, "cielr_core", "nodes",
+                           "__init__.py"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_security_rules_do_catch_a_violation(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def run(answer):\n    return eval(answer)\n")
+    done = subprocess.run([*ruff(), "check", "--no-cache", "--select", SECURITY_RULES, str(bad)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and "S307" in done.stdout
+
+
+def test_every_torch_load_uses_weights_only():
+    for path in list((REPO / "cielr_core").rglob("*.py")) + list((REPO / "nodes").rglob("*.py")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if "torch.load(" in line:
+                assert "weights_only=True" in line, f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+
+
+def shipped_files():
+    for pattern in ("workflows/*.json", "nodes/*.py", "cielr_core/**/*.py", "README.md", "docs/*.md"):
+        yield from REPO.glob(pattern)
+
+
+def test_no_api_key_in_shipped_files_or_widget_defaults():
+    for path in shipped_files():
+        text = path.read_text(errors="replace")
+        for pattern in KEY_PATTERNS:
+            assert not pattern.search(text), f"{path.relative_to(REPO)} holds something shaped like a key"
+
+
+def test_no_api_key_in_widget_defaults(comfyui):
+    info = comfyui.object_info()
+    nodes = {name: spec for name, spec in info.items() if name.startswith("CIELR")}
+    assert nodes
+    for name, spec in nodes.items():
+        for section in spec["input"].values():
+            for field, entry in section.items():
+                options = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+                default = str(options.get("default", ""))
+                assert not any(p.search(default) for p in KEY_PATTERNS), f"{name}.{field} default looks like a key"
+                assert "api_key" not in field or field.endswith("_env"), f"{name}.{field}: keys come from the environment"
+
+
+def test_the_key_patterns_match_real_key_shapes():
+    assert any(p.search("sk-" + "a1" * 20) for p in KEY_PATTERNS)
+    assert any(p.search("Authorization: Bearer " + "x" * 32) for p in KEY_PATTERNS)
