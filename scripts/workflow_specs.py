@@ -53,3 +53,122 @@ WORKFLOWS = {
         "models": ["groundingdino_swint_ogc.pth", "sam_vit_b_01ec64.pth", "bert-base-uncased"],
     },
 }
+
+INSTRUCTION = ("Many people like to watch movies on TV, but the sound from the TV itself may not be loud enough. "
+               "What device in the picture can enhance the sound from the TV? Replace it with a floor lamp.")
+MODELS.update({
+    "v1-5-pruned-emaonly-fp16.safetensors": (
+        "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+        "v1-5-pruned-emaonly-fp16.safetensors", "checkpoints"),
+    "512-inpainting-ema.safetensors": (
+        "https://huggingface.co/stabilityai/stable-diffusion-2-inpainting/resolve/main/"
+        "512-inpainting-ema.safetensors", "checkpoints"),
+    "qwen2.5-1.5b-instruct-q4_k_m.gguf": (
+        "https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF/resolve/main/qwen2.5-1.5b-instruct-q4_k_m.gguf",
+        "LLM"),
+})
+PERCEPTION_MODELS = ["groundingdino_swint_ogc.pth", "sam_vit_b_01ec64.pth", "bert-base-uncased"]
+SAMPLER = {"seed": 0, "steps": 20, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal"}
+
+
+def _edit_graph(llm_node: tuple, checkpoint: str, note: str) -> dict:
+    """The whole CIELR graph: perception, refinement, decomposition, inpainting, with previews."""
+    nodes = [
+        ("image", "LoadImage", [40, 100], {"image": PHOTO}, None, [340, 380]),
+        ("instruction", "PrimitiveStringMultiline", [40, 520], {"value": INSTRUCTION}, "Instruction", [340, 160]),
+        llm_node,
+        ("gdino", "CIELRGroundingDINOLoader", [40, 980],
+         {"model_name": "groundingdino_swint_ogc.pth", "text_encoder": "bert-base-uncased", "device": "auto"}, None,
+         [340, 130]),
+        ("sam", "CIELRSAMLoader", [40, 1150], {"model_name": "sam_vit_b_01ec64.pth", "device": "auto"}, None,
+         [340, 110]),
+        ("ckpt", "CheckpointLoaderSimple", [40, 1300], {"ckpt_name": checkpoint}, None, [340, 100]),
+        ("labels", "CIELRProposeLabels", [460, 100], {"extra_labels": ""}, None, [360, 160]),
+        ("perceive", "CIELRPerceive", [460, 330], {"box_threshold": 0.3, "text_threshold": 0.25}, None, [360, 200]),
+        ("build", "CIELRBuildScene", [460, 580], {}, None, [360, 110]),
+        ("scene_view", "PreviewImage", [460, 730], {}, "Scene overlay", [360, 320]),
+        ("refine", "CIELRRefineScene", [880, 100], {"max_rounds": 3}, None, [360, 260]),
+        ("decompose", "CIELRDecompose", [880, 440], {}, None, [360, 120]),
+        ("trace", "PreviewAny", [880, 620], {}, "Refinement trace", [360, 220]),
+        ("plan_view", "PreviewAny", [880, 870], {}, "Plan", [360, 220]),
+        ("inpaint", "CIELRInpaintActions", [1300, 100], SAMPLER, None, [380, 560]),
+        ("save", "SaveImage", [1740, 100], {"filename_prefix": "cielr_edit"}, "Edited photo", [400, 420]),
+        ("steps_view", "PreviewImage", [1740, 560], {}, "After each action", [400, 320]),
+        ("report", "PreviewAny", [1300, 700], {}, "Edit report", [380, 200]),
+        ("mask_image", "MaskToImage", [1300, 940], {}, None, [380, 60]),
+        ("mask_view", "PreviewImage", [1740, 920], {}, "Edited region (mask)", [400, 320]),
+        ("note", "Note", [460, 1120], {"text": note}, "Read me", [780, 200]),
+    ]
+    links = [
+        ("image", 0, "labels", "image"), ("instruction", 0, "labels", "instruction"), ("llm", 0, "labels", "llm"),
+        ("image", 0, "perceive", "image"), ("gdino", 0, "perceive", "detector"), ("sam", 0, "perceive", "segmenter"),
+        ("labels", 0, "perceive", "labels"),
+        ("image", 0, "build", "image"), ("perceive", 0, "build", "scene"), ("build", 2, "scene_view", "images"),
+        ("image", 0, "refine", "image"), ("build", 0, "refine", "scene"), ("llm", 0, "refine", "llm"),
+        ("instruction", 0, "refine", "instruction"), ("gdino", 0, "refine", "detector"),
+        ("sam", 0, "refine", "segmenter"), ("refine", 1, "trace", "source"),
+        ("refine", 0, "decompose", "scene"), ("llm", 0, "decompose", "llm"),
+        ("instruction", 0, "decompose", "instruction"), ("decompose", 1, "plan_view", "source"),
+        ("image", 0, "inpaint", "image"), ("refine", 0, "inpaint", "scene"), ("decompose", 0, "inpaint", "plan"),
+        ("ckpt", 0, "inpaint", "model"), ("ckpt", 1, "inpaint", "clip"), ("ckpt", 2, "inpaint", "vae"),
+        ("inpaint", 0, "save", "images"), ("inpaint", 2, "steps_view", "images"), ("inpaint", 3, "report", "source"),
+        ("inpaint", 1, "mask_image", "mask"), ("mask_image", 0, "mask_view", "images"),
+    ]
+    groups = [("Input and models", [20, 20, 380, 1420], BLUE), ("Perception", [440, 20, 400, 1060], GREEN),
+              ("Reasoning (LLM)", [860, 20, 400, 1080], PURPLE), ("Editing", [1280, 20, 880, 1240], ORANGE)]
+    return {"nodes": nodes, "links": links, "groups": groups}
+
+
+REMOTE_LLM = ("llm", "CIELRLLMRemote", [40, 710],
+              {"base_url": "http://127.0.0.1:8080/v1", "model": "local-model", "api_key_env": ""}, None, [340, 240])
+LOCAL_LLM = ("llm", "CIELRLLMLocal", [40, 710],
+             {"model": "qwen2.5-1.5b-instruct-q4_k_m.gguf", "device": "auto"}, None, [340, 240])
+
+WORKFLOWS["cielr_edit"] = {
+    **_edit_graph(REMOTE_LLM, "v1-5-pruned-emaonly-fp16.safetensors", (
+        "CIELR edit: an LLM works out which objects the instruction means (Propose Labels, Refine Scene), "
+        "splits it into simple actions (Decompose), and your checkpoint inpaints only those regions; every pixel "
+        "outside the Edited region mask stays exactly as it was.\n\n"
+        "LLM: any OpenAI-compatible server (llama.cpp, Ollama's /v1, vLLM, LM Studio, OpenAI). Put the NAME of the "
+        "environment variable that holds your key in api_key_env (never the key). Swap the checkpoint in Load "
+        "Checkpoint; inpainting checkpoints are detected. Perception models: see cielr_perception.")),
+    "models": PERCEPTION_MODELS + ["v1-5-pruned-emaonly-fp16.safetensors"],
+}
+WORKFLOWS["cielr_local_llm_inpaint_model"] = {
+    **_edit_graph(LOCAL_LLM, "512-inpainting-ema.safetensors", (
+        "CIELR with a local LLM (a Hugging Face folder or a .gguf file in models/LLM, run by transformers with "
+        "JSON-schema constrained decoding, so every answer parses) and an inpainting checkpoint (9-channel UNet, "
+        "detected and given inpaint conditioning). Nothing leaves this machine.")),
+    "models": PERCEPTION_MODELS + ["512-inpainting-ema.safetensors", "qwen2.5-1.5b-instruct-q4_k_m.gguf"],
+}
+
+_MANUAL = [n for n in PERCEPTION_NODES]
+WORKFLOWS["cielr_manual_plan"] = {
+    "nodes": _MANUAL + [
+        ("ckpt", "CheckpointLoaderSimple", [40, 870], {"ckpt_name": "v1-5-pruned-emaonly-fp16.safetensors"}, None,
+         [340, 100]),
+        ("scene_json", "PreviewAny", [880, 250], {}, "Scene JSON (object ids)", [360, 300]),
+        ("scene_view", "PreviewImage", [880, 580], {}, "Scene overlay (ids)", [360, 320]),
+        ("plan", "CIELRPlanFromJSON", [1300, 100],
+         {"plan_json": '{"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}]}'}, None,
+         [380, 200]),
+        ("inpaint", "CIELRInpaintActions", [1300, 340], SAMPLER, None, [380, 560]),
+        ("save", "SaveImage", [1740, 100], {"filename_prefix": "cielr_manual"}, "Edited photo", [400, 420]),
+        ("mask_image", "MaskToImage", [1740, 560], {}, None, [400, 60]),
+        ("mask_view", "PreviewImage", [1740, 660], {}, "Edited region (mask)", [400, 320]),
+        ("note", "Note", [460, 400], {"text": (
+            "CIELR without an LLM: run once to see the objects and their ids (Scene overlay, Scene JSON), then "
+            "type a plan naming those ids. Ops: remove, replace, recolor (targets + prompt), add (anchor id + "
+            "placement such as on_top_of, left_of + prompt).")}, "Read me", [400, 260]),
+    ],
+    "links": PERCEPTION_LINKS + [
+        ("build", 1, "scene_json", "source"), ("build", 2, "scene_view", "images"),
+        ("build", 0, "plan", "scene"),
+        ("image", 0, "inpaint", "image"), ("build", 0, "inpaint", "scene"), ("plan", 0, "inpaint", "plan"),
+        ("ckpt", 0, "inpaint", "model"), ("ckpt", 1, "inpaint", "clip"), ("ckpt", 2, "inpaint", "vae"),
+        ("inpaint", 0, "save", "images"), ("inpaint", 1, "mask_image", "mask"), ("mask_image", 0, "mask_view", "images"),
+    ],
+    "groups": [("Input and models", [20, 20, 380, 980], BLUE), ("Perception", [440, 20, 820, 920], GREEN),
+               ("Editing", [1280, 20, 880, 980], ORANGE)],
+    "models": PERCEPTION_MODELS + ["v1-5-pruned-emaonly-fp16.safetensors"],
+}
