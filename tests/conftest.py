@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.comfyui",
     "tests.fixtures.llm_servers",
     "tests.fixtures.browser",
+    "tests.fixtures.sd_models",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -161,3 +161,68 @@ def test_perception_workflow_runs(server, page, name):
     overlay = Image.open(Path(server.base) / "temp" / shown["subfolder"] / shown["filename"])
     assert overlay.size == photo.size
     assert not np.array_equal(np.asarray(overlay.convert("RGB")), np.asarray(photo.convert("RGB")))
+
+
+TWO_ACTIONS = ('{"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}, '
+               '{"op": "remove", "targets": [2]}]}')
+
+
+@pytest.fixture(scope="module")
+def edit_server(server, sd15_models, smollm2_gguf):
+    """The shared server with the random SD1.5 checkpoints and SmolLM2 where users put them."""
+    for sub, path in (("checkpoints", sd15_models.checkpoint), ("checkpoints", sd15_models.inpainting),
+                      ("LLM", smollm2_gguf)):
+        folder = server.base / "models" / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / path.name).exists():
+            (folder / path.name).symlink_to(path)
+    return server
+
+
+def edit_widgets(server, sd15_models, llama_server, smollm2_gguf, checkpoint) -> dict:
+    gdino = json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
+    return {
+        **TEST_WIDGETS,
+        "CIELRGroundingDINOLoader": {"model_name": gdino},
+        "CheckpointLoaderSimple": {"ckpt_name": checkpoint.name},
+        "CIELRLLMRemote": {"base_url": llama_server.base_url, "model": "smollm2", "timeout": 600.0},
+        "CIELRLLMLocal": {"model": smollm2_gguf.name, "device": "cpu"},
+        "CIELRRefineScene": {"max_rounds": 1, "box_threshold": 0.0, "text_threshold": 0.0},
+        "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
+        "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7},
+    }
+
+
+def saved_image(server, output: dict) -> np.ndarray:
+    image = output["images"][0]
+    folder = "output" if image["type"] == "output" else "temp"
+    return np.asarray(Image.open(server.base / folder / image["subfolder"] / image["filename"]).convert("RGB"))
+
+
+def assert_untouched_outside_mask(server, prompt: dict, entry: dict) -> np.ndarray:
+    """The saved edit has the input's size and equals it bit for bit wherever the MASK output is 0."""
+    photo = np.asarray(Image.open(server.base / "input" / "cielr_photo.png").convert("RGB"))
+    edited = saved_image(server, outputs_by_type(prompt, entry, "SaveImage")[0])
+    mask_key = next(k for k, v in prompt.items() if v["class_type"] == "PreviewImage"
+                    and v["inputs"]["images"][0] in [m for m, n in prompt.items() if n["class_type"] == "MaskToImage"])
+    mask = saved_image(server, entry["outputs"][mask_key])[:, :, 0] > 0
+    assert edited.shape == photo.shape
+    assert mask.any(), "the plan edited nothing"
+    assert np.array_equal(edited[~mask], photo[~mask]), "pixels outside the MASK output changed"
+    return mask
+
+
+@pytest.mark.parametrize("name", [n for n in WORKFLOWS if n != "cielr_perception"])
+def test_edit_workflow_runs(edit_server, page, name, sd15_models, llama_server, smollm2_gguf):
+    from cielr_core.plan import Plan
+
+    checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
+    prompt = api_prompt(page, name, edit_widgets(edit_server, sd15_models, llama_server, smollm2_gguf, checkpoint))
+    entry = edit_server.run(prompt, timeout=1200)
+    assert execution_error(entry) is None, describe(execution_error(entry))
+    assert_untouched_outside_mask(edit_server, prompt, entry)
+    decompose = [k for k, v in prompt.items() if v["class_type"] == "CIELRDecompose"]
+    if decompose:  # the LLM's plan is shown and valid
+        plan_text = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
+                         if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] in decompose)
+        assert Plan.model_validate_json(plan_text).actions
