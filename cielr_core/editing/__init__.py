@@ -6,8 +6,19 @@ ComfyUI sampler engine in ``nodes``). Heavy libraries (diffusers) load only when
 """
 
 from .engine import InpaintEngine, InpaintRequest
-from .execute import (BACKGROUND_PROMPT, OP_DENOISE, ActionReport, EditResult, EditSettings, PreparedAction,
-                      action_seed, execute_plan, feathered_mask, grown_mask, prepare)
+from .execute import (
+    BACKGROUND_PROMPT,
+    OP_DENOISE,
+    ActionReport,
+    EditResult,
+    EditSettings,
+    PreparedAction,
+    action_seed,
+    execute_plan,
+    feathered_mask,
+    grown_mask,
+    prepare,
+)
 from .regions import action_mask, feather, grow, placement_mask, targets_mask
 from .stitch import Window, composite, crop_window, working_size
 

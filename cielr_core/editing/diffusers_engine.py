@@ -23,7 +23,7 @@ from .engine import InpaintRequest
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SamplerSettings:
     steps: int = 20
     cfg: float = 7.5
@@ -36,8 +36,8 @@ def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | N
     from diffusers import StableDiffusionInpaintPipeline
 
     path = Path(path)
-    common: dict[str, Any] = dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-                                  local_files_only=True)
+    common: dict[str, Any] = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False,
+                              "local_files_only": True}
     if dtype != torch.float32:  # the default; newer diffusers renamed the argument, so pass it only when needed
         common["torch_dtype"] = dtype
     if path.is_dir():
@@ -70,7 +70,7 @@ class DiffusersEngine:
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, config: str | os.PathLike | None = None,
-                  settings: SamplerSettings = SamplerSettings(), device: str = "cpu") -> "DiffusersEngine":
+                  settings: SamplerSettings = SamplerSettings(), device: str = "cpu") -> DiffusersEngine:
         return cls(load_inpaint_pipeline(path, config, device=device), settings)
 
     def _steps(self, denoise: float) -> int:

@@ -31,7 +31,7 @@ class EditSettings:
     grow: int = 8  # pixels the target mask is grown by (covers halos and SAM's tight edges)
     feather: int = 8  # blend band inside the grown mask, pixels
     context: int = 64  # pixels of surroundings around the grown mask the model sees
-    working_size: int = 512  # short side of the crop as the model sees it
+    working_size: int = 512  # crops are sampled at about working_size^2 pixels (512 for SD1.5, 1024 for SDXL)
     background_prompt: str = BACKGROUND_PROMPT  # remove without a prompt of its own
     negative: str = ""
     recolor_denoise: float = OP_DENOISE["recolor"]

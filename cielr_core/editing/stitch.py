@@ -69,18 +69,23 @@ def crop_window(box: tuple[int, int, int, int], margin: int, width: int, height:
     return Window(int(x0), int(y0), int(x1), int(y1))
 
 
-def working_size(width: int, height: int, short_side: int, multiple: int = 8,
+def working_size(width: int, height: int, size: int, multiple: int = 8,
                  max_long: int | None = None) -> tuple[int, int]:
-    """(width, height) for the model: short side ``short_side``, long side at most ``max_long``
-    (default 2 x short side), both multiples of ``multiple`` and at least one multiple."""
-    if short_side < multiple:
-        raise ValueError(f"working size {short_side} is smaller than {multiple}")
-    max_long = max_long or 2 * short_side
-    scale = short_side / min(width, height)
+    """(width, height) for the model: about ``size`` x ``size`` pixels in all, in the crop's shape.
+
+    Equal area rather than equal short side: a model's cost and its comfort zone (512^2 for SD1.5,
+    1024^2 for SDXL) go with the pixel count, so a 4:3 crop samples at 592 x 440, not 688 x 512.
+    The long side stays at most ``max_long`` (default 2 x size); both sides are multiples of
+    ``multiple`` and at least one multiple.
+    """
+    if size < multiple:
+        raise ValueError(f"working size {size} is smaller than {multiple}")
+    max_long = max_long or 2 * size
+    scale = size / math.sqrt(width * height)
     scale = min(scale, max_long / max(width, height))
 
     def snap(v: float) -> int:
-        return max(multiple, int(round(v * scale / multiple)) * multiple)
+        return max(multiple, round(v * scale / multiple) * multiple)
 
     return snap(width), snap(height)
 

@@ -1,0 +1,407 @@
+"""Settings for the command line and the benchmark runner: one table of options, read from a TOML
+file and overridden by flags.
+
+Every option has a section and key in the TOML file and a command-line flag; a flag given on the
+command line wins over the file, the file wins over the default. Unknown sections or keys and
+values of the wrong type are errors that name the file, the key and what was expected (a typo is
+never silently ignored). Paths in the file are relative to the file's folder.
+
+Example (every key is optional)::
+
+    [models]
+    dir = "/path/to/ComfyUI/models"          # searched like ComfyUI: grounding-dino/, sams/, ...
+    grounding_dino = "groundingdino_swint_ogc.pth"
+    text_encoder = "bert-base-uncased"
+    sam = "sam_vit_b_01ec64.pth"
+    inpaint = "/models/sd-inpainting"        # a diffusers folder, or one .safetensors with inpaint_config
+    device = "cpu"
+
+    [llm]
+    base_url = "http://127.0.0.1:8080/v1"    # or local = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    model = "smollm2"
+    api_key_env = ""                         # the NAME of the variable holding the key, never the key
+
+    [perception]
+    box_threshold = 0.3
+
+    [edit]
+    steps = 20
+    working_size = 512
+
+    [metrics]
+    clip = "/models/clip-vit-large-patch14"
+
+TOML is read with ``tomllib`` (Python 3.11+) or the ``tomli`` package on Python 3.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, MissingDependencyError, ModelNotFoundError
+from .perception import sources
+
+# cielr_core.editing's defaults, repeated so that --help does not import torch (a test keeps them equal).
+BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"
+RECOLOR_DENOISE = 0.6
+
+@dataclass(frozen=True)
+class Option:
+    section: str
+    key: str
+    type: type  # str, int, float, bool, or list (of ints, written "256,512" on the command line)
+    default: Any
+    help: str
+    flag: str = ""  # the command-line flag; default --<key with dashes>
+    path: bool = False  # a file or folder: relative paths in the config file are relative to the file
+    metavar: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The attribute name in ``Settings`` and on the argparse namespace: section_key."""
+        return f"{self.section}_{self.key}"
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.key.replace("_", "-")
+
+
+# Groups of options, by which subcommand uses them.
+MODEL_OPTIONS = (
+    Option("models", "dir", str, "", "a ComfyUI models folder; model names are looked up in its grounding-dino/, "
+           "groundingdino/, bert-base-uncased/, sams/, LLM/, diffusers/ and checkpoints/ sub-folders",
+           flag="--models-dir", path=True, metavar="DIR"),
+    Option("models", "device", str, "cpu", "where the models run: cpu, cuda, cuda:1, mps or auto", metavar="DEV"),
+)
+PERCEPTION_OPTIONS = (
+    Option("models", "grounding_dino", str, "", "GroundingDINO weights (.pth) or Hugging Face folder; default: "
+           "the official file names in the models folder", flag="--gdino", path=True, metavar="FILE"),
+    Option("models", "text_encoder", str, "", "GroundingDINO's BERT folder (default: bert-base-uncased in the "
+           "models folder)", flag="--text-encoder", path=True, metavar="DIR"),
+    Option("models", "sam", str, "", "SAM checkpoint (.pth/.safetensors, any ViT size); default: the official "
+           "file names in the models folder", path=True, metavar="FILE"),
+    Option("perception", "labels", str, "", "object names to look for, comma-separated (added to the LLM's "
+           "proposals; without an LLM these are the only labels)", metavar="TEXT"),
+    Option("perception", "box_threshold", float, 0.3, "GroundingDINO box threshold", metavar="X"),
+    Option("perception", "text_threshold", float, 0.25, "GroundingDINO text threshold", metavar="X"),
+    Option("perception", "max_rounds", int, 3, "refinement rounds (0 turns refinement off)", metavar="N"),
+)
+LLM_OPTIONS = (
+    Option("llm", "base_url", str, "", "OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1 (llama.cpp), "
+           "http://127.0.0.1:11434/v1 (Ollama)", flag="--llm-url", metavar="URL"),
+    Option("llm", "model", str, "default", "model name the server knows", flag="--llm-model", metavar="NAME"),
+    Option("llm", "api_key_env", str, "", "NAME of the environment variable that holds the API key (the key "
+           "itself never goes on the command line or into a file)", flag="--llm-key-env", metavar="VAR"),
+    Option("llm", "local", str, "", "a local transformers model instead of a server: a .gguf file or a Hugging "
+           "Face folder (looked up in the models folder's LLM/ too)", flag="--llm-local", path=True,
+           metavar="PATH"),
+    Option("llm", "temperature", float, 0.0, "sampling temperature (0: greedy, repeatable)",
+           flag="--llm-temperature", metavar="T"),
+    Option("llm", "seed", int, 0, "LLM sampling seed", flag="--llm-seed", metavar="N"),
+    Option("llm", "timeout", float, 120.0, "seconds each LLM request may take", flag="--llm-timeout",
+           metavar="S"),
+    Option("llm", "max_retries", int, 2, "extra tries after a connection error or HTTP 5xx/429",
+           flag="--llm-retries", metavar="N"),
+    Option("llm", "max_tokens", int, 1024, "longest answer, in tokens", flag="--llm-max-tokens", metavar="N"),
+    Option("llm", "vision", bool, False, "the model accepts images (labels are then proposed from the photo)",
+           flag="--llm-vision"),
+)
+EDIT_OPTIONS = (
+    Option("models", "inpaint", str, "", "the inpainting model: a diffusers folder (model_index.json), or one "
+           "checkpoint file together with --inpaint-config", path=True, metavar="PATH"),
+    Option("models", "inpaint_config", str, "", "for a single checkpoint file: a local folder with the "
+           "pipeline's config files in diffusers layout (nothing is downloaded)", path=True, metavar="DIR"),
+    Option("edit", "seed", int, 0, "sampling seed (action n uses seed + n - 1)", metavar="N"),
+    Option("edit", "steps", int, 20, "sampling steps per action", metavar="N"),
+    Option("edit", "cfg", float, 7.5, "classifier-free guidance scale", metavar="X"),
+    Option("edit", "grow", int, 8, "pixels the target mask is grown by", metavar="PX"),
+    Option("edit", "feather", int, 8, "blend band inside the grown mask, pixels", metavar="PX"),
+    Option("edit", "context", int, 64, "pixels of surroundings the model sees around the mask", metavar="PX"),
+    Option("edit", "working_size", int, 512, "short side of the crop as the model sees it", metavar="PX"),
+    Option("edit", "negative", str, "", "negative prompt", metavar="TEXT"),
+    Option("edit", "background_prompt", str, BACKGROUND_PROMPT, "prompt of a remove action without its own",
+           metavar="TEXT"),
+    Option("edit", "recolor_denoise", float, RECOLOR_DENOISE, "denoise of recolor actions", metavar="X"),
+)
+METRIC_OPTIONS = (
+    Option("metrics", "sizes", list, [256, 512], "SmartEdit protocol sizes, comma-separated", metavar="N,N"),
+    Option("metrics", "lpips_backbone", str, "", "torchvision backbone weights for LPIPS (e.g. "
+           "squeezenet1_1-b8a52dc0.pth); without it LPIPS is reported as not computed", path=True,
+           metavar="FILE"),
+    Option("metrics", "lpips_linear", str, "", "the LPIPS v0.1 linear layers (e.g. squeeze.pth)", path=True,
+           metavar="FILE"),
+    Option("metrics", "lpips_net", str, "squeeze", "LPIPS network: squeeze, alex or vgg", metavar="NET"),
+    Option("metrics", "clip", str, "", "a local CLIP model folder (Hugging Face format) for the CLIP score; "
+           "without it the CLIP score is reported as not computed", path=True, metavar="DIR"),
+    Option("metrics", "idcs", bool, False, "compute IDCS with the LLM (needs a vision model: --llm-vision)"),
+)
+ALL_OPTIONS = MODEL_OPTIONS + PERCEPTION_OPTIONS + LLM_OPTIONS + EDIT_OPTIONS + METRIC_OPTIONS
+BY_SECTION: dict[str, dict[str, Option]] = {}
+for _o in ALL_OPTIONS:
+    BY_SECTION.setdefault(_o.section, {})[_o.key] = _o
+
+# Model folder keys -> sub-folders of a ComfyUI models folder (as the nodes register them).
+MODEL_FOLDERS = {
+    "grounding-dino": ("grounding-dino", "groundingdino"),
+    "bert-base-uncased": ("bert-base-uncased",),
+    "sams": ("sams",),
+    "LLM": ("LLM",),
+    "inpaint": ("diffusers", "checkpoints", "inpaint"),
+}
+
+
+# ------------------------------------------------------------------------------- argparse
+
+def add_options(parser: argparse.ArgumentParser, options: Iterable[Option], title: str) -> None:
+    """Flags for ``options``; their argparse default is None so that 'not given' is visible."""
+    group = parser.add_argument_group(title)
+    for o in options:
+        default = o.default if not isinstance(o.default, list) else ",".join(map(str, o.default))
+        shown = f" (default: {default})" if default not in ("", None, False) else ""
+        if o.type is bool:
+            group.add_argument(o.cli_flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=o.help + shown)
+        else:
+            group.add_argument(o.cli_flag, dest=o.name, default=None, metavar=o.metavar,
+                               help=o.help + shown.replace("%", "%%"))
+
+
+# ------------------------------------------------------------------------------- TOML
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file as a dict; InputError naming the file and line when it is not valid TOML."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover (this machine runs 3.11)
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise MissingDependencyError("tomli", "reading TOML config files on Python 3.10") from None
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f"config file not found: {p}") from None
+    except IsADirectoryError:
+        raise InputError(f"the config file {p} is a folder; give a .toml file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{p} is not valid TOML: {e}") from None
+
+
+def _coerce(o: Option, value: Any, where: str) -> Any:
+    """A value from the file or the command line, as the option's type."""
+    if o.type is bool:
+        if isinstance(value, bool):
+            return value
+        raise InputError(f"{where} must be true or false, got {value!r}")
+    if o.type is int:
+        if isinstance(value, bool):
+            raise InputError(f"{where} must be a whole number, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise InputError(f"{where} must be a whole number, got {value!r}")
+    if o.type is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise InputError(f"{where} must be a number, got {value!r}")
+    if o.type is list:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise InputError(f"{where} must be a list of whole numbers, got {value!r}")
+        try:
+            return [int(str(v).strip()) for v in items if str(v).strip()]
+        except ValueError:
+            raise InputError(f"{where} must be a list of whole numbers, got {value!r}") from None
+    if not isinstance(value, str):
+        raise InputError(f"{where} must be text, got {value!r}")
+    return value
+
+
+def config_values(data: Mapping[str, Any], source: str | Path) -> dict[str, Any]:
+    """{option name: value} from a parsed config; unknown sections/keys and wrong types are errors."""
+    out: dict[str, Any] = {}
+    base = Path(source).parent
+    for section, table in data.items():
+        if section not in BY_SECTION:
+            raise InputError(f"{source}: unknown section [{section}]; the sections are "
+                             f"{', '.join(f'[{s}]' for s in BY_SECTION)}")
+        if not isinstance(table, Mapping):
+            raise InputError(f"{source}: [{section}] must be a table of settings, got {table!r:.60}")
+        known = BY_SECTION[section]
+        for key, value in table.items():
+            if key not in known:
+                raise InputError(f"{source}: unknown setting {key!r} in [{section}]; the settings there are "
+                                 f"{', '.join(known)}")
+            o = known[key]
+            value = _coerce(o, value, f"{source}: [{section}] {key}")
+            if o.path and value:
+                p = Path(os.path.expanduser(value))
+                # relative to the config file when it exists there; else kept as a name to look up
+                if not p.is_absolute() and (base / p).exists():
+                    value = str(base / p)
+                elif p.is_absolute():
+                    value = str(p)
+            out[o.name] = value
+    return out
+
+
+# ------------------------------------------------------------------------------- settings
+
+class Settings:
+    """Resolved option values: ``settings.edit_steps``, ``settings.llm_base_url``, ...
+
+    ``given`` holds the names set on the command line or in the config file (not defaults).
+    """
+
+    def __init__(self, values: Mapping[str, Any], given: Iterable[str] = (), config_file: str | None = None):
+        self._values = dict(values)
+        self.given = set(given)
+        self.config_file = config_file
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_dict(self, options: Iterable[Option] = ALL_OPTIONS) -> dict[str, Any]:
+        return {o.name: self._values[o.name] for o in options if o.name in self._values}
+
+
+def resolve_settings(args: argparse.Namespace, options: Sequence[Option] = ALL_OPTIONS) -> Settings:
+    """Defaults, then the --config file, then flags."""
+    from_file: dict[str, Any] = {}
+    config = getattr(args, "config", None)
+    if config:
+        from_file = config_values(read_toml(config), config)
+    values: dict[str, Any] = {}
+    given: set[str] = set()
+    for o in options:
+        value = o.default
+        if o.name in from_file:
+            value = from_file[o.name]
+            given.add(o.name)
+        flag = getattr(args, o.name, None)
+        if flag is not None:
+            value = _coerce(o, flag, o.cli_flag)
+            given.add(o.name)
+        values[o.name] = list(value) if isinstance(value, list) else value
+    for name, value in from_file.items():  # settings of other subcommands stay readable
+        values.setdefault(name, value)
+    return Settings(values, given, config)
+
+
+# ------------------------------------------------------------------------------- model files
+
+def model_folders(models_dir: str, key: str) -> list[Path]:
+    if not models_dir:
+        return []
+    return [Path(os.path.expanduser(models_dir)) / sub for sub in MODEL_FOLDERS[key]]
+
+
+def find_model(value: str, key: str, what: str, expected: Sequence[str], source: str, models_dir: str = "",
+               folder_ok: bool = True) -> Path:
+    """A model path from a flag or config value: an existing path as given, else the name looked up in
+    the models folder's sub-folders for ``key``; with no value, the ``expected`` official names.
+
+    ModelNotFoundError (every folder searched, the names expected, where to get them) otherwise.
+    """
+    folders = model_folders(models_dir, key)
+    if value:
+        p = Path(os.path.expanduser(value))
+        if p.exists():
+            return p
+        names = [value]
+    else:
+        names = []
+    for folder in folders:
+        # a models folder that is itself the model (models/bert-base-uncased holds config.json)
+        if folder_ok and folder.name in (names or list(expected)) and (folder / "config.json").is_file():
+            return folder
+        for name in names or expected:
+            candidate = folder / name
+            if candidate.exists():
+                return candidate
+    searched: list[str | Path] = [Path.cwd()] if value and not Path(value).is_absolute() else []
+    searched += folders
+    if not value and not folders:
+        raise ModelNotFoundError(what + " (no file given and no models folder to look in: pass the path, or "
+                                 "--models-dir)", list(expected), [], source)
+    raise ModelNotFoundError(what, names + [n for n in expected if n not in names], searched, source)
+
+
+def find_perception_models(settings: Settings) -> tuple[Path, Path | None, Path]:
+    """(GroundingDINO weights, its BERT folder or None for a Hugging Face folder, SAM file)."""
+    gdino = find_model(settings.models_grounding_dino, "grounding-dino", "GroundingDINO model",
+                       sources.GROUNDING_DINO_FILES, sources.GROUNDING_DINO_SOURCE, settings.models_dir,
+                       folder_ok=False)
+    bert = None
+    if not gdino.is_dir():
+        bert = find_model(settings.models_text_encoder, "bert-base-uncased",
+                          "GroundingDINO text encoder (a bert-base-uncased folder)", (sources.BERT_FOLDER,),
+                          sources.BERT_SOURCE, settings.models_dir)
+    sam = find_model(settings.models_sam, "sams", "SAM model", sources.SAM_FILES, sources.SAM_SOURCE,
+                     settings.models_dir, folder_ok=False)
+    return gdino, bert, sam
+
+
+INPAINT_SOURCE = ("Hugging Face: an SD1.5/SD2 inpainting model in diffusers format (a folder with model_index.json), "
+                  "or one .safetensors checkpoint plus --inpaint-config")
+
+
+def find_inpaint_model(settings: Settings) -> tuple[Path, Path | None]:
+    """(the inpainting model, its config folder for single files, or None)."""
+    if not settings.models_inpaint:
+        raise InputError("no inpainting model given: pass --inpaint PATH (a diffusers inpainting folder, or a "
+                         ".safetensors file with --inpaint-config DIR), or set inpaint in [models] of --config")
+    path = find_model(settings.models_inpaint, "inpaint", "Inpainting model", (), INPAINT_SOURCE,
+                      settings.models_dir, folder_ok=False)
+    config = None
+    if settings.models_inpaint_config:
+        config = Path(os.path.expanduser(settings.models_inpaint_config))
+        if not config.is_dir():
+            raise ModelNotFoundError("Inpainting config folder", [config.name], [config.parent],
+                                     "cielr_core.editing.sd_configs.write_sd15_config (SD1.5 configs, offline)")
+    return path, config
+
+
+def find_local_llm(settings: Settings) -> Path:
+    return find_model(settings.llm_local, "LLM", "Local LLM", ("a .gguf file", "a folder with config.json"),
+                      "Hugging Face (an instruct model's folder or GGUF file) into models/LLM", settings.models_dir,
+                      folder_ok=False)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+__all__ = [
+    "ALL_OPTIONS", "EDIT_OPTIONS", "LLM_OPTIONS", "METRIC_OPTIONS", "MODEL_FOLDERS", "MODEL_OPTIONS",
+    "PERCEPTION_OPTIONS", "Option", "Settings", "add_options", "config_values", "find_inpaint_model",
+    "find_local_llm", "find_model", "find_perception_models", "read_toml", "resolve_device", "resolve_settings",
+]

@@ -1,0 +1,197 @@
+"""Refinement: the chain of scene updates (DESIGN section 1).
+
+Each round the LLM reads the instruction and the scene and returns a verdict: ``sufficient``,
+``missing_labels``, ``search_within`` (an object id, for parts) and a ``note``. Missing labels are
+detected through the ``detect`` callable (the whole image, or inside the named object's box) and
+merged as new objects with new ids; existing ids never change. The loop stops when the verdict is
+sufficient, when a round adds nothing new, or after ``max_rounds`` verdicts. Every round is kept.
+
+Refinement never imports perception: the caller passes ``detect(labels, within_box)``, which
+returns the objects found (a raw ``Scene`` or a list of ``SceneObject``; their ids do not matter).
+Spatial questions are answered from the scene's computed relations; nothing the model writes is
+ever executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..llm import LLM
+from ..progress import NO_PROGRESS, Progress
+from ..scene import Scene, build_scene, merge_objects
+from ..scene.model import Box, SceneObject
+from .answers import verdict_type
+from .labels import clean_labels
+from .prompts import SCENE_CHARS, check_instruction, refine_messages, scene_text
+
+MAX_ROUNDS = 10
+DUPLICATE_IOU = 0.85  # a new object this close to an existing one of the same label adds nothing
+
+Detect = Callable[[list[str], "Box | None"], "Scene | Sequence[SceneObject]"]
+
+# Why the loop ended (Refinement.stop)
+SUFFICIENT = "sufficient"
+NOTHING_NEW = "nothing new"
+MAX_ROUNDS_REACHED = "max rounds"
+NO_ROUNDS = "no rounds"
+
+
+@dataclass
+class RefineRound:
+    """One verdict and what came of it."""
+
+    index: int  # 1-based
+    sufficient: bool
+    missing_labels: list[str]
+    search_within: int | None
+    note: str
+    searched: list[str] = field(default_factory=list)  # labels actually detected this round
+    added: list[int] = field(default_factory=list)  # ids of the new objects
+    duplicates: int = 0  # detections dropped because an object of that label was already there
+
+
+@dataclass
+class Refinement:
+    scene: Scene
+    rounds: list[RefineRound]
+    stop: str  # SUFFICIENT, NOTHING_NEW, MAX_ROUNDS_REACHED or NO_ROUNDS
+    max_rounds: int
+
+    @property
+    def added(self) -> list[int]:
+        return [i for r in self.rounds for i in r.added]
+
+    def text(self) -> str:
+        return trace_text(self)
+
+
+def _objects(found: Scene | Sequence[SceneObject]) -> list[SceneObject]:
+    if isinstance(found, Scene):
+        return list(found.objects)
+    if isinstance(found, (list, tuple)) and all(isinstance(o, SceneObject) for o in found):
+        return list(found)
+    raise InputError("the detect callable must return a Scene or a list of SceneObject, "
+                     f"got {type(found).__name__}")
+
+
+def _iou(a: SceneObject, b: SceneObject) -> float:
+    """Mask IoU (box IoU for objects without mask pixels), counted inside the boxes' overlap only."""
+    x0, y0 = max(a.box[0], b.box[0]), max(a.box[1], b.box[1])
+    x1, y1 = min(a.box[2], b.box[2]), min(a.box[3], b.box[3])
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    na, nb = np.count_nonzero(a.mask), np.count_nonzero(b.mask)
+    if na and nb:
+        if (x1 - x0) * (y1 - y0) < DUPLICATE_IOU * max(na, nb) - 1:
+            return 0.0  # the overlap cannot hold enough pixels; skip counting
+        ya, yb, xa, xb = int(y0), int(np.ceil(y1)), int(x0), int(np.ceil(x1))
+        inter = np.count_nonzero(a.mask[ya:yb, xa:xb] & b.mask[ya:yb, xa:xb])
+        return inter / (na + nb - inter)
+    inter = (x1 - x0) * (y1 - y0)
+    area_a = (a.box[2] - a.box[0]) * (a.box[3] - a.box[1])
+    area_b = (b.box[2] - b.box[0]) * (b.box[3] - b.box[1])
+    return inter / (area_a + area_b - inter)
+
+
+def _is_duplicate(o: SceneObject, scene: Scene) -> bool:
+    label = o.label.strip().lower()
+    return any(e.label.strip().lower() == label and _iou(o, e) >= DUPLICATE_IOU for e in scene.objects)
+
+
+def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect, *, max_rounds: int = 3,
+                 depth: np.ndarray | None = None, scene_chars: int = SCENE_CHARS,
+                 progress: Progress = NO_PROGRESS) -> Refinement:
+    """Run the chain of scene updates; returns the final scene (relations computed) and the trace.
+
+    ``max_rounds`` bounds the LLM verdicts (0 turns refinement off). ``depth`` (optional) is the
+    depth map the scene was built with, so new objects get a depth too. Cancel is checked before
+    every LLM call and every detection.
+    """
+    check_instruction(instruction)
+    if not 0 <= max_rounds <= MAX_ROUNDS:
+        raise InputError(f"max_rounds must be between 0 and {MAX_ROUNDS}, got {max_rounds}")
+    current = scene if scene.relations is not None else build_scene(scene, depth=depth)
+    rounds: list[RefineRound] = []
+    if max_rounds == 0:
+        return Refinement(current, rounds, NO_ROUNDS, max_rounds)
+    searched: list[tuple[str, int | None]] = []
+    progress.start(max_rounds)
+    stop = MAX_ROUNDS_REACHED
+    for index in range(1, max_rounds + 1):
+        progress.check()
+        view = scene_text(current, scene_chars)
+        asked = [label if within is None else f"{label} (inside #{within})" for label, within in searched]
+        verdict = llm.complete(refine_messages(instruction, view, asked), verdict_type(view.ids))
+        labels = clean_labels(verdict.missing_labels)
+        within = verdict.search_within
+        step = RefineRound(index, bool(verdict.sufficient), labels, within, " ".join(verdict.note.split()))
+        rounds.append(step)
+        if verdict.sufficient:
+            stop = SUFFICIENT
+            break
+        step.searched = [label for label in labels if (label, within) not in searched]
+        if not step.searched:
+            stop = NOTHING_NEW  # nothing to look for that was not looked for already
+            break
+        searched += [(label, within) for label in step.searched]
+        progress.check()
+        box = current.get(within).box if within is not None else None
+        found = _objects(detect(list(step.searched), box))
+        if within is not None:
+            found = [dataclasses.replace(o, parent=within) for o in found]
+        fresh = [o for o in found if not _is_duplicate(o, current)]
+        step.duplicates = len(found) - len(fresh)
+        if not fresh:
+            stop = NOTHING_NEW
+            break
+        merged = merge_objects(current, fresh)
+        step.added = [o.id for o in merged.objects[len(current.objects):]]
+        current = build_scene(merged, depth=depth)
+        progress.advance()
+    progress.advance(max_rounds)  # the bar ends full however the loop ended
+    return Refinement(current, rounds, stop, max_rounds)
+
+
+_STOP_TEXT = {
+    SUFFICIENT: "the LLM found the scene sufficient",
+    NOTHING_NEW: "the last round added nothing new",
+    MAX_ROUNDS_REACHED: "max_rounds reached",
+    NO_ROUNDS: "refinement is off (max_rounds 0)",
+}
+
+
+def trace_text(refinement: Refinement) -> str:
+    """The rounds as text a user can read (the Refine Scene node's trace output)."""
+    scene = refinement.scene
+    labels = {o.id: " ".join(o.label.split())[:40] for o in scene.objects}
+    lines = []
+    for r in refinement.rounds:
+        verdict = "sufficient" if r.sufficient else "not sufficient"
+        note = f' ("{r.note}")' if r.note else ""
+        lines.append(f"Round {r.index}: {verdict}{note}.")
+        if r.sufficient:
+            continue
+        where = "the whole image" if r.search_within is None else \
+            f"#{r.search_within} {labels.get(r.search_within, '?')}"
+        if not r.missing_labels:
+            lines.append("  Named nothing to look for.")
+            continue
+        again = [label for label in r.missing_labels if label not in r.searched]
+        if r.searched:
+            lines.append(f"  Looked for {', '.join(r.searched)} in {where}.")
+        if again:
+            lines.append(f"  Already searched: {', '.join(again)}.")
+        if r.added:
+            lines.append("  Added " + ", ".join(f"#{i} {labels.get(i, '?')}" for i in r.added) + ".")
+        elif r.searched:
+            lines.append("  Found nothing new" + (f" ({r.duplicates} duplicate detections dropped)."
+                                                  if r.duplicates else "."))
+    n = len(scene.objects)
+    lines.append(f"Stopped after {len(refinement.rounds)} of {refinement.max_rounds} rounds: "
+                 f"{_STOP_TEXT[refinement.stop]}. The scene has {n} object{'s' if n != 1 else ''}.")
+    return "\n".join(lines)

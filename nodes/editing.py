@@ -1,0 +1,192 @@
+"""Editing nodes: run a plan by masked inpainting (crop, sample, stitch), one action's mask, a typed plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cielr_core.errors import InputError
+
+from .bridge import single_image, ui_images
+
+EXAMPLE_PLAN = '{"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}]}'
+MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """H x W float -> MASK [1, H, W] float32."""
+    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+
+
+def _image_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 float32 -> IMAGE [1, H, W, 3], the same values bit for bit."""
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))[None]
+
+
+def _cancel_only():
+    """Cancel between actions; the progress bar is driven per sampling step by the engine."""
+    import comfy.model_management
+
+    from cielr_core.progress import Progress
+
+    return Progress(on_check=comfy.model_management.throw_exception_if_processing_interrupted)
+
+
+def _preview_uint8(rgb: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def _region_inputs() -> dict:
+    return {
+        "grow": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
+                         "tooltip": "Pixels the target masks are grown by before inpainting, so edges, shadows "
+                                    "and halos are repainted too. Nothing outside the grown mask ever changes."}),
+        "feather": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
+                            "tooltip": "Width in pixels of the soft blend, inside the grown mask: the new pixels "
+                                       "fade in from the grown mask's edge. 0 = hard edge."}),
+    }
+
+
+class CIELRPlanFromJSON:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("CIELR_PLAN",)
+    RETURN_NAMES = ("plan",)
+    FUNCTION = "parse"
+    DESCRIPTION = ("A plan typed or edited by hand, as JSON: {\"actions\": [{\"op\": \"remove|replace|recolor|add\", "
+                   "\"targets\": [ids], \"prompt\": \"...\", \"anchor\": id, \"placement\": \"left_of\", "
+                   "\"strength\": 0.6}]}. Checked against the scene; every problem is named.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "scene": ("CIELR_SCENE", {"tooltip": "The scene whose object ids the plan names (from Build Scene or "
+                                                 "Refine Scene; its json output shows the ids)."}),
+            "plan_json": ("STRING", {"multiline": True, "default": EXAMPLE_PLAN,
+                                     "tooltip": "The plan as JSON: an object with an 'actions' list, or just the list. "
+                                                "Ops: remove, replace, recolor (targets + prompt), add (anchor + "
+                                                "placement + prompt). Optional strength 0..1 overrides the denoise."}),
+        }}
+
+    def parse(self, scene, plan_json: str):
+        from cielr_core.plan import plan_from_json
+
+        return (plan_from_json(plan_json, scene),)
+
+
+class CIELRActionMask:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("MASK", "STRING", "STRING", "FLOAT")
+    RETURN_NAMES = ("mask", "prompt", "negative", "denoise")
+    FUNCTION = "mask"
+    DESCRIPTION = ("The mask and prompt of one plan action, to drive any sampler graph of your own "
+                   "(e.g. Set Latent Noise Mask or InpaintModelConditioning, then KSampler with this denoise).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from cielr_core.editing import BACKGROUND_PROMPT
+
+        return {"required": {
+            "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
+            "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
+            "index": ("INT", {"default": 1, "min": 1, "max": 64,
+                              "tooltip": "Which action: 1 = the first, as plan messages count them."}),
+            **_region_inputs(),
+            "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
+                                             "tooltip": "The prompt a remove action without its own prompt uses."}),
+        }}
+
+    def mask(self, scene, plan, index: int, grow: int, feather: int, background_prompt: str):
+        from cielr_core.editing import EditSettings, feathered_mask, prepare
+
+        if not 1 <= index <= len(plan.actions):
+            raise InputError(f"CIELR Action Mask: index {index} is out of range; the plan has "
+                             f"{len(plan.actions)} action(s), numbered from 1.")
+        settings = EditSettings(grow=grow, feather=feather, background_prompt=background_prompt)
+        blank = np.zeros((scene.height, scene.width, 3), np.uint8)  # prepare checks sizes against an image
+        item = prepare(blank, scene, plan, settings)[index - 1]
+        return (_mask_tensor(feathered_mask(item.mask, settings)), item.prompt, item.negative, item.denoise)
+
+
+class CIELRInpaintActions:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "STRING")
+    RETURN_NAMES = ("image", "mask", "previews", "report")
+    FUNCTION = "edit"
+    DESCRIPTION = ("Runs the plan with your checkpoint: per action, in order, the target region is cropped with some "
+                   "context, inpainted at the working size and stitched back. Pixels outside the output mask are "
+                   "exactly the input's. Inpainting checkpoints get inpaint conditioning automatically.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        import comfy.samplers
+
+        from cielr_core.editing import BACKGROUND_PROMPT, OP_DENOISE
+
+        return {"required": {
+            "image": ("IMAGE", {"tooltip": "The photo the scene was built from (one image)."}),
+            "scene": ("CIELR_SCENE", {"tooltip": "The scene from Build Scene or Refine Scene."}),
+            "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
+            "model": ("MODEL", {"tooltip": "The diffusion model (any SD-family checkpoint; inpainting checkpoints "
+                                           "work best)."}),
+            "clip": ("CLIP", {"tooltip": "The text encoder of the same checkpoint."}),
+            "vae": ("VAE", {"tooltip": "The VAE of the same checkpoint."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
+                             "tooltip": "Action n samples with seed + n - 1, so a one-action plan matches a KSampler "
+                                        "with this seed."}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": "Sampling steps per action."}),
+            "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                              "tooltip": "Classifier-free guidance: how strongly each action follows its prompt."}),
+            "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"tooltip": "The sampling algorithm."}),
+            "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "The noise schedule."}),
+            **_region_inputs(),
+            "context": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 1,
+                                "tooltip": "Pixels of surroundings around each grown mask that the model sees. "
+                                           "More context blends better; the crop is what gets scaled."}),
+            "working_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8,
+                                     "tooltip": "Each crop is scaled to about working_size x working_size pixels "
+                                                "(keeping its shape, sides multiples of 8) for sampling: 512 for "
+                                                "SD1.5-class models, 1024 for SDXL-class."}),
+            "negative": ("STRING", {"default": "", "multiline": True,
+                                    "tooltip": "Negative prompt for every action (remove actions add the removed "
+                                               "objects' labels to it)."}),
+            "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
+                                             "tooltip": "What a remove action paints when it has no prompt of its "
+                                                        "own."}),
+            "recolor_denoise": ("FLOAT", {"default": OP_DENOISE["recolor"], "min": 0.0, "max": 1.0, "step": 0.01,
+                                          "tooltip": "Denoise for recolor actions: lower keeps the object's shape. "
+                                                     "Remove, replace and add use 1.0; an action's own strength "
+                                                     "overrides both."}),
+        }}
+
+    def edit(self, image, scene, plan, model, clip, vae, seed: int, steps: int, cfg: float, sampler_name: str,
+             scheduler: str, grow: int, feather: int, context: int, working_size: int, negative: str,
+             background_prompt: str, recolor_denoise: float):
+        from cielr_core.editing import EditSettings, execute_plan, prepare
+
+        from .comfy_engine import ComfyEngine, SamplerSettings, StepPreview
+
+        rgb = single_image(image, "CIELR Inpaint Actions")
+        settings = EditSettings(seed=seed, grow=grow, feather=feather, context=context, working_size=working_size,
+                                background_prompt=background_prompt, negative=negative,
+                                recolor_denoise=recolor_denoise)
+        # everything about the plan and the models is checked before the first sample
+        active = sum(not item.empty for item in prepare(rgb, scene, plan, settings))
+        engine = ComfyEngine(model, clip, vae, SamplerSettings(steps, cfg, sampler_name, scheduler),
+                             StepPreview(model, active * steps))
+        result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only())
+        previews = torch.cat([_image_tensor(p) for p in result.previews])
+        ui = {"images": [ui_images(_preview_uint8(p), "cielr_action")["images"][0] for p in result.previews]}
+        report = engine.describe() + "\n" + result.report
+        return {"ui": ui, "result": (_image_tensor(result.image), _mask_tensor(result.mask), previews, report)}
+
+
+NODE_CLASS_MAPPINGS = {
+    "CIELRPlanFromJSON": CIELRPlanFromJSON,
+    "CIELRInpaintActions": CIELRInpaintActions,
+    "CIELRActionMask": CIELRActionMask,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "CIELRPlanFromJSON": "CIELR Plan From JSON",
+    "CIELRInpaintActions": "CIELR Inpaint Actions",
+    "CIELRActionMask": "CIELR Action Mask",
+}

@@ -1,0 +1,160 @@
+"""LLM backend nodes: an OpenAI-compatible server, or a local model under ComfyUI's memory management.
+
+The API key of a remote server never passes through a widget: the node takes the NAME of an
+environment variable, and the backend reads the value at each request, so it never lands in a
+saved workflow, the prompt history or PNG metadata.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from cielr_core.errors import ModelNotFoundError
+
+from .loaders import DEVICE_TIP, DEVICES, Managed, _cached, _devices, _fingerprint, _manage
+from .model_folders import folders, model_choices, resolve
+
+LOCAL_SUGGESTIONS = ["Qwen2.5-1.5B-Instruct", "qwen2.5-1.5b-instruct-q4_k_m.gguf"]
+LOCAL_SOURCE = ("Hugging Face: an instruct model's folder (config.json, tokenizer, safetensors), e.g. "
+                "Qwen/Qwen2.5-1.5B-Instruct, or one .gguf file, e.g. from Qwen/Qwen2.5-1.5B-Instruct-GGUF; "
+                "put it into models/LLM")
+SEED_MAX = 2**31 - 1
+
+_REMOTE: OrderedDict[tuple, Any] = OrderedDict()
+_REMOTE_SIZE = 8
+
+TEMPERATURE_TIP = ("0 = always the most likely answer (repeatable, best for plans). Higher values vary the "
+                   "answers.")
+SEED_TIP = "Seed for sampling; with the same seed and settings a run is repeatable."
+TEMPERATURE = ("FLOAT", {"default": 0.0, "min": 0.0, "max": 2.0, "step": 0.05, "tooltip": TEMPERATURE_TIP})
+SEED = ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "tooltip": SEED_TIP})
+
+
+class ManagedLLM:
+    """A local LLM whose weights ComfyUI may move off the GPU between calls; each call brings them back.
+
+    Satisfies the ``cielr_core.llm.LLM`` protocol, so the reasoning nodes take it like any backend.
+    """
+
+    supports_images = False
+
+    def __init__(self, managed: Managed, llm: Any):
+        self.managed = managed  # the shared weights + ModelPatcher (one per file and device)
+        self.llm = llm  # a LocalLLM with this node's temperature, seed and token limit
+
+    @property
+    def usage(self):
+        return self.llm.usage
+
+    def __repr__(self) -> str:
+        return f"ManagedLLM({self.llm!r})"
+
+    def complete(self, messages, schema, image=None):
+        self.managed.ready()  # back onto the load device if ComfyUI offloaded it
+        return self.llm.complete(messages, schema, image=image)
+
+
+class CIELRLLMRemote:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("CIELR_LLM",)
+    RETURN_NAMES = ("llm",)
+    FUNCTION = "connect"
+    DESCRIPTION = ("An LLM on an OpenAI-compatible server: llama.cpp server, Ollama (/v1), vLLM, LM Studio "
+                   "or OpenAI. Answers are asked for as JSON that follows a schema; the API key is read "
+                   "from an environment variable, never typed into the workflow.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "base_url": ("STRING", {
+                "default": "http://127.0.0.1:8080/v1",
+                "tooltip": "The API root, usually ending in /v1. llama.cpp: http://127.0.0.1:8080/v1, "
+                           "Ollama: http://127.0.0.1:11434/v1, OpenAI: https://api.openai.com/v1."}),
+            "model": ("STRING", {
+                "default": "local-model",
+                "tooltip": "The model name the server knows, e.g. qwen2.5:7b (Ollama) or gpt-4o-mini "
+                           "(OpenAI). A llama.cpp server with one model accepts any name."}),
+            "api_key_env": ("STRING", {
+                "default": "",
+                "tooltip": "The NAME of the environment variable that holds the API key (e.g. "
+                           "OPENAI_API_KEY), set where ComfyUI starts. Never the key itself: the workflow is "
+                           "saved with this name only. Empty for servers without keys."}),
+            "temperature": TEMPERATURE,
+            "seed": SEED,
+            "timeout": ("FLOAT", {
+                "default": 120.0, "min": 1.0, "max": 3600.0, "step": 1.0,
+                "tooltip": "Seconds to wait for one answer before giving up with an error. A few retries "
+                           "follow connection errors and busy servers, never a timeout."}),
+            "vision": ("BOOLEAN", {
+                "default": False,
+                "tooltip": "Turn on for a model that reads images (e.g. gpt-4o, llava, qwen2.5-vl): Propose "
+                           "Labels then sends it the photo too."}),
+        }}
+
+    def connect(self, base_url: str, model: str, api_key_env: str, temperature: float, seed: int,
+                timeout: float, vision: bool = False):
+        from cielr_core.llm import RemoteLLM
+
+        settings = (base_url.strip(), model.strip(), api_key_env.strip(), float(temperature), int(seed),
+                    float(timeout), bool(vision))
+        if settings in _REMOTE:  # one backend per settings: it remembers the answer format the server takes
+            _REMOTE.move_to_end(settings)
+            return (_REMOTE[settings],)
+        url, name, env, temp, sd, limit, see = settings
+        llm = RemoteLLM(url, name, api_key_env=env, temperature=temp, seed=sd, timeout=limit, vision=see)
+        _REMOTE[settings] = llm
+        while len(_REMOTE) > _REMOTE_SIZE:
+            _REMOTE.popitem(last=False)
+        return (llm,)
+
+
+class CIELRLLMLocal:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("CIELR_LLM",)
+    RETURN_NAMES = ("llm",)
+    FUNCTION = "load"
+    DESCRIPTION = ("An LLM on this machine through transformers: a Hugging Face folder or a .gguf file in "
+                   "models/LLM. Answers are decoded under the answer's JSON schema, so they always parse. "
+                   "ComfyUI moves it off the GPU when the diffusion model needs the room.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (model_choices("LLM", (".gguf",), LOCAL_SUGGESTIONS, dirs=True), {
+                "tooltip": "An instruct (chat) model in models/LLM: a Hugging Face folder with config.json "
+                           "and a chat template, or a .gguf file. 1.5B parameters and up reason usefully."}),
+            "device": (DEVICES, {"tooltip": DEVICE_TIP}),
+            "temperature": TEMPERATURE,
+            "seed": SEED,
+            "max_tokens": ("INT", {"default": 512, "min": 16, "max": 8192, "step": 16,
+                                   "tooltip": "The longest answer, in tokens. Plans need about 100."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, model, device, temperature, seed, max_tokens):
+        path = resolve("LLM", model)
+        return str(_fingerprint(path) if path else None)
+
+    def load(self, model: str, device: str, temperature: float, seed: int, max_tokens: int):
+        from cielr_core.llm import LocalLLM
+
+        path = resolve("LLM", model)
+        if path is None:
+            raise ModelNotFoundError("Local LLM", [model, *[s for s in LOCAL_SUGGESTIONS if s != model]],
+                                     folders("LLM"), LOCAL_SOURCE)
+        load_device, _ = _devices(device)
+        dtype = "float32" if load_device.type == "cpu" else "bfloat16"  # one dtype: the weights load once
+
+        def build() -> Managed:
+            return _manage(LocalLLM(path, device="cpu", dtype=dtype), device)
+
+        managed = _cached(("llm", _fingerprint(path), device), build)
+        llm = LocalLLM(path, device=str(managed.patcher.load_device), temperature=float(temperature),
+                       seed=int(seed), max_new_tokens=int(max_tokens), dtype=dtype)
+        return (ManagedLLM(managed, llm),)
+
+
+NODE_CLASS_MAPPINGS = {"CIELRLLMRemote": CIELRLLMRemote, "CIELRLLMLocal": CIELRLLMLocal}
+NODE_DISPLAY_NAME_MAPPINGS = {"CIELRLLMRemote": "CIELR LLM (OpenAI-compatible server)",
+                              "CIELRLLMLocal": "CIELR LLM (local)"}
