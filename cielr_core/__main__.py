@@ -423,10 +423,6 @@ def _timings(seconds: dict[str, float]) -> str:
 # ------------------------------------------------------------------------------- subcommands
 
 def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    from .pipeline import run_pipeline
-    from .plan import plan_to_json
-    from .reasoning import trace_text
-
     out = Path(args.output)
     _image_format_ok(out)
     image = read_image(args.image)
@@ -452,6 +448,10 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -
         detector, segmenter = load_perception(perception_paths, device)
     engine = load_engine(inpaint_path, inpaint_config, settings, device)
     reporter.say(f"models loaded in {time.perf_counter() - t0:.1f} s")
+
+    from .pipeline import run_pipeline
+    from .plan import plan_to_json
+    from .reasoning import trace_text
 
     common = {"detector": detector, "segmenter": segmenter, "llm": llm, "settings": psettings,
               "on_stage": reporter.stage}
@@ -488,8 +488,6 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -
 
 
 def cmd_scene(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    from .pipeline import run_pipeline
-
     image = read_image(args.image)
     out = Path(args.output) if args.output else Path.cwd() / (Path(args.image).stem + ".scene.json")
     instruction = args.instruction.strip()
@@ -507,6 +505,8 @@ def cmd_scene(args: argparse.Namespace, settings: Settings, reporter: Reporter) 
     reporter.say("loading models ...")
     detector, segmenter = load_perception(paths, device)
     reporter.say(f"models loaded in {time.perf_counter() - t0:.1f} s")
+    from .pipeline import run_pipeline
+
     result = run_pipeline(image, instruction, detector=detector, segmenter=segmenter, llm=llm, settings=psettings,
                           until="scene", on_stage=reporter.stage)
     written = _write_scene_files(image, result, out, reporter)
@@ -527,7 +527,7 @@ def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -
         options += list(PERCEPTION_OPTIONS) + list(LLM_OPTIONS)
     out = {o.name: getattr(settings, o.name) for o in options if o.name not in skip}
     out["models_device"] = settings.models_device
-    out.update({k: str(v) if v is not None else None for k, v in paths.items()})
+    out.update({k: str(Path(v).resolve()) if v is not None else None for k, v in paths.items()})
     return out
 
 

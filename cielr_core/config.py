@@ -237,7 +237,7 @@ def _coerce(o: Option, value: Any, where: str) -> Any:
 def config_values(data: Mapping[str, Any], source: str | Path) -> dict[str, Any]:
     """{option name: value} from a parsed config; unknown sections/keys and wrong types are errors."""
     out: dict[str, Any] = {}
-    base = Path(source).parent
+    base = Path(source).expanduser().absolute().parent
     for section, table in data.items():
         if section not in BY_SECTION:
             raise InputError(f"{source}: unknown section [{section}]; the sections are "
