@@ -9,6 +9,8 @@ Targets: calls per edit <= max_rounds + 2, and zero repairs caused by parse erro
 
     python benchmarks/reasoning.py                       # all 20, max_rounds 2
     python benchmarks/reasoning.py --limit 3 --json out.json
+    python benchmarks/reasoning.py --start 10 --json part2.json   # instructions 10..19
+    python benchmarks/reasoning.py --report part1.json part2.json  # one table from saved runs
     python benchmarks/reasoning.py --base-url http://127.0.0.1:11434/v1 --model qwen2.5:7b
 """
 
@@ -152,6 +154,13 @@ def run_edit(index: str, meta: dict, base_url: str, model: str, detector, segmen
     return edit
 
 
+def load_edit(row: dict) -> Edit:
+    known = {f for f in Edit.__dataclass_fields__}
+    edit = Edit(**{k: v for k, v in row.items() if k in known})
+    edit.objects = tuple(edit.objects)
+    return edit
+
+
 def report(edits: list[Edit], max_rounds: int, model: str) -> str:
     lines = [f"Reasoning benchmark: {len(edits)} edits, model {model}, max_rounds {max_rounds}", "",
              ("| # | calls | tok in | tok out | propose s | perceive s | refine s | decompose s | objects "
@@ -198,14 +207,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base-url", help="an OpenAI-compatible server (default: llama.cpp with SmolLM2)")
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--max-rounds", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=0, help="only the first N instructions")
+    parser.add_argument("--start", type=int, default=0, help="skip the first N instructions")
+    parser.add_argument("--limit", type=int, default=0, help="run at most N instructions")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per LLM request")
-    parser.add_argument("--json", type=Path, help="also write the per-edit results here")
+    parser.add_argument("--json", type=Path, help="write the per-edit results here, after every edit")
+    parser.add_argument("--report", type=Path, nargs="+", help="print one table from saved --json files")
     args = parser.parse_args(argv)
+    if args.report:
+        edits = sorted((load_edit(row) for path in args.report for row in json.loads(path.read_text())),
+                       key=lambda e: int(e.index))
+        print(report(edits, args.max_rounds, args.model))
+        return
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server started here stops too
     data = json.loads((DATA / "data.json").read_text())
-    keys = sorted(data, key=int)[: args.limit or None]
+    keys = sorted(data, key=int)[args.start:]
+    keys = keys[: args.limit or None]
     with tempfile.TemporaryDirectory() as tmp:
         server = None
         base_url = args.base_url
@@ -218,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
                 edit = run_edit(k, data[k], base_url, args.model, detector, segmenter, args.max_rounds,
                                 args.timeout)
                 edits.append(edit)
+                if args.json:  # saved as it goes: a run that is cut off keeps what it measured
+                    rows = [{**asdict(e), "total_calls": e.total_calls} for e in edits]
+                    args.json.write_text(json.dumps(rows, indent=1))
                 stages = ", ".join(f"{name} {sec:.0f} s/{edit.calls.get(name, 0)} calls"
                                    for name, sec in edit.seconds.items())
                 print(f"[{k}] {edit.total_calls} calls, tokens {edit.tokens_in}/{edit.tokens_out}, {stages}: "
@@ -228,9 +248,6 @@ def main(argv: list[str] | None = None) -> None:
                 server.wait(timeout=10)
     print()
     print(report(edits, args.max_rounds, args.model))
-    if args.json:
-        rows = [{**asdict(e), "total_calls": e.total_calls} for e in edits]
-        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

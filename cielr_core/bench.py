@@ -564,8 +564,7 @@ def run_bench(options: BenchOptions, models: BenchModels | ModelLoader,
                     session["model_load_peak_rss_mb"] = monitor.peaks_mb().get("model load")
 
                 def show(stage: str, sid: str = entry.id) -> None:
-                    bar.set_postfix_str(f"{sid}: {stage} (ok {counts['ok']}, failed {counts['failed']})",
-                                        refresh=False)
+                    bar.set_postfix_str(f"{sid}: {stage} (ok {counts['ok']}, failed {counts['failed']})")
 
                 rec, edited, edited_mask = run_sample(entry, loaded_models, options, monitor, show)
                 if options.save_images and edited is not None:
