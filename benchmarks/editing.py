@@ -28,8 +28,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +35,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peak_rss import PeakRSS  # noqa: E402
 
 DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
 CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr")) / "test-models"
@@ -71,31 +72,6 @@ class CIELRBenchSceneFromMask:
 
 NODE_CLASS_MAPPINGS = {"CIELRBenchSceneFromMask": CIELRBenchSceneFromMask}
 '''
-
-
-class PeakRSS:
-    """Peak RSS of another process over a block, sampled by a thread."""
-
-    def __init__(self, pid: int, interval: float = 0.02):
-        import psutil
-
-        self._proc, self._interval = psutil.Process(pid), interval
-
-    def __enter__(self) -> PeakRSS:
-        self.base = self.peak = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            time.sleep(self._interval)
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def prepare_inputs(base: Path, sample: int, size: int) -> float:

@@ -14,52 +14,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peak_rss import PeakRSS  # noqa: E402
 
 DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
 CACHED_VIT_B = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr")) / "test-models" / \
     "sam_vit_b_01ec64.pth"
 MIB = 1 << 20
-
-
-class PeakRSS:
-    """Peak RSS growth over a block, sampled by a thread (torch's allocations are invisible to
-    tracemalloc, and ru_maxrss is a process-lifetime high-water mark that cannot be reset)."""
-
-    def __init__(self, interval: float = 0.002):
-        import psutil
-
-        self._proc, self._interval = psutil.Process(), interval
-
-    def __enter__(self) -> "PeakRSS":
-        self.base = self.peak = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            time.sleep(self._interval)
-
-    def __exit__(self, *_: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.base
 
 
 def load_photo_1024(photo: str | Path | np.ndarray | None = None) -> np.ndarray:
