@@ -8,9 +8,9 @@ the scene so editing never sees an id that does not exist.
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from .errors import CIELRError
 from .scene.model import Scene
@@ -20,17 +20,19 @@ Placement = Literal["on_top_of", "left_of", "right_of", "above", "below", "in_fr
                     "near"]
 MAX_ACTIONS = 8
 MAX_TARGETS = 16
-ObjectId = int  # bounded in the fields below so constrained decoding stays short
+MAX_OBJECT_ID = 2**31 - 1  # the id range a scene file allows
+# A JSON integer, never coerced: `true` is not object #1 and "2" is not object #2 (nothing is guessed).
+ObjectId = Annotated[StrictInt, Field(ge=0, le=MAX_OBJECT_ID)]
 
 
 class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     op: Op
-    targets: list[int] = Field(default_factory=list, max_length=MAX_TARGETS,
+    targets: list[ObjectId] = Field(default_factory=list, max_length=MAX_TARGETS,
                                description="ids of the scene objects this action edits (empty for add)")
     prompt: str = Field(default="", max_length=200, description="what the region shows afterwards")
-    anchor: int | None = Field(default=None, ge=0, le=100_000, description="add: the object to place it by")
+    anchor: ObjectId | None = Field(default=None, description="add: the object to place it by")
     placement: Placement | None = Field(default=None, description="add: where, relative to the anchor")
     strength: float | None = Field(default=None, ge=0.0, le=1.0, description="denoise override")
 
@@ -87,10 +89,16 @@ def validate_plan(plan: Plan, scene: Scene) -> Plan:
 
 def plan_from_json(text: str, scene: Scene) -> Plan:
     """Parse a plan typed or edited by a person; every problem is reported, nothing is guessed."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise PlanError([f"the plan must be JSON text, got {type(text).__name__}"])
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise PlanError([f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
+    except RecursionError:
+        raise PlanError(["not usable JSON: it is nested too deeply"]) from None
+    except ValueError as e:  # an integer of thousands of digits, or bytes that are not UTF-8
+        raise PlanError([f"not usable JSON: {str(e)[:200]}"]) from None
     if isinstance(data, list):  # a bare list of actions is accepted too
         data = {"actions": data}
     try:

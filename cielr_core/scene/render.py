@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InputError
 from ..images import MAX_SIDE, to_rgb_uint8
-from .build import position_words
+from .build import _box, position_words
 from .masks import area_fraction, check_mask, mask_box, mask_centroid, rle_decode, rle_encode
 from .model import Relation, Scene, SceneObject
 from .relations import PREDICATES
@@ -33,6 +33,9 @@ from .relations import PREDICATES
 FORMAT = "cielr.scene/1"
 MAX_OBJECTS = 1000  # a scene file with more is not a photo's scene; refuse before decoding masks
 MAX_LABEL = 200
+# Masks are decoded into one bool per pixel per object: a few bytes of JSON per object may declare a
+# 16384 x 16384 mask, so the declared total is bounded before any mask is decoded (4 GiB of masks).
+MAX_MASK_PIXELS = 2**32
 HORIZONTAL = ("left", "center", "right")
 VERTICAL = ("top", "middle", "bottom")
 
@@ -180,14 +183,17 @@ def _object_from_dict(d: object, where: str, width: int, height: int) -> SceneOb
         mask = rle_decode(mask_d)
     except InputError as e:
         raise _fail(f"{where}.mask", str(e)) from None
+    # a box is clipped to the image and ordered, as build_scene does with a detector's boxes
+    box = _box(_numbers(d["box"], 4, f"{where}.box"), width, height)
     o = SceneObject(id=_int(d["id"], f"{where}.id", 0, 2**31 - 1), label=_str(d["label"], f"{where}.label"),
-                    score=_num(d["score"], f"{where}.score"), box=_numbers(d["box"], 4, f"{where}.box"),
-                    mask=mask)
+                    score=_num(d["score"], f"{where}.score"), box=box, mask=mask)
     o.area = _num(d["area"], f"{where}.area") if "area" in d else area_fraction(mask)
     if not 0.0 <= o.area <= 1.0:
         raise _fail(f"{where}.area", f"{o.area} is not a fraction in 0..1")
     if "centroid" in d:
         o.centroid = _numbers(d["centroid"], 2, f"{where}.centroid")
+        if not (0 <= o.centroid[0] <= width and 0 <= o.centroid[1] <= height):
+            raise _fail(f"{where}.centroid", f"{list(o.centroid)!r:.60} lies outside the {width}x{height} image")
     else:
         o.centroid = mask_centroid(mask) or ((o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2)
     if "position" in d:
@@ -248,6 +254,11 @@ def scene_from_dict(d: dict) -> Scene:
         raise _fail("objects", "expected a list")
     if len(raw) > MAX_OBJECTS:
         raise _fail("objects", f"{len(raw)} objects; at most {MAX_OBJECTS} are supported")
+    if len(raw) * width * height > MAX_MASK_PIXELS:
+        raise _fail("objects", f"{len(raw)} masks of {width}x{height} pixels are too large to hold in memory "
+                               f"({len(raw) * width * height / 2**30:.1f} GiB; at most "
+                               f"{MAX_MASK_PIXELS / 2**30:.0f} GiB of mask pixels): use a smaller image or "
+                               "fewer objects")
     objects = [_object_from_dict(o, f"objects[{k}]", width, height) for k, o in enumerate(raw)]
     ids = [o.id for o in objects]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -267,8 +278,10 @@ def _reject_constant(name: str) -> None:
 def scene_from_json(text: str | bytes) -> Scene:
     try:
         d = json.loads(text, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise InputError(f"invalid scene JSON: {e}") from None
+    except InputError:
+        raise
+    except (ValueError, RecursionError) as e:  # also UnicodeDecodeError, and integers of > 4300 digits
+        raise InputError(f"invalid scene JSON: {str(e)[:300] or type(e).__name__}") from None
     except TypeError:
         raise InputError(f"scene JSON must be text, got {type(text).__name__}") from None
     return scene_from_dict(d)
