@@ -342,18 +342,23 @@ def read_image(path: str) -> Any:
     return load_image(path)
 
 
+def read_text(path: str, what: str) -> str:
+    """A UTF-8 text file (a byte-order mark is dropped), or an InputError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the {what} file {path}: {e}") from None
+
+
 def read_plan(path: str) -> Any:
     """A plan file: {"actions": [...]} or a bare list of actions; checked against the scene later."""
     from pydantic import ValidationError
 
     from .plan import Plan, PlanError
 
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"plan file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read the plan file {path}: {e}") from None
+    text = read_text(path, "plan")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -370,13 +375,7 @@ def read_plan(path: str) -> Any:
 def read_scene(path: str) -> Any:
     from .scene import scene_from_json
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"scene file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read the scene file {path}: {e}") from None
-    return scene_from_json(text)
+    return scene_from_json(read_text(path, "scene"))
 
 
 def _image_format_ok(path: Path) -> None:

@@ -123,7 +123,7 @@ EDIT_OPTIONS = (
     Option("edit", "grow", int, 8, "pixels the target mask is grown by", metavar="PX"),
     Option("edit", "feather", int, 8, "blend band inside the grown mask, pixels", metavar="PX"),
     Option("edit", "context", int, 64, "pixels of surroundings the model sees around the mask", metavar="PX"),
-    Option("edit", "working_size", int, 512, "short side of the crop as the model sees it", metavar="PX"),
+    Option("edit", "working_size", int, 512, "the crop is scaled to about PX x PX pixels of area (multiples of 8) before the model sees it", metavar="PX"),
     Option("edit", "negative", str, "", "negative prompt", metavar="TEXT"),
     Option("edit", "background_prompt", str, BACKGROUND_PROMPT, "prompt of a remove action without its own",
            metavar="TEXT"),
@@ -201,26 +201,18 @@ def _coerce(o: Option, value: Any, where: str) -> Any:
         if isinstance(value, bool):
             return value
         raise InputError(f"{where} must be true or false, got {value!r}")
-    if o.type is int:
-        if isinstance(value, bool):
-            raise InputError(f"{where} must be a whole number, got {value!r}")
-        if isinstance(value, int):
-            return value
+    if o.type in (int, float):
+        # TOML integers serve float options; a float never silently truncates into an int one
+        kinds = (int,) if o.type is int else (int, float)
+        if isinstance(value, kinds) and not isinstance(value, bool):
+            return o.type(value)
         if isinstance(value, str):
             try:
-                return int(value.strip())
+                return o.type(value.strip())
             except ValueError:
                 pass
-        raise InputError(f"{where} must be a whole number, got {value!r}")
-    if o.type is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        raise InputError(f"{where} must be a number, got {value!r}")
+        what = "a whole number" if o.type is int else "a number"
+        raise InputError(f"{where} must be {what}, got {value!r}")
     if o.type is list:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list):

@@ -16,6 +16,7 @@ from cielr_core import metrics as M
 from cielr_core.errors import InputError
 from cielr_core.llm import RemoteLLM, strict_schema
 from cielr_core.metrics import Metric, SampleResult, Unavailable
+from tests.fixtures.tokens import byte_to_unicode
 
 RNG = np.random.default_rng(1234)
 
@@ -440,18 +441,6 @@ def test_lpips_rejects_files_that_do_not_fit(lpips_files, tmp_path):
 
 # ------------------------------------------------------------------------------- CLIP
 
-def _bytes_to_unicode() -> list[str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
 @pytest.fixture(scope="module")
 def tiny_clip_folder(tmp_path_factory):
     """A random-weight CLIP in Hugging Face format with a byte-level tokenizer, built here (no download)."""
@@ -461,7 +450,7 @@ def tiny_clip_folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("clip")
     vocab: dict[str, int] = {}
     for suffix in ("", "</w>"):
-        for c in _bytes_to_unicode():
+        for c in byte_to_unicode().values():
             vocab[c + suffix] = len(vocab)
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
