@@ -35,9 +35,7 @@ def load_checkpoint(path: str | Path, expected: str) -> Any:
             return load_file(str(path), device="cpu")
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            path, f"refused to unpickle it: it holds Python objects, not only tensors ({_first_line(e)}); "
-            "a checkpoint that needs code to load is unsafe and is never run", expected) from None
+        raise CheckpointError(path, unsafe_pickle(e), expected) from None
     except (EOFError, zipfile.BadZipFile, RuntimeError, OSError, ValueError) as e:
         raise CheckpointError(path, f"the file is truncated or not a checkpoint ({_first_line(e)})",
                               expected) from None
@@ -85,6 +83,14 @@ def find_model_file(name: str, folders: Iterable[str | Path], what: str, expecte
     names = [name] if name else []
     names += [n for n in expected_names if n != name]
     raise ModelNotFoundError(what, names, folders, source)
+
+
+def unsafe_pickle(e: BaseException) -> str:
+    """The problem text for a pickle that ``weights_only`` loading refused (here or inside a library)."""
+    text = str(e).splitlines()
+    what = next((line.strip() for line in text if "GLOBAL" in line), None) or _first_line(e)
+    return (f"refused to unpickle it: it holds Python objects, not only tensors ({what[:300]}); "
+            "a checkpoint that needs code to load is unsafe and is never run")
 
 
 def _first_line(e: BaseException) -> str:

@@ -27,8 +27,18 @@ from cielr_core.editing import EditSettings, prepare
 from cielr_core.errors import CIELRError, InputError
 from cielr_core.plan import MAX_ACTIONS, Plan, PlanError, plan_from_json, plan_problems, plan_to_json
 from cielr_core.reasoning import scene_text
-from cielr_core.scene import (Scene, build_scene, make_object, render_preview, rle_encode, scene_from_dict,
-                              scene_from_json, scene_to_dict, scene_to_json, scene_to_text)
+from cielr_core.scene import (
+    Scene,
+    build_scene,
+    make_object,
+    render_preview,
+    rle_encode,
+    scene_from_dict,
+    scene_from_json,
+    scene_to_dict,
+    scene_to_json,
+    scene_to_text,
+)
 from cielr_core.scene.render import MAX_OBJECTS
 from nodes.editing import CIELRActionMask, CIELRPlanFromJSON
 
@@ -167,10 +177,10 @@ def check_plan_text(text: str, scene: Scene = SCENE) -> Plan | None:
             for t in item.action.targets:
                 union |= scene.get(t).mask
             assert np.array_equal(item.mask, union)
-        mask, prompt, negative, denoise = ACTION_MASK(scene, plan, item.index, 4, 2, "background")
+        mask, prompt, _negative, denoise = ACTION_MASK(scene, plan, item.index, 4, 2, "background")
         assert tuple(mask.shape) == (1, scene.height, scene.width)
         assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
-        assert 0.0 <= denoise <= 1.0
+        assert 0.0 <= denoise <= 1.0 and isinstance(prompt, str)
     return plan
 
 

@@ -7,8 +7,10 @@ checkpoints (4 channels) are handled by the same pipeline with a latent noise ma
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import torch
 
 from ..errors import CheckpointError, InputError, ModelNotFoundError
 from ..progress import NO_PROGRESS, Progress
+from ..weights import unsafe_pickle
 from .engine import InpaintRequest
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -44,18 +47,42 @@ def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | N
         if not (path / "model_index.json").is_file():
             raise CheckpointError(path, "the folder has no model_index.json",
                                   "a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, ...)")
-        pipe = StableDiffusionInpaintPipeline.from_pretrained(path, **common)
+        with _refusing_pickles(path, "a diffusers pipeline folder with .safetensors weights"):
+            pipe = StableDiffusionInpaintPipeline.from_pretrained(path, **common)
     elif path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise CheckpointError(path, f"unknown file type {path.suffix!r}", "a .safetensors or .ckpt checkpoint")
         if config is None or not Path(config).is_dir():
             raise InputError(f"loading the single file {path} offline needs a local config folder "
                              "(diffusers layout: model_index.json, unet/config.json, tokenizer/, ...); pass config=")
-        pipe = StableDiffusionInpaintPipeline.from_single_file(str(path), config=str(config), **common)
+        with _refusing_pickles(path, "a .safetensors or .ckpt checkpoint holding only tensors"):
+            pipe = StableDiffusionInpaintPipeline.from_single_file(str(path), config=str(config), **common)
     else:
         raise ModelNotFoundError("Inpainting pipeline", [path.name], [path.parent], "your diffusers model folder")
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+@contextlib.contextmanager
+def _refusing_pickles(path: Path, expected: str):
+    """diffusers reads pickled weights with weights_only=True and wraps a refusal in an OSError; either
+    way a refused pickle, and any other unreadable file, becomes a CheckpointError naming ``path``."""
+    try:
+        yield
+    except (pickle.UnpicklingError, OSError, ValueError) as e:
+        cause: BaseException | None = e
+        for _ in range(10):  # the exception chain, not looping forever on a cyclic one
+            if cause is None or isinstance(cause, pickle.UnpicklingError):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if not isinstance(cause, pickle.UnpicklingError):
+            cause = None
+        if cause is not None:
+            problem = unsafe_pickle(cause) if path.is_file() else f"a weights file in it was {unsafe_pickle(cause)}"
+        else:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            problem = f"diffusers could not load it ({first[:300]})"
+        raise CheckpointError(path, problem, expected) from None
 
 
 class DiffusersEngine:

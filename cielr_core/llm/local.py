@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import pickle
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ModelNotFoundError, require
+from ..weights import unsafe_pickle
 from .base import LLMError, Message, T, Usage, WireMessage, complete_with_repair, to_wire
 from .schema import strict_schema
 
@@ -166,6 +168,9 @@ def _load(path: str, dtype: str) -> _Loaded:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **common)
         model = transformers.AutoModelForCausalLM.from_pretrained(
             folder, dtype=getattr(torch, dtype), **common)
+    except pickle.UnpicklingError as e:  # transformers reads .bin weights with weights_only=True
+        raise LLMError(f"Cannot load the local LLM {path}: its weights were {unsafe_pickle(e)}. Use a "
+                       "model with .safetensors weights or a .gguf file.") from None
     except (OSError, ValueError, KeyError) as e:
         raise LLMError(f"Cannot load the local LLM {path}: {str(e).rstrip('.')}. Use a causal chat model "
                        "as a Hugging Face folder or a .gguf file whose architecture transformers "

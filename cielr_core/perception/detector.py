@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import pickle
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,7 +34,7 @@ import torch
 from ..errors import CheckpointError, InputError, MissingDependencyError
 from ..images import to_rgb_uint8
 from ..progress import NO_PROGRESS, Progress
-from ..weights import load_checkpoint, state_dict_of, strip_prefix
+from ..weights import load_checkpoint, state_dict_of, strip_prefix, unsafe_pickle
 from . import gdino_configs
 from .detections import Detections
 
@@ -505,6 +506,8 @@ def load_hf_folder(folder: Path, device: str | torch.device = "cpu") -> Detector
     try:
         processor = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
         model = GroundingDinoForObjectDetection.from_pretrained(str(folder), local_files_only=True)
+    except pickle.UnpicklingError as e:  # transformers reads .bin weights with weights_only=True
+        raise CheckpointError(folder, f"a weights file in it was {unsafe_pickle(e)}", expected) from None
     except (OSError, ValueError) as e:
         raise CheckpointError(folder, f"transformers could not load it ({str(e).splitlines()[0][:300]})",
                               expected) from None
