@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.llm_servers",
     "tests.fixtures.browser",
     "tests.fixtures.sd_models",
+    "tests.fixtures.workflows",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

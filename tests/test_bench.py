@@ -25,7 +25,7 @@ from cielr_core.datasets import read_dataset
 from cielr_core.editing import EditSettings
 from cielr_core.pipeline import PipelineSettings
 from tests.conftest import CIEBENCH, REPO
-from tests.fixtures.llm_servers import Reply
+from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.sd_models import tiny_inpaint_pipeline_dir  # noqa: F401  (session fixture)
 
 SIZES = (256,)  # the protocol at one size keeps these runs short; the CLI test uses both
@@ -329,27 +329,6 @@ def test_smartedit_layout(tmp_path, oracle_models):
 
 # ------------------------------------------------------------------------------- the pipeline
 
-def schema_name(body: dict) -> str:
-    fmt = body.get("response_format") or {}
-    return (fmt.get("json_schema") or {}).get("name", "")
-
-
-def first_enum(node):
-    if isinstance(node, dict):
-        if "enum" in node and node["enum"] and isinstance(node["enum"][0], int):
-            return node["enum"][0]
-        for v in node.values():
-            found = first_enum(v)
-            if found is not None:
-                return found
-    if isinstance(node, list):
-        for v in node:
-            found = first_enum(v)
-            if found is not None:
-                return found
-    return None
-
-
 def scripted_answer(body: dict, fail_plan_for: str = "") -> Reply:
     """A deterministic LLM: answers each request by the schema it asks for."""
     name = schema_name(body)
@@ -369,7 +348,7 @@ def scripted_answer(body: dict, fail_plan_for: str = "") -> Reply:
 
 
 def answer_by_schema(server, fail_plan_for: str = "") -> None:
-    server.next_reply = lambda: scripted_answer(server.requests[-1].body, fail_plan_for)
+    server.responder = lambda body: scripted_answer(body, fail_plan_for)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ ComfyUI server with the test models."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,52 +12,22 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import CIEBENCH, REPO
-from tests.fixtures.browser import open_comfyui
+from tests.conftest import REPO
 from tests.fixtures.comfyui import describe, execution_error
+from tests.fixtures.workflows import (
+    TEST_WIDGETS,
+    TWO_ACTIONS,
+    api_prompt,
+    load_workflow,
+    outputs_by_type,
+    saved_image,
+)
 
 pytestmark = pytest.mark.slow
 
 PACK = "comfyui-cielr"
 WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
 ARTIFACTS = REPO / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def server(comfyui):
-    requests.post(f"{comfyui.url}/settings/Comfy.TutorialCompleted", json=True, timeout=30)
-    (comfyui.base / "input").mkdir(exist_ok=True)
-    shutil.copy(CIEBENCH / "0" / "0.png", comfyui.base / "input" / "cielr_photo.png")
-    return comfyui
-
-
-@pytest.fixture(scope="module")
-def page(server, browser):
-    page = open_comfyui(browser, server.url)
-    yield page
-    page.close()
-
-
-def load_workflow(page, name: str, corrupt: bool = False) -> dict:
-    """Fetch the template from the URL the Templates browser uses and load it like a user would.
-    ``corrupt`` renames the first node's type, to prove the checks see a missing node."""
-    return page.evaluate("""async ([name, corrupt]) => {
-        const r = await fetch(`/api/workflow_templates/comfyui-cielr/${name}.json`);
-        if (!r.ok) throw new Error(`template ${name}: HTTP ${r.status}`);
-        const wf = await r.json();
-        if (corrupt) wf.nodes[0].type = "CIELRNoSuchNode";
-        await window.app.loadGraphData(wf);
-        const LG = window.LiteGraph;
-        const nodes = window.app.graph._nodes;
-        return {
-            count: nodes.length,
-            expected: wf.nodes.length,
-            missing: nodes.filter(n => !LG.registered_node_types[n.type]).map(n => n.type),
-            errors: nodes.filter(n => n.has_errors).map(n => n.type),
-            links: Object.keys(window.app.graph.links).length ?? window.app.graph.links.size,
-            expectedLinks: wf.links.length,
-        };
-    }""", [name, corrupt])
 
 
 def missing_nodes_dialog(page) -> bool:
@@ -118,33 +87,6 @@ def test_the_checks_see_a_missing_node(page):
     page.keyboard.press("Escape")
 
 
-# What each workflow needs changed to run on the test models (widget values by node type).
-TEST_WIDGETS = {
-    "LoadImage": {"image": "cielr_photo.png"},
-    "CIELRSAMLoader": {"model_name": "tiny_sam.pth"},
-    "CIELRPerceive": {"box_threshold": 0.0, "text_threshold": 0.0},
-}
-
-
-def api_prompt(page, name: str, widgets: dict) -> dict:
-    """Load the workflow, set the test models, and let the frontend convert it to the API format."""
-    load_workflow(page, name)
-    return page.evaluate("""async (widgets) => {
-        for (const node of window.app.graph._nodes) {
-            for (const [name, value] of Object.entries(widgets[node.type] || {})) {
-                const w = node.widgets.find(w => w.name === name);
-                if (!w) throw new Error(`${node.type} has no widget ${name}`);
-                w.value = value;
-            }
-        }
-        return (await window.app.graphToPrompt()).output;
-    }""", widgets)
-
-
-def outputs_by_type(prompt: dict, entry: dict, class_type: str) -> list[dict]:
-    return [entry["outputs"][k] for k, v in prompt.items() if v["class_type"] == class_type and k in entry["outputs"]]
-
-
 @pytest.mark.parametrize("name", [n for n in WORKFLOWS if n == "cielr_perception"])
 def test_perception_workflow_runs(server, page, name):
     from cielr_core.scene import scene_from_json
@@ -163,22 +105,6 @@ def test_perception_workflow_runs(server, page, name):
     assert not np.array_equal(np.asarray(overlay.convert("RGB")), np.asarray(photo.convert("RGB")))
 
 
-TWO_ACTIONS = ('{"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}, '
-               '{"op": "remove", "targets": [2]}]}')
-
-
-@pytest.fixture(scope="module")
-def edit_server(server, sd15_models, smollm2_gguf):
-    """The shared server with the random SD1.5 checkpoints and SmolLM2 where users put them."""
-    for sub, path in (("checkpoints", sd15_models.checkpoint), ("checkpoints", sd15_models.inpainting),
-                      ("LLM", smollm2_gguf)):
-        folder = server.base / "models" / sub
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / path.name).exists():
-            (folder / path.name).symlink_to(path)
-    return server
-
-
 def edit_widgets(server, sd15_models, llama_server, smollm2_gguf, checkpoint) -> dict:
     gdino = json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
     return {
@@ -191,12 +117,6 @@ def edit_widgets(server, sd15_models, llama_server, smollm2_gguf, checkpoint) ->
         "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
         "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7},
     }
-
-
-def saved_image(server, output: dict) -> np.ndarray:
-    image = output["images"][0]
-    folder = "output" if image["type"] == "output" else "temp"
-    return np.asarray(Image.open(server.base / folder / image["subfolder"] / image["filename"]).convert("RGB"))
 
 
 def assert_untouched_outside_mask(server, prompt: dict, entry: dict) -> np.ndarray:

@@ -181,7 +181,8 @@ class RemoteLLM:
                     f"The LLM server at {self.url} did not answer within {self.timeout:g} s. The model may "
                     "still be loading or be too slow: raise the timeout, use a smaller model, or check "
                     "the server.") from None
-            except requests.ConnectionError as e:
+            # a server that dies mid-answer breaks the connection or the body: both are retried
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
                 failure = f"cannot connect ({_reason(e)})"
                 continue
             text = _redact(text, key)

@@ -1,0 +1,275 @@
+"""The fault matrix: the shipped workflows on the real ComfyUI server when things go wrong.
+
+Each case ends in a clear error or a clean interruption, and the server stays healthy: the next job
+runs for real (not from ComfyUI's cache). Workflows come from the shipped files, converted to the
+API format by the frontend in headless Chromium (tests/test_workflows.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from itertools import count
+
+import numpy as np
+import pytest
+import requests
+
+from tests.fixtures.comfyui import ComfyServer, describe, execution_error, start_comfyui, stop_comfyui
+from tests.fixtures.llm_servers import Reply, first_enum, schema_name, start_llama_server, stop_llama_server
+from tests.fixtures.sam_models import build_tiny_sam
+from tests.fixtures.workflows import TEST_WIDGETS, TWO_ACTIONS, api_prompt, outputs_by_type, saved_image
+
+pytestmark = pytest.mark.slow
+
+ENDED = ("execution_success", "execution_error", "execution_interrupted")
+_fresh = count(1)
+
+
+def node_id(prompt: dict, class_type: str) -> str:
+    return next(k for k, v in prompt.items() if v["class_type"] == class_type)
+
+
+def gdino_name(server: ComfyServer) -> str:
+    return json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
+
+
+def perception_prompt(page, server: ComfyServer, sam: str = "tiny_sam.pth") -> dict:
+    return api_prompt(page, "cielr_perception", {**TEST_WIDGETS, "CIELRSAMLoader": {"model_name": sam},
+                                                 "CIELRGroundingDINOLoader": {"model_name": gdino_name(server)}})
+
+
+def edit_prompt(page, server: ComfyServer, checkpoint: str, llm_url: str, instruction: str, *,
+                timeout: float = 60.0, max_rounds: int = 1, steps: int = 1) -> dict:
+    return api_prompt(page, "cielr_edit", {
+        **TEST_WIDGETS,
+        "CIELRGroundingDINOLoader": {"model_name": gdino_name(server)},
+        "CheckpointLoaderSimple": {"ckpt_name": checkpoint},
+        "PrimitiveStringMultiline": {"value": instruction},
+        "CIELRLLMRemote": {"base_url": llm_url, "model": "scripted", "timeout": timeout, "seed": 3},
+        "CIELRRefineScene": {"max_rounds": max_rounds, "box_threshold": 0.0, "text_threshold": 0.0},
+        "CIELRInpaintActions": {"steps": steps, "working_size": 64, "context": 16, "seed": 7},
+    })
+
+
+def run_watched(server: ComfyServer, prompt: dict, trigger: Callable[[dict], bool], action: Callable[[], None],
+                timeout: float = 600) -> tuple[dict, float | None]:
+    """Queue ``prompt`` and follow it on the websocket; the first event for which ``trigger`` holds
+    runs ``action``. Returns the event that ended the job and the seconds from the action to it."""
+    import aiohttp
+
+    client_id = uuid.uuid4().hex
+
+    async def follow() -> tuple[dict, float | None]:
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"{server.url}/ws?clientId={client_id}") as ws:
+            async with session.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
+                assert r.status == 200, await r.text()
+                prompt_id = (await r.json())["prompt_id"]
+            acted_at = None
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue  # binary preview images
+                event = json.loads(msg.data)
+                if (event.get("data") or {}).get("prompt_id", prompt_id) != prompt_id:
+                    continue
+                if acted_at is None and trigger(event):
+                    await asyncio.get_running_loop().run_in_executor(None, action)
+                    acted_at = time.monotonic()
+                if event["type"] in ENDED:
+                    return event, None if acted_at is None else time.monotonic() - acted_at
+        raise AssertionError("the websocket closed before the job ended")
+
+    return asyncio.run(asyncio.wait_for(follow(), timeout))
+
+
+def executing(node: str) -> Callable[[dict], bool]:
+    return lambda e: e["type"] == "executing" and (e.get("data") or {}).get("node") == node
+
+
+def interrupt(server: ComfyServer) -> Callable[[], None]:
+    return lambda: requests.post(f"{server.url}/interrupt", timeout=30).raise_for_status()
+
+
+def assert_healthy(server: ComfyServer, page) -> None:
+    """The server is alive and runs the next job for real: Perceive must execute, not come from the cache."""
+    prompt = perception_prompt(page, server)
+    perceive = node_id(prompt, "CIELRPerceive")
+    prompt[perceive]["inputs"]["box_threshold"] = next(_fresh) * 1e-4  # a new input: no cached result
+    entry = server.run(prompt, timeout=300)
+    assert execution_error(entry) is None, describe(execution_error(entry))
+    cached = [ids for kind, data in entry["status"]["messages"] if kind == "execution_cached"
+              for ids in data["nodes"]]
+    assert perceive not in cached
+
+
+def scene_text(prompt: dict, entry: dict) -> str:
+    assert execution_error(entry) is None, describe(execution_error(entry))
+    return outputs_by_type(prompt, entry, "PreviewAny")[0]["text"][0]
+
+
+# ----------------------------------------------------------------------------------- LLM faults
+
+def by_instruction(delay_verdicts: float = 0.0) -> Callable[[dict], Reply]:
+    """A deterministic LLM whose plan depends on the instruction it is given."""
+    def reply(body: dict) -> Reply:
+        name = schema_name(body)
+        asked = json.dumps(body["messages"])
+        if name == "LabelList":
+            return Reply(content=json.dumps({"labels": ["lamp", "tv"]}))
+        if name == "SceneVerdict":
+            return Reply(content=json.dumps({"note": "a shelf may hide it", "sufficient": False,
+                                             "missing_labels": ["shelf"], "search_within": None}),
+                         delay=delay_verdicts)
+        if name == "PlanAnswer":
+            target = first_enum(body["response_format"]["json_schema"]["schema"])
+            action = ({"op": "remove", "targets": [target], "prompt": ""} if "Remove" in asked else
+                      {"op": "replace", "targets": [target], "prompt": "a red floor lamp"})
+            return Reply(content=json.dumps({"actions": [action]}))
+        return Reply(status=400, body=json.dumps({"error": {"message": f"unexpected schema {name!r}"}}))
+    return reply
+
+
+def test_llm_server_killed_mid_run(edit_server, page, sd15_models, smollm2_gguf, tmp_path):
+    """The real llama.cpp server dies while Propose Labels waits for it: a clear error, soon."""
+    llm = start_llama_server(smollm2_gguf, tmp_path)
+    try:
+        prompt = edit_prompt(page, edit_server, sd15_models.checkpoint.name, llm.base_url,
+                             "What makes the TV louder? Replace it with a floor lamp.", timeout=120)
+        propose = node_id(prompt, "CIELRProposeLabels")
+
+        def kill() -> None:
+            time.sleep(0.3)  # the request is on its way
+            os.kill(llm.process.pid, signal.SIGKILL)
+
+        event, seconds = run_watched(edit_server, prompt, executing(propose), kill)
+    finally:
+        stop_llama_server(llm)
+    assert event["type"] == "execution_error", event
+    assert event["data"]["node_type"] in ("CIELRProposeLabels", "CIELRRefineScene", "CIELRDecompose")
+    message = event["data"]["exception_message"]
+    assert llm.base_url in message and "Check that the server is running" in message, message
+    assert seconds < 60
+    assert_healthy(edit_server, page)
+
+
+def test_llm_slower_than_the_timeout(edit_server, page, sd15_models, scripted_server):
+    scripted_server.answer({"labels": ["lamp"]}, delay=30)
+    prompt = edit_prompt(page, edit_server, sd15_models.checkpoint.name, scripted_server.base_url,
+                         "Replace the lamp with a plant.", timeout=2)
+    started = time.monotonic()
+    entry = edit_server.run(prompt, timeout=300)
+    seconds = time.monotonic() - started
+    error = execution_error(entry)
+    assert error is not None and error["node_type"] == "CIELRProposeLabels", describe(error)
+    assert "did not answer within 2 s" in error["exception_message"]
+    assert len(scripted_server.requests) == 1  # a timeout is not retried
+    assert seconds < 25  # 2 s, not the 30 s the answer would take
+    assert_healthy(edit_server, page)
+
+
+# ----------------------------------------------------------------------------------- cancel
+
+def test_cancel_during_perception(edit_server, page, full_sam_vit_b_path):
+    """A full-size SAM makes Perceive last long enough to be cancelled inside it."""
+    sams = edit_server.base / "models" / "sams"
+    if not (sams / full_sam_vit_b_path.name).exists():
+        (sams / full_sam_vit_b_path.name).symlink_to(full_sam_vit_b_path)
+    prompt = perception_prompt(page, edit_server, sam=full_sam_vit_b_path.name)
+    event, seconds = run_watched(edit_server, prompt, executing(node_id(prompt, "CIELRPerceive")),
+                                 interrupt(edit_server))
+    assert event["type"] == "execution_interrupted", event
+    assert event["data"]["node_type"] == "CIELRPerceive"
+    assert seconds < 120  # SAM's image embedding is the longest step without a check
+    assert_healthy(edit_server, page)
+
+
+def test_cancel_during_refinement(edit_server, page, sd15_models, scripted_server):
+    """Cancel lands between LLM calls: the verdict in flight comes back, nothing more is asked."""
+    scripted_server.responder = by_instruction(delay_verdicts=3.0)
+    prompt = edit_prompt(page, edit_server, sd15_models.checkpoint.name, scripted_server.base_url,
+                         "Replace whatever makes the TV louder with a floor lamp.", max_rounds=3)
+    event, _ = run_watched(edit_server, prompt, executing(node_id(prompt, "CIELRRefineScene")),
+                           interrupt(edit_server))
+    assert event["type"] == "execution_interrupted", event
+    assert event["data"]["node_type"] == "CIELRRefineScene"
+    asked = [schema_name(r.body) for r in scripted_server.requests]
+    assert asked == ["LabelList", "SceneVerdict"], asked  # no second round, no plan
+    assert_healthy(edit_server, page)
+
+
+def test_cancel_during_sampling(edit_server, page, sd15_models):
+    prompt = api_prompt(page, "cielr_manual_plan", {
+        **TEST_WIDGETS, "CIELRGroundingDINOLoader": {"model_name": gdino_name(edit_server)},
+        "CheckpointLoaderSimple": {"ckpt_name": sd15_models.checkpoint.name},
+        "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
+        "CIELRInpaintActions": {"steps": 1000, "working_size": 64, "context": 16, "seed": 7}})
+    inpaint = node_id(prompt, "CIELRInpaintActions")
+    sampling = lambda e: e["type"] == "progress" and e["data"].get("node") == inpaint
+    event, seconds = run_watched(edit_server, prompt, sampling, interrupt(edit_server))
+    assert event["type"] == "execution_interrupted", event
+    assert event["data"]["node_type"] == "CIELRInpaintActions"
+    assert seconds < 60  # within a few of the 1000 steps
+    assert_healthy(edit_server, page)
+
+
+# ----------------------------------------------------------------------------------- state
+
+def edit_result(server: ComfyServer, prompt: dict, entry: dict) -> tuple[np.ndarray, str]:
+    assert execution_error(entry) is None, describe(execution_error(entry))
+    plan = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
+                if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] == node_id(prompt, "CIELRDecompose"))
+    return saved_image(server, outputs_by_type(prompt, entry, "SaveImage")[0]), plan
+
+
+def test_two_jobs_back_to_back_do_not_share_state(edit_server, page, sd15_models, scripted_server):
+    """Two instructions on the same image: queued back to back, each gives what it gives alone."""
+    scripted_server.responder = by_instruction()
+    first = edit_prompt(page, edit_server, sd15_models.checkpoint.name, scripted_server.base_url,
+                        "Replace the thing that makes the TV louder with a red floor lamp.")
+    second = edit_prompt(page, edit_server, sd15_models.checkpoint.name, scripted_server.base_url,
+                         "Remove the thing that makes the TV louder.")
+    alone = [edit_result(edit_server, p, edit_server.run(p, timeout=900)) for p in (first, second)]
+    assert "replace" in alone[0][1] and "remove" in alone[1][1]
+    assert not np.array_equal(alone[0][0], alone[1][0])
+    ids = [edit_server.queue(first), edit_server.queue(second)]  # both waiting before the first runs
+    together = [edit_result(edit_server, p, edit_server.wait(i, timeout=900)) for p, i in zip((first, second), ids, strict=True)]
+    for (image_alone, plan_alone), (image, plan) in zip(alone, together, strict=True):
+        assert plan == plan_alone
+        assert np.array_equal(image, image_alone)
+
+
+def test_replaced_model_file_is_noticed(edit_server, page, tmp_path):
+    sams = edit_server.base / "models" / "sams"
+    build_tiny_sam(sams / "swap_sam.pth", seed=1)
+    build_tiny_sam(sams / "swap_sam_seed2.pth", seed=2)
+    prompt = perception_prompt(page, edit_server, sam="swap_sam.pth")
+    before = scene_text(prompt, edit_server.run(prompt))
+    build_tiny_sam(tmp_path / "new.pth", seed=2)
+    os.replace(tmp_path / "new.pth", sams / "swap_sam.pth")  # same name, other weights
+    after = scene_text(prompt, edit_server.run(prompt))
+    reference = perception_prompt(page, edit_server, sam="swap_sam_seed2.pth")
+    assert after == scene_text(reference, edit_server.run(reference))
+    assert after != before, "the two SAMs give the same scene: the test could not see a stale cache"
+
+
+def test_comfyui_restarted_between_runs(edit_server, page, tmp_path):
+    base = tmp_path / "restarted"
+    (base / "input").mkdir(parents=True)
+    shutil.copy(edit_server.base / "input" / "cielr_photo.png", base / "input")
+    (base / "models").symlink_to(edit_server.base / "models", target_is_directory=True)
+    prompt = perception_prompt(page, edit_server)
+    scenes = []
+    for _ in range(2):
+        restarted = start_comfyui(base)
+        try:
+            requests.get(f"{restarted.url}/object_info", timeout=60).raise_for_status()
+            scenes.append(scene_text(prompt, restarted.run(prompt, timeout=300)))
+        finally:
+            stop_comfyui(restarted)
+    assert scenes[0] == scenes[1] == scene_text(prompt, edit_server.run(prompt))
