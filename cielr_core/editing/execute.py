@@ -124,7 +124,9 @@ def _denoise(action: Action, settings: EditSettings) -> float:
 
 def check_image(image: np.ndarray, scene: Scene) -> None:
     if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"expected an H x W x 3 RGB image, got shape {tuple(image.shape)}")
+        raise InputError(f"expected an H x W x 3 RGB image, got shape {tuple(image.shape)}; convert it to RGB "
+                         "first (drop an alpha channel, repeat a grey one), so the edited image has the same "
+                         "channels as the photo the scene was built from")
     if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
         raise InputError(f"expected uint8 or float pixels, got {image.dtype}")
     h, w = image.shape[:2]
