@@ -15,7 +15,6 @@ exit with status 1; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -354,22 +353,12 @@ def read_text(path: str, what: str) -> str:
 
 def read_plan(path: str) -> Any:
     """A plan file: {"actions": [...]} or a bare list of actions; checked against the scene later."""
-    from pydantic import ValidationError
+    from .plan import PlanError, parse_plan
 
-    from .plan import Plan, PlanError
-
-    text = read_text(path, "plan")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PlanError([f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"]) from None
-    if isinstance(data, list):
-        data = {"actions": data}
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as e:
-        raise PlanError([f"{path}: {'.'.join(map(str, err['loc'])) or 'plan'}: {err['msg']}"
-                         for err in e.errors()[:10]]) from None
+        return parse_plan(read_text(path, "plan"))
+    except PlanError as e:
+        raise PlanError([f"{path}: {problem}" for problem in e.problems]) from None
 
 
 def read_scene(path: str) -> Any:

@@ -88,7 +88,14 @@ def validate_plan(plan: Plan, scene: Scene) -> Plan:
 
 
 def plan_from_json(text: str, scene: Scene) -> Plan:
-    """Parse a plan typed or edited by a person; every problem is reported, nothing is guessed."""
+    """Parse a plan typed or edited by a person and check it against the scene; every problem is
+    reported, nothing is guessed."""
+    return validate_plan(parse_plan(text), scene)
+
+
+def parse_plan(text: str | bytes) -> Plan:
+    """A plan from JSON text ({"actions": [...]} or a bare list of actions), not yet checked
+    against any scene. Anything unusable is a PlanError."""
     if not isinstance(text, (str, bytes, bytearray)):
         raise PlanError([f"the plan must be JSON text, got {type(text).__name__}"])
     try:
@@ -106,7 +113,7 @@ def plan_from_json(text: str, scene: Scene) -> Plan:
     except ValidationError as e:
         raise PlanError([f"{'.'.join(map(str, err['loc'])) or 'plan'}: {err['msg']}"
                          for err in e.errors()[:10]]) from None
-    return validate_plan(plan, scene)
+    return plan
 
 
 def plan_to_json(plan: Plan, indent: int | None = 1) -> str:
