@@ -7,7 +7,7 @@ import pytest
 
 from cielr_core.errors import InputError
 from cielr_core.scene import check_mask, rle_decode, rle_encode
-from cielr_core.scene.masks import area_fraction, mask_box, mask_centroid
+from cielr_core.scene.masks import area_fraction, mask_box, mask_centroid, mask_geometry
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (7, 13), (64, 64), (257, 300), (300, 257)])
@@ -99,3 +99,22 @@ def test_box_centroid_area():
     assert mask_box(m) == (3.0, 2.0, 20.0, 10.0)
     empty = np.zeros((4, 4), bool)
     assert mask_box(empty) is None and mask_centroid(empty) is None and area_fraction(empty) == 0.0
+
+
+@pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])
+def test_mask_geometry_agrees_with_the_separate_measurements(density):
+    """One pass for box, count and centroid (the scene's hot path on large photos) changes no number."""
+    rng = np.random.default_rng(int(density * 1000))
+    big = np.zeros((120, 170), bool)
+    big[10:90, 30:150] = rng.random((80, 120)) < density
+    for m in (big, big[5:100:2, 7:160:3]):  # contiguous, and a strided view
+        got = mask_geometry(m)
+        if not m.any():
+            assert got is None
+            continue
+        box, count, centroid = got
+        assert box == mask_box(m)
+        assert count == np.count_nonzero(m)
+        ys, xs = np.nonzero(m)
+        assert centroid == pytest.approx((xs.mean() + 0.5, ys.mean() + 0.5), abs=1e-9)
+        assert centroid == mask_centroid(m)

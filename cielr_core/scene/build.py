@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..images import MAX_SIDE
-from .masks import area_fraction, check_mask, mask_centroid
+from .masks import check_mask, mask_geometry
 from .model import Box, Scene, SceneObject
 from .relations import compute_relations
 
@@ -58,12 +58,14 @@ def make_object(id: int, label: str, score: float, box: Sequence[float], mask: n
     if not math.isfinite(float(score)):
         raise InputError(f"object score must be a finite number, got {score!r}")
     b = _box(box, width, height)
-    centroid = mask_centroid(m)
-    if centroid is None:
-        centroid = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    geometry = mask_geometry(m)  # one whole-mask pass for area and centroid
+    if geometry is None:
+        count, centroid = 0, ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    else:
+        _, count, centroid = geometry
     return SceneObject(
         id=int(id), label=str(label), score=float(score), box=b, mask=m,
-        area=area_fraction(m), centroid=centroid,
+        area=count / m.size if m.size else 0.0, centroid=centroid,
         position=position_words(*centroid, width, height), parent=parent,
     )
 

@@ -123,19 +123,45 @@ def mask_box(mask: np.ndarray) -> Box | None:
     return (float(cols[0]), float(y0), float(cols[-1]) + 1.0, float(y1))
 
 
+def _moments(mask: np.ndarray, box: Box) -> tuple[int, float, float]:
+    """(pixel count, cx, cy) of the pixels inside ``box``, reading only that crop.
+
+    Per-row and per-column counts as uint8 sums: about twice as fast as count_nonzero along an
+    axis, which matters for masks covering much of a large photo.
+    """
+    x0, y0, x1, y1 = (int(v) for v in box)
+    crop = mask[y0:y1, x0:x1].view(np.uint8)
+    rows = crop.sum(axis=1, dtype=np.int32)
+    cols = crop.sum(axis=0, dtype=np.int32)
+    n = int(rows.sum(dtype=np.int64))
+    if n == 0:
+        return 0, 0.0, 0.0
+    cy = y0 + 0.5 + float(rows @ np.arange(rows.size, dtype=np.float64)) / n
+    cx = x0 + 0.5 + float(cols @ np.arange(cols.size, dtype=np.float64)) / n
+    return n, cx, cy
+
+
+def mask_geometry(mask: np.ndarray) -> tuple[Box, int, tuple[float, float]] | None:
+    """(tight box, pixel count, centroid) of a bool mask, None when empty.
+
+    One pass over the whole mask (for the box); the count and centroid read only the box, which
+    holds every set pixel. The scene needs all three per object, and on a 48-megapixel photo each
+    extra whole-mask pass costs about 5 ms per object.
+    """
+    box = mask_box(mask)
+    if box is None:
+        return None
+    n, cx, cy = _moments(mask, box)
+    return box, n, (cx, cy)
+
+
 def mask_centroid(mask: np.ndarray, box: Box | None = None) -> tuple[float, float] | None:
     """Mean pixel centre (x, y); None for an empty mask. ``box``: its tight box if known."""
     box = box or mask_box(mask)
     if box is None:
         return None
-    x0, y0, x1, y1 = (int(v) for v in box)
-    crop = mask[y0:y1, x0:x1]  # only the box: cheap for small objects in huge images
-    rows = np.count_nonzero(crop, axis=1)
-    cols = np.count_nonzero(crop, axis=0)
-    n = rows.sum()
-    cy = y0 + 0.5 + float(rows @ np.arange(rows.size, dtype=np.float64)) / n
-    cx = x0 + 0.5 + float(cols @ np.arange(cols.size, dtype=np.float64)) / n
-    return (cx, cy)
+    n, cx, cy = _moments(mask, box)  # only the box: cheap for small objects in huge images
+    return (cx, cy) if n else None
 
 
 def area_fraction(mask: np.ndarray) -> float:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .masks import check_mask, mask_box, mask_centroid
+from .masks import check_mask, mask_geometry
 from .model import Box, Relation, SceneObject
 
 PREDICATES = ("inside", "contains", "on_top_of", "overlaps", "left_of", "right_of", "above", "below",
@@ -58,12 +58,11 @@ class _Geom:
 
 def _geometry(o: SceneObject, width: int, height: int) -> _Geom:
     mask = check_mask(o.mask, height, width)
-    count = int(np.count_nonzero(mask))
-    box = mask_box(mask) if count else None
-    if box is None:
+    geometry = mask_geometry(mask)  # one whole-mask pass: this is most of the cost for large photos
+    if geometry is None:
         box = tuple(float(v) for v in o.box)
         return _Geom(o.id, box, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 0, mask, o.depth)
-    cx, cy = mask_centroid(mask, box)
+    box, count, (cx, cy) = geometry
     return _Geom(o.id, box, cx, cy, count, mask, o.depth)
 
 
