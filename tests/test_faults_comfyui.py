@@ -14,6 +14,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from itertools import count
 
 import numpy as np
@@ -67,12 +68,12 @@ def run_watched(server: ComfyServer, prompt: dict, trigger: Callable[[dict], boo
 
     async def follow() -> tuple[dict, float | None]:
         async with aiohttp.ClientSession() as session, \
-                session.ws_connect(f"{server.url}/ws?clientId={client_id}") as ws:
+                session.ws_connect(f"{server.url}/ws?clientId={client_id}", max_msg_size=0) as ws:
             async with session.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
                 assert r.status == 200, await r.text()
                 prompt_id = (await r.json())["prompt_id"]
             acted_at = None
-            async for msg in ws:
+            async for msg in ws:  # (no size limit: "executed" carries the scene JSON, megabytes of RLE)
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue  # binary preview images
                 event = json.loads(msg.data)
@@ -85,7 +86,9 @@ def run_watched(server: ComfyServer, prompt: dict, trigger: Callable[[dict], boo
                     return event, None if acted_at is None else time.monotonic() - acted_at
         raise AssertionError("the websocket closed before the job ended")
 
-    return asyncio.run(asyncio.wait_for(follow(), timeout))
+    # in a thread of its own: Playwright's sync API already runs an event loop in this one
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(asyncio.wait_for(follow(), timeout))).result()
 
 
 def executing(node: str) -> Callable[[dict], bool]:
