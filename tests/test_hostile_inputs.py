@@ -28,22 +28,15 @@ from cielr_core.reasoning.prompts import DECOMPOSE_SYSTEM, LABELS_SYSTEM, MAX_IN
 from cielr_core.scene import Scene, build_scene, make_object, render_preview, scene_from_detections
 from nodes.bridge import single_image
 from nodes.scene import CIELRBuildScene
+from tests.scenes import box_mask, box_scene
 
 W, H = 96, 64
 QUOTE = '"""'
 
 
-def box_mask(box, width=W, height=H) -> np.ndarray:
-    m = np.zeros((height, width), bool)
-    x0, y0, x1, y1 = box
-    m[y0:y1, x0:x1] = True
-    return m
-
-
 def make_scene() -> Scene:
     spec = {1: ("tv", (8, 8, 40, 30)), 2: ("speaker", (44, 10, 54, 30)), 3: ("sofa", (10, 36, 90, 60))}
-    return build_scene(Scene(W, H, [make_object(i, label, 0.9, box, box_mask(box))
-                                    for i, (label, box) in spec.items()]))
+    return box_scene(W, H, spec)
 
 
 def llm_for(server) -> RemoteLLM:

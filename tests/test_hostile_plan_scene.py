@@ -41,6 +41,7 @@ from cielr_core.scene import (
 )
 from cielr_core.scene.render import MAX_OBJECTS
 from nodes.editing import CIELRActionMask, CIELRPlanFromJSON
+from tests.scenes import box_scene
 
 FUZZ = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -48,18 +49,10 @@ FUZZ = settings(max_examples=250, deadline=None, derandomize=True, database=None
 W, H = 48, 32
 
 
-def _box_mask(box, width=W, height=H) -> np.ndarray:
-    m = np.zeros((height, width), bool)
-    x0, y0, x1, y1 = box
-    m[y0:y1, x0:x1] = True
-    return m
-
-
 def _scene() -> Scene:
     """Three objects with ids that are not 1..N (so 'id = index' guesses are caught), relations built."""
     spec = {2: ("tv", (4, 4, 20, 16)), 5: ("speaker", (22, 6, 28, 16)), 9: ("sofa", (6, 18, 44, 30))}
-    objects = [make_object(i, label, 0.8, box, _box_mask(box)) for i, (label, box) in spec.items()]
-    return build_scene(Scene(W, H, objects))
+    return box_scene(W, H, spec, score=0.8)
 
 
 SCENE = _scene()

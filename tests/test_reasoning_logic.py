@@ -31,24 +31,20 @@ from cielr_core.reasoning import (
 from cielr_core.reasoning.prompts import MAX_INSTRUCTION, MAX_LISTED
 from cielr_core.reasoning.refine import MAX_ROUNDS_REACHED, NO_ROUNDS, NOTHING_NEW, SUFFICIENT
 from cielr_core.scene import Scene, build_scene, make_object, scene_from_detections
+from tests import scenes
 
 W, H = 120, 80
 INSTRUCTION = "What device can make the TV louder? Replace it with a floor lamp."
 LAMP = {"lamp": [(90, 5, 100, 35)]}
 
 
-def box_mask(box, width=W, height=H) -> np.ndarray:
-    m = np.zeros((height, width), bool)
-    x0, y0, x1, y1 = (round(v) for v in box)
-    m[y0:y1, x0:x1] = True
-    return m
+def box_mask(box) -> np.ndarray:
+    return scenes.box_mask(box, W, H)
 
 
 def make_scene(built: bool = True) -> Scene:
     boxes = {1: ("tv", (10, 10, 50, 40)), 2: ("sofa", (60, 40, 110, 75)), 3: ("table", (20, 50, 50, 75))}
-    objects = [make_object(i, label, 0.9 - 0.1 * i, box, box_mask(box)) for i, (label, box) in boxes.items()]
-    scene = Scene(W, H, objects)
-    return build_scene(scene) if built else scene
+    return scenes.box_scene(W, H, boxes, score=lambda i: 0.9 - 0.1 * i, built=built)
 
 
 class FakeDetector:
