@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     from tests.fixtures.llm_servers import SMOLLM2, start_llama_server, stop_llama_server
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the LLM server started here stops too
     models = build_models(MODELS)
     gdino = (models / "ready").read_text()
     limit = ["--limit", str(args.limit)] if args.limit else []
