@@ -7,6 +7,7 @@ API format by the frontend in headless Chromium (tests/test_workflows.py)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import shutil
@@ -40,21 +41,35 @@ def gdino_name(server: ComfyServer) -> str:
     return json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
 
 
-def perception_prompt(page, server: ComfyServer, sam: str = "tiny_sam.pth") -> dict:
-    return api_prompt(page, "cielr_perception", {**TEST_WIDGETS, "CIELRSAMLoader": {"model_name": sam},
-                                                 "CIELRGroundingDINOLoader": {"model_name": gdino_name(server)}})
+@pytest.fixture(scope="module")
+def converted(page, edit_server, sd15_models) -> dict[str, dict]:
+    """Each shipped workflow converted once by the frontend with the test models; the tests then
+    change inputs in the API prompt (a page kept busy with many loads is what a browser test is
+    for, not what a fault test is about)."""
+    widgets = {**TEST_WIDGETS, "CIELRGroundingDINOLoader": {"model_name": gdino_name(edit_server)},
+               "CheckpointLoaderSimple": {"ckpt_name": sd15_models.checkpoint.name},
+               "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7}}
+    return {name: api_prompt(page, name, widgets) for name in ("cielr_perception", "cielr_edit", "cielr_manual_plan")}
 
 
-def edit_prompt(page, server: ComfyServer, checkpoint: str, llm_url: str, instruction: str, *,
-                timeout: float = 60.0, max_rounds: int = 1, steps: int = 1) -> dict:
-    return api_prompt(page, "cielr_edit", {
-        **TEST_WIDGETS,
-        "CIELRGroundingDINOLoader": {"model_name": gdino_name(server)},
-        "CheckpointLoaderSimple": {"ckpt_name": checkpoint},
+def with_inputs(prompt: dict, changes: dict[str, dict]) -> dict:
+    """A copy of ``prompt`` with inputs changed by node type."""
+    out = copy.deepcopy(prompt)
+    for class_type, inputs in changes.items():
+        out[node_id(out, class_type)]["inputs"].update(inputs)
+    return out
+
+
+def perception_prompt(converted: dict, sam: str = "tiny_sam.pth") -> dict:
+    return with_inputs(converted["cielr_perception"], {"CIELRSAMLoader": {"model_name": sam}})
+
+
+def edit_prompt(converted: dict, llm_url: str, instruction: str, *, timeout: float = 60.0,
+                max_rounds: int = 1) -> dict:
+    return with_inputs(converted["cielr_edit"], {
         "PrimitiveStringMultiline": {"value": instruction},
         "CIELRLLMRemote": {"base_url": llm_url, "model": "scripted", "timeout": timeout, "seed": 3},
         "CIELRRefineScene": {"max_rounds": max_rounds, "box_threshold": 0.0, "text_threshold": 0.0},
-        "CIELRInpaintActions": {"steps": steps, "working_size": 64, "context": 16, "seed": 7},
     })
 
 
@@ -99,9 +114,9 @@ def interrupt(server: ComfyServer) -> Callable[[], None]:
     return lambda: requests.post(f"{server.url}/interrupt", timeout=30).raise_for_status()
 
 
-def assert_healthy(server: ComfyServer, page) -> None:
+def assert_healthy(server: ComfyServer, converted: dict) -> None:
     """The server is alive and runs the next job for real: Perceive must execute, not come from the cache."""
-    prompt = perception_prompt(page, server)
+    prompt = perception_prompt(converted)
     perceive = node_id(prompt, "CIELRPerceive")
     prompt[perceive]["inputs"]["box_threshold"] = next(_fresh) * 1e-4  # a new input: no cached result
     entry = server.run(prompt, timeout=300)
@@ -138,11 +153,11 @@ def by_instruction(delay_verdicts: float = 0.0) -> Callable[[dict], Reply]:
     return reply
 
 
-def test_llm_server_killed_mid_run(edit_server, page, sd15_models, smollm2_gguf, tmp_path):
+def test_llm_server_killed_mid_run(edit_server, converted, smollm2_gguf, tmp_path):
     """The real llama.cpp server dies while Propose Labels waits for it: a clear error, soon."""
     llm = start_llama_server(smollm2_gguf, tmp_path)
     try:
-        prompt = edit_prompt(page, edit_server, sd15_models.checkpoint.name, llm.base_url,
+        prompt = edit_prompt(converted, llm.base_url,
                              "What makes the TV louder? Replace it with a floor lamp.", timeout=120)
         propose = node_id(prompt, "CIELRProposeLabels")
 
@@ -158,12 +173,12 @@ def test_llm_server_killed_mid_run(edit_server, page, sd15_models, smollm2_gguf,
     message = event["data"]["exception_message"]
     assert llm.base_url in message and "Check that the server is running" in message, message
     assert seconds < 60
-    assert_healthy(edit_server, page)
+    assert_healthy(edit_server, converted)
 
 
-def test_llm_slower_than_the_timeout(edit_server, page, sd15_models, scripted_server):
+def test_llm_slower_than_the_timeout(edit_server, converted, scripted_server):
     scripted_server.answer({"labels": ["lamp"]}, delay=30)
-    prompt = edit_prompt(page, edit_server, sd15_models.checkpoint.name, scripted_server.base_url,
+    prompt = edit_prompt(converted, scripted_server.base_url,
                          "Replace the lamp with a plant.", timeout=2)
     started = time.monotonic()
     entry = edit_server.run(prompt, timeout=300)
@@ -173,29 +188,29 @@ def test_llm_slower_than_the_timeout(edit_server, page, sd15_models, scripted_se
     assert "did not answer within 2 s" in error["exception_message"]
     assert len(scripted_server.requests) == 1  # a timeout is not retried
     assert seconds < 25  # 2 s, not the 30 s the answer would take
-    assert_healthy(edit_server, page)
+    assert_healthy(edit_server, converted)
 
 
 # ----------------------------------------------------------------------------------- cancel
 
-def test_cancel_during_perception(edit_server, page, full_sam_vit_b_path):
+def test_cancel_during_perception(edit_server, converted, full_sam_vit_b_path):
     """A full-size SAM makes Perceive last long enough to be cancelled inside it."""
     sams = edit_server.base / "models" / "sams"
     if not (sams / full_sam_vit_b_path.name).exists():
         (sams / full_sam_vit_b_path.name).symlink_to(full_sam_vit_b_path)
-    prompt = perception_prompt(page, edit_server, sam=full_sam_vit_b_path.name)
+    prompt = perception_prompt(converted, sam=full_sam_vit_b_path.name)
     event, seconds = run_watched(edit_server, prompt, executing(node_id(prompt, "CIELRPerceive")),
                                  interrupt(edit_server))
     assert event["type"] == "execution_interrupted", event
     assert event["data"]["node_type"] == "CIELRPerceive"
     assert seconds < 120  # SAM's image embedding is the longest step without a check
-    assert_healthy(edit_server, page)
+    assert_healthy(edit_server, converted)
 
 
-def test_cancel_during_refinement(edit_server, page, sd15_models, scripted_server):
+def test_cancel_during_refinement(edit_server, converted, scripted_server):
     """Cancel lands between LLM calls: the verdict in flight comes back, nothing more is asked."""
     scripted_server.responder = by_instruction(delay_verdicts=3.0)
-    prompt = edit_prompt(page, edit_server, sd15_models.checkpoint.name, scripted_server.base_url,
+    prompt = edit_prompt(converted, scripted_server.base_url,
                          "Replace whatever makes the TV louder with a floor lamp.", max_rounds=3)
     event, _ = run_watched(edit_server, prompt, executing(node_id(prompt, "CIELRRefineScene")),
                            interrupt(edit_server))
@@ -203,22 +218,19 @@ def test_cancel_during_refinement(edit_server, page, sd15_models, scripted_serve
     assert event["data"]["node_type"] == "CIELRRefineScene"
     asked = [schema_name(r.body) for r in scripted_server.requests]
     assert asked == ["LabelList", "SceneVerdict"], asked  # no second round, no plan
-    assert_healthy(edit_server, page)
+    assert_healthy(edit_server, converted)
 
 
-def test_cancel_during_sampling(edit_server, page, sd15_models):
-    prompt = api_prompt(page, "cielr_manual_plan", {
-        **TEST_WIDGETS, "CIELRGroundingDINOLoader": {"model_name": gdino_name(edit_server)},
-        "CheckpointLoaderSimple": {"ckpt_name": sd15_models.checkpoint.name},
-        "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
-        "CIELRInpaintActions": {"steps": 1000, "working_size": 64, "context": 16, "seed": 7}})
+def test_cancel_during_sampling(edit_server, converted):
+    prompt = with_inputs(converted["cielr_manual_plan"], {"CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
+                                                          "CIELRInpaintActions": {"steps": 1000}})
     inpaint = node_id(prompt, "CIELRInpaintActions")
     sampling = lambda e: e["type"] == "progress" and e["data"].get("node") == inpaint
     event, seconds = run_watched(edit_server, prompt, sampling, interrupt(edit_server))
     assert event["type"] == "execution_interrupted", event
     assert event["data"]["node_type"] == "CIELRInpaintActions"
     assert seconds < 60  # within a few of the 1000 steps
-    assert_healthy(edit_server, page)
+    assert_healthy(edit_server, converted)
 
 
 # ----------------------------------------------------------------------------------- state
@@ -230,12 +242,12 @@ def edit_result(server: ComfyServer, prompt: dict, entry: dict) -> tuple[np.ndar
     return saved_image(server, outputs_by_type(prompt, entry, "SaveImage")[0]), plan
 
 
-def test_two_jobs_back_to_back_do_not_share_state(edit_server, page, sd15_models, scripted_server):
+def test_two_jobs_back_to_back_do_not_share_state(edit_server, converted, scripted_server):
     """Two instructions on the same image: queued back to back, each gives what it gives alone."""
     scripted_server.responder = by_instruction()
-    first = edit_prompt(page, edit_server, sd15_models.checkpoint.name, scripted_server.base_url,
+    first = edit_prompt(converted, scripted_server.base_url,
                         "Replace the thing that makes the TV louder with a red floor lamp.")
-    second = edit_prompt(page, edit_server, sd15_models.checkpoint.name, scripted_server.base_url,
+    second = edit_prompt(converted, scripted_server.base_url,
                          "Remove the thing that makes the TV louder.")
     alone = [edit_result(edit_server, p, edit_server.run(p, timeout=900)) for p in (first, second)]
     assert "replace" in alone[0][1] and "remove" in alone[1][1]
@@ -247,26 +259,26 @@ def test_two_jobs_back_to_back_do_not_share_state(edit_server, page, sd15_models
         assert np.array_equal(image, image_alone)
 
 
-def test_replaced_model_file_is_noticed(edit_server, page, tmp_path):
+def test_replaced_model_file_is_noticed(edit_server, converted, tmp_path):
     sams = edit_server.base / "models" / "sams"
     build_tiny_sam(sams / "swap_sam.pth", seed=1)
     build_tiny_sam(sams / "swap_sam_seed2.pth", seed=2)
-    prompt = perception_prompt(page, edit_server, sam="swap_sam.pth")
+    prompt = perception_prompt(converted, sam="swap_sam.pth")
     before = scene_text(prompt, edit_server.run(prompt))
     build_tiny_sam(tmp_path / "new.pth", seed=2)
     os.replace(tmp_path / "new.pth", sams / "swap_sam.pth")  # same name, other weights
     after = scene_text(prompt, edit_server.run(prompt))
-    reference = perception_prompt(page, edit_server, sam="swap_sam_seed2.pth")
+    reference = perception_prompt(converted, sam="swap_sam_seed2.pth")
     assert after == scene_text(reference, edit_server.run(reference))
     assert after != before, "the two SAMs give the same scene: the test could not see a stale cache"
 
 
-def test_comfyui_restarted_between_runs(edit_server, page, tmp_path):
+def test_comfyui_restarted_between_runs(edit_server, converted, tmp_path):
     base = tmp_path / "restarted"
     (base / "input").mkdir(parents=True)
     shutil.copy(edit_server.base / "input" / "cielr_photo.png", base / "input")
     (base / "models").symlink_to(edit_server.base / "models", target_is_directory=True)
-    prompt = perception_prompt(page, edit_server)
+    prompt = perception_prompt(converted)
     scenes = []
     for _ in range(2):
         restarted = start_comfyui(base)
