@@ -212,8 +212,17 @@ def test_cancel_during_refinement(edit_server, converted, scripted_server):
     scripted_server.responder = by_instruction(delay_verdicts=3.0)
     prompt = edit_prompt(converted, scripted_server.base_url,
                          "Replace whatever makes the TV louder with a floor lamp.", max_rounds=3)
+
+    def interrupt_when_verdict_asked() -> None:
+        # the executing event comes before the first request: wait until the verdict is in flight
+        deadline = time.monotonic() + 60
+        while not any(schema_name(r.body) == "SceneVerdict" for r in list(scripted_server.requests)):
+            assert time.monotonic() < deadline, "Refine Scene never asked for a verdict"
+            time.sleep(0.05)
+        interrupt(edit_server)()
+
     event, _ = run_watched(edit_server, prompt, executing(node_id(prompt, "CIELRRefineScene")),
-                           interrupt(edit_server))
+                           interrupt_when_verdict_asked)
     assert event["type"] == "execution_interrupted", event
     assert event["data"]["node_type"] == "CIELRRefineScene"
     asked = [schema_name(r.body) for r in scripted_server.requests]
