@@ -508,8 +508,10 @@ def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -
     """The settings that decide a benchmark's results (resuming with others is refused)."""
     from .config import EDIT_OPTIONS, LLM_OPTIONS, METRIC_OPTIONS, PERCEPTION_OPTIONS
 
+    # where the files and the server are, and how long to wait, do not change the answers; a llama.cpp
+    # server restarted on another port must not stop a resume
     skip = {"models_inpaint", "models_inpaint_config", "models_grounding_dino", "models_text_encoder", "models_sam",
-            "llm_local", "llm_timeout", "llm_max_retries", "llm_api_key_env", "edit_grow" if oracle else ""}
+            "llm_local", "llm_base_url", "llm_timeout", "llm_max_retries", "llm_api_key_env", "edit_grow" if oracle else ""}
     options = list(EDIT_OPTIONS) + list(METRIC_OPTIONS)
     if not oracle:
         options += list(PERCEPTION_OPTIONS) + list(LLM_OPTIONS)

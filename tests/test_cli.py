@@ -364,6 +364,21 @@ def test_bench_command_with_the_protocol_sizes(tmp_path, models_dir):
         done.stderr
 
 
+def test_bench_resumes_against_a_restarted_llm_server_but_not_another_model():
+    """A llama.cpp server restarted on another port answers the same; another model does not."""
+    from cielr_core.__main__ import bench_fingerprint, build_parser
+    from cielr_core.config import resolve_settings
+
+    def fingerprint(*flags: str) -> dict:
+        args = build_parser().parse_args(["bench", "data", "--out", "o", "--llm-model", "smollm2", *flags])
+        return bench_fingerprint(resolve_settings(args), oracle=False, paths={})
+
+    first = fingerprint("--llm-url", "http://127.0.0.1:40001/v1")
+    assert fingerprint("--llm-url", "http://127.0.0.1:40002/v1", "--llm-timeout", "9") == first
+    assert fingerprint("--llm-url", "http://127.0.0.1:40001/v1", "--llm-model", "qwen") != first
+    assert fingerprint("--llm-url", "http://127.0.0.1:40001/v1", "--llm-temperature", "0.7") != first
+
+
 def test_the_command_line_never_downloads():
     import cielr_core.__main__  # noqa: F401
 
