@@ -24,10 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
-MODELS = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr")) / "bench-models"
+from common import CACHE, DATA, REPO  # (importing it puts the repository on sys.path)
+
+MODELS = CACHE / "bench-models"
 
 
 def build_models(root: Path) -> Path:

@@ -26,25 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import CACHE, DATA, MIB, PeakRSS  # (importing it puts the repository on sys.path)
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from peak_rss import PeakRSS  # noqa: E402
-
-DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
-CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr")) / "test-models"
+TEST_MODELS = CACHE / "test-models"
 SIZE = 1024
 SEED, CFG, SAMPLER, SCHEDULER = 11, 7.0, "euler", "normal"
 PROMPT = "a wooden table with a bowl of fruit"
-MIB = 1 << 20
 
 # A benchmark-only node (in its own custom_nodes folder, not part of the pack): a one-object scene
 # from a MASK, so the benchmark controls exactly which region is edited.
@@ -189,7 +180,7 @@ def main() -> None:
     from tests.fixtures.comfyui import start_comfyui, stop_comfyui
     from tests.fixtures.sd_models import build_sd15_checkpoints
 
-    files = build_sd15_checkpoints(CACHE)
+    files = build_sd15_checkpoints(TEST_MODELS)
     base = Path(tempfile.mkdtemp(prefix="cielr-bench-edit-"))
     (base / "models" / "checkpoints").mkdir(parents=True)
     (base / "models" / "checkpoints" / files.checkpoint.name).symlink_to(files.checkpoint)

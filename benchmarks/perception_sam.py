@@ -12,24 +12,13 @@ returned masks themselves (N x H x W bool, 1 MiB each at 1024 x 1024).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import CACHE, DATA, MIB, PeakRSS  # (importing it puts the repository on sys.path)
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from peak_rss import PeakRSS  # noqa: E402
-
-DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
-CACHED_VIT_B = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr")) / "test-models" / \
-    "sam_vit_b_01ec64.pth"
-MIB = 1 << 20
+CACHED_VIT_B = CACHE / "test-models" / "sam_vit_b_01ec64.pth"
 
 
 def load_photo_1024(photo: str | Path | np.ndarray | None = None) -> np.ndarray:

@@ -29,14 +29,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import CACHE, DATA  # (importing it puts the repository on sys.path)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr"))
 SMOLLM2 = Path(os.environ.get("CIELR_SMOLLM2", CACHE / "llm" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
-DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
 STAGES = ("propose", "perceive", "refine", "decompose")
 
 

@@ -38,21 +38,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from common import CACHE, DATA, MIB, REPO, PeakRSS  # (importing it puts the repository on sys.path)
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from peak_rss import PeakRSS  # noqa: E402
-
-DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
-CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr")) / "test-models"
+TEST_MODELS = CACHE / "test-models"
 WIDTH, HEIGHT = 8000, 6000
 COUNTS = (1, 10, 50)
 STAGES = ("load", "image", "detect", "segment", "scene", "relations", "edit")
 LABELS = ["tv", "speaker", "lamp", "sofa", "table", "cup", "plant", "picture"]
-MIB = 1 << 20
 
 
 def load_photo(sample: int = 0) -> np.ndarray:
@@ -122,10 +114,10 @@ def _models(tiny: bool, folder: Path):
         from tests.fixtures.gdino_models import build_full_bert, build_full_release
         from tests.fixtures.sam_models import VIT_B_NAME, build_full_sam_vit_b
 
-        sam = CACHE / VIT_B_NAME
+        sam = TEST_MODELS / VIT_B_NAME
         if not sam.is_file():
             build_full_sam_vit_b(sam)
-        gdino, bert = build_full_release(CACHE, "SwinT-OGC"), build_full_bert(CACHE)
+        gdino, bert = build_full_release(TEST_MODELS, "SwinT-OGC"), build_full_bert(TEST_MODELS)
     return gdino, bert, sam, build_tiny_inpaint_pipeline(folder / "sd-inpaint")
 
 

@@ -85,8 +85,16 @@ def _copy_without_weights(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _no_weights_left(folder: Path) -> None:
+def poisoned_copy(src: Path, dst: Path, marker: Path, style: str,
+                  weights: tuple[str, ...] = ("pytorch_model.bin",)) -> Path:
+    """``src`` (an HF-format folder) copied to ``dst`` with malicious pickles as its only weights and
+    planted Python modules beside them."""
+    folder = _copy_without_weights(src, dst)
+    for name in weights:
+        write_malicious(folder / name, marker, style)
+    plant_python(folder, marker)
     assert not list(folder.rglob("*.safetensors")), "the test folder must hold only the malicious weights"
+    return folder
 
 
 # ------------------------------------------------------------------------------ SAM
@@ -150,10 +158,7 @@ def test_grounding_dino_text_encoder_folder_weights_are_never_read(tmp_path, mar
 def test_grounding_dino_hf_folder(tmp_path, marker, tiny_hf_gdino, style):
     from cielr_core.perception import load_grounding_dino
 
-    folder = _copy_without_weights(tiny_hf_gdino, tmp_path / "grounding-dino" / "grounding-dino-tiny")
-    write_malicious(folder / "pytorch_model.bin", marker, style)
-    plant_python(folder, marker)
-    _no_weights_left(folder)
+    folder = poisoned_copy(tiny_hf_gdino, tmp_path / "grounding-dino" / "grounding-dino-tiny", marker, style)
     with pytest.raises(CheckpointError, match="grounding-dino-tiny"):
         load_grounding_dino(folder)
 
@@ -182,10 +187,7 @@ def test_local_llm_folder(tmp_path, marker, tiny_chat_model, style):
     from cielr_core.llm import LocalLLM, Message
     from cielr_core.reasoning import LabelList
 
-    folder = _copy_without_weights(tiny_chat_model, tmp_path / "LLM" / "tiny-chat")
-    write_malicious(folder / "pytorch_model.bin", marker, style)
-    plant_python(folder, marker)
-    _no_weights_left(folder)
+    folder = poisoned_copy(tiny_chat_model, tmp_path / "LLM" / "tiny-chat", marker, style)
     with pytest.raises(LLMError, match="tiny-chat"):
         LocalLLM(folder).complete([Message(role="user", content="hi")], LabelList)
 
@@ -207,12 +209,9 @@ def test_local_llm_gguf_that_is_a_pickle(tmp_path, marker):
 def test_diffusers_pipeline_folder(tmp_path, marker, tiny_inpaint_pipeline_dir, style):
     from cielr_core.editing.diffusers_engine import load_inpaint_pipeline
 
-    folder = _copy_without_weights(tiny_inpaint_pipeline_dir, tmp_path / "sd-inpaint")
-    for part in ("unet", "vae", "text_encoder"):
-        name = "diffusion_pytorch_model.bin" if part != "text_encoder" else "pytorch_model.bin"
-        write_malicious(folder / part / name, marker, style)
-    plant_python(folder, marker)
-    _no_weights_left(folder)
+    folder = poisoned_copy(tiny_inpaint_pipeline_dir, tmp_path / "sd-inpaint", marker, style,
+                           ("unet/diffusion_pytorch_model.bin", "vae/diffusion_pytorch_model.bin",
+                            "text_encoder/pytorch_model.bin"))
     with pytest.raises(CheckpointError, match="sd-inpaint"):
         load_inpaint_pipeline(folder)
 
@@ -304,13 +303,11 @@ def test_comfyui_loader_nodes(tmp_path, marker, tiny_gdino, tiny_hf_gdino, tiny_
     models = tmp_path / "models"
     write_malicious(models / "sams" / "sam_vit_b_01ec64.pth", marker, "torch-zip")
     write_malicious(models / "grounding-dino" / "groundingdino_swint_ogc.pth", marker, "pickle-legacy", _Exec)
-    hf = _copy_without_weights(tiny_hf_gdino, models / "grounding-dino" / "grounding-dino-tiny")
-    write_malicious(hf / "pytorch_model.bin", marker, "torch-zip")
+    poisoned_copy(tiny_hf_gdino, models / "grounding-dino" / "grounding-dino-tiny", marker, "torch-zip")
     bert = shutil.copytree(tiny_gdino[1], models / "bert-base-uncased")
     write_malicious(bert / "pytorch_model.bin", marker, "torch-zip")
-    llm = _copy_without_weights(tiny_chat_model, models / "LLM" / "tiny-chat")
-    write_malicious(llm / "pytorch_model.bin", marker, "pickle-legacy")
-    for folder in (models / "sams", models / "grounding-dino", hf, bert, llm):
+    poisoned_copy(tiny_chat_model, models / "LLM" / "tiny-chat", marker, "pickle-legacy")
+    for folder in (models / "sams", models / "grounding-dino", bert):
         plant_python(folder, marker)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", _NODE_SCRIPT, str(REPO), str(COMFYUI), str(models)],

@@ -1,17 +1,30 @@
-"""Peak resident memory over a block, for the benchmarks.
+"""What every benchmark script shares: where the repository, the data and the model cache are, and
+peak resident memory over a block.
 
-Sampled by a thread: torch's allocations are invisible to tracemalloc, and ru_maxrss is a
-process-lifetime high-water mark that cannot be reset between stages.
+Importing it puts the repository on ``sys.path`` (the scripts run as ``python benchmarks/x.py``).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
+CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr"))
+MIB = 1 << 20
 
 
 class PeakRSS:
-    """Peak RSS of a process (this one by default) while the block runs; ``growth`` over its start."""
+    """Sampled by a thread: torch's allocations are invisible to tracemalloc, and ru_maxrss is a
+    process-lifetime high-water mark that cannot be reset between stages.
+
+    Peak RSS of a process (this one by default) while the block runs; ``growth`` over its start."""
 
     def __init__(self, pid: int | None = None, interval: float = 0.005):
         import psutil
