@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data")) / "ciebench-dev"
+DATA = Path(os.environ.get("CIELR_DATA", REPO / "tests" / "data")) / "ciebench-dev"
 CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr"))
 MIB = 1 << 20
 

@@ -1,4 +1,4 @@
-"""Shared test set-up: offline hub, real photos from ../shared/data, model fixtures."""
+"""Shared test set-up: offline hub, the real photos carried in tests/data, model fixtures."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ pytest_plugins = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CIELR_DATA", REPO.parent / "shared" / "data"))
+DATA = Path(os.environ.get("CIELR_DATA", REPO / "tests" / "data"))
 CIEBENCH = DATA / "ciebench-dev"
 CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr"))
 
