@@ -1,7 +1,9 @@
 """CIELR for ComfyUI: registers the nodes, the model folders and the example workflows.
 
-Cheap and never raises: no model loads here, heavy libraries load when a node first runs, and a
-broken import is logged instead of taking ComfyUI's start-up down with it.
+Cheap: no model loads here, and heavy libraries load when a node first runs. When the pack
+cannot load (a requirement missing or too old, a broken install), the import raises: ComfyUI
+catches it, logs "Cannot import ... module for custom nodes: <what to install>" and lists the pack
+as "(IMPORT FAILED)", where users and ComfyUI-Manager look. Its start-up carries on either way.
 """
 
 import logging
@@ -14,16 +16,19 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.append(_HERE)
 
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
 WEB_DIRECTORY = None
 
 try:
-    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: F401,F811
+    from cielr_core.dependencies import check_requirements
+
+    check_requirements(os.path.join(_HERE, "requirements.txt"))
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
     from .nodes.model_folders import register_model_folders
 
     register_model_folders()
-except Exception:  # never take ComfyUI's start-up down with us
-    logging.getLogger("cielr").exception("CIELR nodes could not be loaded")
+except Exception:
+    logging.getLogger("cielr").error("CIELR nodes could not be loaded; the reason follows as "
+                                     "'Cannot import ... module for custom nodes'")
+    raise
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

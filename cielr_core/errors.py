@@ -46,6 +46,17 @@ class MissingDependencyError(CIELRError, ImportError):
         )
 
 
+class MissingRequirementsError(CIELRError, ImportError):
+    """Packages the pack cannot run without are missing or too old: it registers no node."""
+
+    def __init__(self, problems: list[str], install: str):
+        self.problems = list(problems)
+        super().__init__(
+            f"CIELR needs Python packages that this ComfyUI's Python lacks: {', '.join(self.problems)}. "
+            f"Install them with: {install}   (then restart ComfyUI)"
+        )
+
+
 def require(module: str, package: str, purpose: str):
     """Import an optional dependency, or say which package to install for what."""
     import importlib

@@ -14,7 +14,10 @@ MODEL_FOLDERS = {
 
 
 def register_model_folders() -> None:
-    import folder_paths
+    try:
+        import folder_paths
+    except ImportError:  # imported outside ComfyUI (pytest imports the repository as a package)
+        return
 
     for key, subfolders in MODEL_FOLDERS.items():
         for sub in subfolders:
