@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -17,8 +18,8 @@ HEAVY = ("groundingdino", "segment_anything", "transformers", "diffusers")
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO.parent, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tempfile.gettempdir(),
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_pack_import_is_cheap_and_registers_nodes():
