@@ -193,7 +193,7 @@ def test_bad_mask_inputs_give_clear_errors(server, closed_port_url):
               "build": {"class_type": "CIELRBuildScene", "inputs": {"image": ["small", 0], "scene": ["scene", 0]}},
               "llm": {"class_type": "CIELRLLMRemote",
                       "inputs": {"base_url": closed_port_url, "model": "none", "api_key_env": "", "temperature": 0.0,
-                                 "seed": 0, "timeout": 5.0}},
+                                 "seed": 0, "timeout": 5.0, "vision": False}},
               "plan": {"class_type": "CIELRDecompose",
                        "inputs": {"scene": ["build", 0], "llm": ["llm", 0], "instruction": "remove the lamp",
                                   "image": ["photo", 0]}},
@@ -281,7 +281,7 @@ def test_refine_scene_without_a_detector(server, scripted_server):
     prompt.update({
         "llm": {"class_type": "CIELRLLMRemote",
                 "inputs": {"base_url": scripted_server.base_url, "model": "scripted", "api_key_env": "",
-                           "temperature": 0.0, "seed": 0, "timeout": 30.0}},
+                           "temperature": 0.0, "seed": 0, "timeout": 30.0, "vision": False}},
         "refine": {"class_type": "CIELRRefineScene",
                    "inputs": {"image": ["photo", 0], "scene": ["build", 0], "llm": ["llm", 0],
                               "instruction": "Replace the speaker with a lamp.", "max_rounds": 3,
