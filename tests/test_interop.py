@@ -255,3 +255,15 @@ def test_refine_without_a_detector_asks_and_adds_nothing(scripted_server):
     text = result.text()
     assert "Would look for speaker in the whole image, but no detector is connected: nothing added." in text
     assert "no detector is connected, so nothing was added" in text
+
+
+def test_detection_without_a_segmenter_gives_box_shaped_masks(photo, tiny_detector):
+    """What Refine Scene does with a detector but no SAM connected."""
+    from cielr_core.perception import detect_objects
+
+    found = detect_objects(photo, tiny_detector, None, ["tv", "sofa"], box_threshold=0.0, text_threshold=0.0)
+    assert found.objects
+    h, w = photo.shape[:2]
+    for o in found.objects:
+        assert o.attributes[MASK_ATTRIBUTE] == FROM_BOX_SHAPE
+        assert np.array_equal(o.mask, box_mask(o.box, w, h))
