@@ -160,3 +160,16 @@ def test_edit_workflow_runs(edit_server, page, name, sd15_models, llama_server, 
         plan_text = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
                          if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] in decompose)
         assert Plan.model_validate_json(plan_text).actions
+
+
+@pytest.mark.parametrize("name", [n for n in WORKFLOWS
+                                  if "CIELRRefineScene" in (REPO / "workflows" / f"{n}.json").read_text()])
+def test_saved_refine_scene_keeps_its_detector_links(page, name):
+    """Refine Scene's detector and segmenter became optional inputs (they moved after the widgets); a
+    workflow saved before still wires them to the loaders. A lost link would not fail a run: Refine
+    would quietly run without a detector."""
+    prompt = api_prompt(page, name, TEST_WIDGETS)
+    for refine in (v for v in prompt.values() if v["class_type"] == "CIELRRefineScene"):
+        for name_, loader in (("detector", "CIELRGroundingDINOLoader"), ("segmenter", "CIELRSAMLoader")):
+            source = refine["inputs"].get(name_)
+            assert source and prompt[source[0]]["class_type"] == loader, f"{name_} is not linked to {loader}"
