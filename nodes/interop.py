@@ -14,12 +14,13 @@ SEGMENTER_TIP = ("Optional, from CIELR SAM Loader: each box is segmented into th
 REPORT = "What was made: the objects and their ids, and every mask that was dropped (and why)."
 
 
-def _same_size(height: int, width: int, rgb, node: str, what: str) -> None:
+def _same_size(height: int, width: int, rgb, node: str, what: str,
+               hint: str = "make them at the image's size, or connect the image they were made from; CIELR never "
+                           "resizes masks, so objects stay exactly where they were drawn") -> None:
     h, w = rgb.shape[:2]
     if (h, w) != (height, width):
-        raise InputError(f"{node}: the {what} {'are' if what.endswith('s') else 'is'} {width}x{height} but the "
-                         f"image is {w}x{h}. Make them at the image's size (or connect the image they were made "
-                         "from); CIELR never resizes masks, so objects stay exactly where they were drawn.")
+        verb = "are" if what.endswith("s") and what != "SEGS" else "is"
+        raise InputError(f"{node}: the {what} {verb} {width}x{height} but the image is {w}x{h}: {hint}.")
 
 
 def _segment(segmenter, rgb):
@@ -243,7 +244,8 @@ class CIELRPlanToMasks:
 
         node = "CIELR Plan To Masks"
         if image is not None:
-            _same_size(scene.height, scene.width, single_image(image, node), node, "scene")
+            _same_size(scene.height, scene.width, single_image(image, node), node, "scene",
+                       "connect the image the scene was made from (the masks are made at the scene's size)")
         settings = EditSettings(grow=grow, feather=feather, negative=negative, background_prompt=background_prompt,
                                 recolor_denoise=recolor_denoise)
         regions = plan_regions(scene, plan, settings)

@@ -64,7 +64,8 @@ class CIELRRefineScene:
     DESCRIPTION = ("The chain of scene updates: each round the LLM says whether the scene is enough for the "
                    "instruction or which objects (or parts of an object) are missing; those are detected "
                    "and added with new ids. Stops when enough, when a round adds nothing, or at max_rounds. "
-                   "The trace says what happened in every round.")
+                   "The trace says what happened in every round. Without a detector (a scene from your own masks) "
+                   "the LLM is still asked and the trace says what it would look for, but nothing is added.")
 
     @classmethod
     def INPUT_TYPES(cls):
