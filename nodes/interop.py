@@ -11,7 +11,8 @@ SCORES_TIP = ("Optional detector scores from 0 to 1, one per object or one for a
               "lines. Empty: 1 for every object.")
 SEGMENTER_TIP = ("Optional, from CIELR SAM Loader: each box is segmented into the object's outline. Without it "
                  "the box itself becomes the mask (the scene says which).")
-REPORT = "What was made: the objects and their ids, and every mask that was dropped (and why)."
+FROM_TOOLTIPS = ("A raw scene (objects with ids, boxes and masks): connect CIELR Build Scene next for relations.",
+                 "What was made: the objects and their ids, and every mask that was dropped (and why).")
 
 
 def _same_size(height: int, width: int, rgb, node: str, what: str,
@@ -40,6 +41,7 @@ class CIELRSceneFromMasks:
     CATEGORY = "CIELR"
     RETURN_TYPES = ("CIELR_SCENE", "STRING")
     RETURN_NAMES = ("scene", "report")
+    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
     FUNCTION = "make"
     DESCRIPTION = ("A raw scene from any segmentation: one object per mask of a MASK batch (SAM2, Florence-2, "
                    "YOLO, SAM3, masks you drew), named by your labels. Object #k is mask k. Empty masks are "
@@ -81,6 +83,7 @@ class CIELRSceneFromBoxes:
     CATEGORY = "CIELR"
     RETURN_TYPES = ("CIELR_SCENE", "STRING")
     RETURN_NAMES = ("scene", "report")
+    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
     FUNCTION = "make"
     DESCRIPTION = ("A raw scene from boxes without masks (a BBOX list from Florence-2, a VLM or a detector): "
                    "each box is segmented with SAM when CIELR SAM Loader is connected, otherwise the box itself "
@@ -126,6 +129,7 @@ class CIELRSceneFromSEGS:
     CATEGORY = "CIELR"
     RETURN_TYPES = ("CIELR_SCENE", "STRING")
     RETURN_NAMES = ("scene", "report")
+    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
     FUNCTION = "make"
     DESCRIPTION = ("A raw scene from Impact Pack SEGS (its detectors, MASK to SEGS, SAM detector...): each SEG's "
                    "mask is placed at its crop region, with its label and confidence. Object #k is SEG k. "
@@ -167,6 +171,9 @@ class CIELRSceneToMasks:
     CATEGORY = "CIELR"
     RETURN_TYPES = ("MASK", "STRING", "STRING")
     RETURN_NAMES = ("masks", "labels", "ids")
+    OUTPUT_TOOLTIPS = ("One mask per object, in id order, as a MASK batch [count, height, width].",
+                       "The objects' labels, one per line, in the same order.",
+                       "The objects' ids, comma-separated, in the same order (what plans name).")
     FUNCTION = "split"
     DESCRIPTION = ("The scene's objects as a MASK batch (one mask per object, in id order) with their labels "
                    "(one per line) and ids (comma-separated), for other packs' nodes. An empty scene gives one "
