@@ -7,3 +7,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {}
 for _module in (loaders, perception, scene, llm, reasoning, editing):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+
+# Scenes from other packs' masks, boxes and SEGS; scenes and plans out as MASK batches and prompts.
+from . import interop
+
+NODE_CLASS_MAPPINGS.update(interop.NODE_CLASS_MAPPINGS)
+NODE_DISPLAY_NAME_MAPPINGS.update(interop.NODE_DISPLAY_NAME_MAPPINGS)

@@ -64,7 +64,8 @@ class CIELRRefineScene:
     DESCRIPTION = ("The chain of scene updates: each round the LLM says whether the scene is enough for the "
                    "instruction or which objects (or parts of an object) are missing; those are detected "
                    "and added with new ids. Stops when enough, when a round adds nothing, or at max_rounds. "
-                   "The trace says what happened in every round.")
+                   "The trace says what happened in every round. Without a detector (a scene from your own masks) "
+                   "the LLM is still asked and the trace says what it would look for, but nothing is added.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -74,10 +75,6 @@ class CIELRRefineScene:
             "scene": ("CIELR_SCENE", {"tooltip": SCENE_TIP}),
             "llm": ("CIELR_LLM", {"tooltip": LLM_TIP}),
             "instruction": ("STRING", {"multiline": True, "default": "", "tooltip": INSTRUCTION_TIP}),
-            "detector": ("CIELR_DETECTOR", {
-                "tooltip": "From CIELR GroundingDINO Loader: finds the missing objects."}),
-            "segmenter": ("CIELR_SEGMENTER", {
-                "tooltip": "From CIELR SAM Loader: masks the missing objects."}),
             "max_rounds": ("INT", {
                 "default": 3, "min": 0, "max": 10,
                 "tooltip": "At most this many LLM verdicts (each may add objects). 0 passes the scene "
@@ -87,10 +84,18 @@ class CIELRRefineScene:
                 "tooltip": "Detector confidence for the objects looked for in a round."}),
             "text_threshold": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.01,
                                          "tooltip": "Minimum confidence that a box matches its label."}),
+        }, "optional": {
+            # optional so scenes from other packs' masks can be refined without GroundingDINO
+            "detector": ("CIELR_DETECTOR", {
+                "tooltip": "From CIELR GroundingDINO Loader: finds the missing objects. Without it the LLM is "
+                           "still asked and the trace says what it would look for, but nothing is added."}),
+            "segmenter": ("CIELR_SEGMENTER", {
+                "tooltip": "From CIELR SAM Loader: masks the missing objects. Without it new objects get "
+                           "box-shaped masks (the scene notes it)."}),
         }}
 
-    def refine(self, image, scene, llm, instruction: str, detector, segmenter, max_rounds: int,
-               box_threshold: float, text_threshold: float):
+    def refine(self, image, scene, llm, instruction: str, max_rounds: int, box_threshold: float,
+               text_threshold: float, detector=None, segmenter=None):
         from cielr_core.perception import detect_objects
         from cielr_core.reasoning import refine_scene
 
@@ -101,11 +106,12 @@ class CIELRRefineScene:
 
         def detect(labels, within):
             # ready() each time: a local LLM may have pushed the perception models off the GPU
-            return detect_objects(rgb, detector.ready(), segmenter.ready(), labels,
+            return detect_objects(rgb, detector.ready(), None if segmenter is None else segmenter.ready(), labels,
                                   box_threshold=box_threshold, text_threshold=text_threshold, within=within,
                                   progress=cancel_only)
 
-        result = refine_scene(scene, instruction, llm, detect, max_rounds=max_rounds, progress=progress)
+        result = refine_scene(scene, instruction, llm, None if detector is None else detect, max_rounds=max_rounds,
+                              progress=progress)
         return (result.scene, result.text())
 
 
@@ -125,11 +131,18 @@ class CIELRDecompose:
             "scene": ("CIELR_SCENE", {"tooltip": SCENE_TIP}),
             "llm": ("CIELR_LLM", {"tooltip": LLM_TIP}),
             "instruction": ("STRING", {"multiline": True, "default": "", "tooltip": INSTRUCTION_TIP}),
+        }, "optional": {
+            "image": ("IMAGE", {"tooltip": "Optional: the photo the plan will edit. Checked against the scene's "
+                                           "size before the LLM is asked, so a scene made for another image "
+                                           "is an error, not a plan for the wrong pixels."}),
         }}
 
-    def decompose(self, scene, llm, instruction: str):
+    def decompose(self, scene, llm, instruction: str, image=None):
         from cielr_core.plan import plan_to_json
         from cielr_core.reasoning import decompose
+
+        if image is not None:
+            _same_size(single_image(image, "CIELR Decompose"), scene, "CIELR Decompose")
 
         plan = decompose(scene, instruction, llm, progress=comfy_progress())
         return (plan, plan_to_json(plan))

@@ -18,8 +18,15 @@ def _same_size(rgb: np.ndarray, scene, node: str) -> None:
 
 class CIELRBuildScene:
     CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_SCENE", "STRING", "IMAGE")
-    RETURN_NAMES = ("scene", "json", "preview")
+    RETURN_TYPES = ("CIELR_SCENE", "STRING", "IMAGE", "STRING")
+    RETURN_NAMES = ("scene", "json", "preview", "text")
+    OUTPUT_TOOLTIPS = (
+        "The scene with relations, for Refine Scene, Decompose, Plan From JSON and the editing nodes.",
+        "The whole scene as JSON, masks run-length encoded: for files and tools, too large for an LLM prompt.",
+        "The photo with every object's mask, box, id and label drawn on it.",
+        "The scene as the LLM reads it: one line per object (id, label, position, size) and the relations; "
+        "no mask pixels. Small enough for any LLM or prompt node.",
+    )
     FUNCTION = "build"
     DESCRIPTION = ("Completes the scene: relations from geometry (left of, above, on top of, inside, nearest, "
                    "size rank) and, with a depth map, depth per object and in front of / behind.")
@@ -28,8 +35,10 @@ class CIELRBuildScene:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The same photo that went into CIELR Perceive."}),
-                "scene": ("CIELR_SCENE", {"tooltip": "The raw scene from CIELR Perceive."}),
+                "image": ("IMAGE", {"tooltip": "The same photo that went into CIELR Perceive (or Scene From "
+                                               "Masks / Boxes / SEGS)."}),
+                "scene": ("CIELR_SCENE", {"tooltip": "The raw scene from CIELR Perceive, Scene From Masks, Scene "
+                                                     "From Boxes or Scene From SEGS."}),
             },
             "optional": {
                 "depth": ("IMAGE", {"tooltip": "Optional depth map (bright = near), e.g. from a Depth Anything "
@@ -38,13 +47,14 @@ class CIELRBuildScene:
         }
 
     def build(self, image, scene, depth=None):
+        from cielr_core.reasoning import scene_text
         from cielr_core.scene import build_scene, render_preview, scene_to_json
 
         rgb = single_image(image, "CIELR Build Scene")
         _same_size(rgb, scene, "CIELR Build Scene")
         depth_map = None if depth is None else single_image(depth, "CIELR Build Scene (depth)")
         built = build_scene(scene, depth=depth_map)
-        return (built, scene_to_json(built, indent=1), to_image(render_preview(rgb, built)))
+        return (built, scene_to_json(built, indent=1), to_image(render_preview(rgb, built)), scene_text(built).text)
 
 
 class CIELRScenePreview:

@@ -172,3 +172,88 @@ WORKFLOWS["cielr_manual_plan"] = {
                ("Editing", [1280, 20, 880, 980], ORANGE)],
     "models": PERCEPTION_MODELS + ["v1-5-pruned-emaonly-fp16.safetensors"],
 }
+
+# ---------------------------------------------------------------- bring your own masks (other packs in, core sampler out)
+DRESS_PINK = 0xFFA6D6  # the dress's colour in ComfyUI's input/example.png: Image Color To Mask segments it exactly
+WORKFLOWS["cielr_bring_your_own_masks"] = {
+    "nodes": [
+        ("image", "LoadImage", [40, 100], {"image": PHOTO}, None, [340, 380]),
+        ("size", "GetImageSize", [40, 520], {}, None, [340, 100]),
+        ("dress", "ImageColorToMask", [420, 100], {"color": DRESS_PINK}, "Mask 1: the dress (by colour)",
+         [300, 90]),
+        ("canvas", "SolidMask", [420, 240], {"value": 0.0}, "Empty mask, image size", [300, 110]),
+        ("cloud_box", "SolidMask", [420, 400], {"value": 1.0, "width": 230, "height": 80}, "A drawn rectangle",
+         [300, 110]),
+        ("cloud", "MaskComposite", [420, 560], {"x": 60, "y": 30, "operation": "add"}, "Mask 2: the left cloud",
+         [300, 150]),
+        ("dress_img", "MaskToImage", [420, 760], {}, None, [300, 30]),
+        ("cloud_img", "MaskToImage", [420, 840], {}, None, [300, 30]),
+        ("pair", "ImageBatch", [420, 920], {}, "Batch the masks", [300, 50]),
+        ("masks", "ImageToMask", [420, 1020], {"channel": "red"}, "MASK batch (one object per mask)", [300, 60]),
+        ("from_masks", "CIELRSceneFromMasks", [800, 100], {"labels": "dress, cloud"}, None, [360, 200]),
+        ("build", "CIELRBuildScene", [800, 350], {}, None, [360, 130]),
+        ("scene_view", "PreviewImage", [800, 530], {}, "Scene overlay", [360, 320]),
+        ("scene_text", "PreviewAny", [800, 900], {}, "The scene as the LLM reads it", [360, 240]),
+        ("instruction", "PrimitiveStringMultiline", [1220, 100], {"value": "Make the dress blue."}, "Instruction",
+         [360, 120]),
+        ("llm", "CIELRLLMRemote", [1220, 270],
+         {"base_url": "http://127.0.0.1:8080/v1", "model": "local-model", "api_key_env": ""}, None, [360, 240]),
+        ("decompose", "CIELRDecompose", [1220, 560], {}, None, [360, 120]),
+        ("plan_view", "PreviewAny", [1220, 730], {}, "Plan", [360, 200]),
+        ("regions", "CIELRPlanToMasks", [1220, 980], {"grow": 8, "feather": 8}, None, [360, 330]),
+        ("ckpt", "CheckpointLoaderSimple", [1640, 100], {"ckpt_name": "v1-5-pruned-emaonly-fp16.safetensors"}, None,
+         [340, 100]),
+        ("positive", "CLIPTextEncode", [1640, 250], {}, "Prompt of each action", [340, 100]),
+        ("negative", "CLIPTextEncode", [1640, 400], {}, "Negative of each action", [340, 100]),
+        ("encode", "VAEEncode", [1640, 550], {}, None, [340, 50]),
+        ("noise_mask", "SetLatentNoiseMask", [1640, 650], {}, None, [340, 50]),
+        ("sampler", "KSampler", [2020, 100], {"seed": 0, "steps": 20, "cfg": 7.0, "sampler_name": "euler",
+                                              "scheduler": "normal"}, None, [340, 300]),
+        ("decode", "VAEDecode", [2020, 450], {}, None, [340, 50]),
+        ("composite", "ImageCompositeMasked", [2020, 550], {"x": 0, "y": 0, "resize_source": True},
+         "Keep everything outside the mask", [340, 150]),
+        ("save", "SaveImage", [2400, 100], {"filename_prefix": "cielr_byom"}, "Edited photo (one per action)",
+         [400, 420]),
+        ("mask_image", "MaskToImage", [2020, 760], {}, None, [340, 30]),
+        ("mask_view", "PreviewImage", [2400, 560], {}, "Edited region (mask)", [400, 320]),
+        ("note", "Note", [1640, 760], {"text": (
+            "Bring your own masks: any segmentation gives CIELR its scene, and ComfyUI's own sampler nodes do the "
+            "edit.\n\nMasks: replace the 'Photo and your masks' group with SAM2, Florence-2, YOLO, Impact Pack "
+            "(use CIELR Scene From SEGS) or boxes (CIELR Scene From Boxes). One mask per object, in the order of "
+            "the labels; object #k is mask k.\n\nEditing: CIELR Plan To Masks gives, per action, the mask "
+            "(grown and feathered exactly as CIELR Inpaint Actions would edit), the prompt, the negative and the "
+            "denoise, as lists, so the sampler nodes run once per action and save one image per action. The VAE "
+            "round trip changes every pixel a little, so Image Composite Masked pastes the result back through "
+            "the same mask: every pixel outside it stays exactly as it was. (The VAE works on multiples of 8 "
+            "pixels; resize_source stretches its output back to the photo's size.) For several actions applied "
+            "one after the other in one image, use CIELR Inpaint Actions.")}, "Read me", [340, 420]),
+    ],
+    "links": [
+        ("image", 0, "size", "image"), ("image", 0, "dress", "image"),
+        ("size", 0, "canvas", "width"), ("size", 1, "canvas", "height"),
+        ("canvas", 0, "cloud", "destination"), ("cloud_box", 0, "cloud", "source"),
+        ("dress", 0, "dress_img", "mask"), ("cloud", 0, "cloud_img", "mask"),
+        ("dress_img", 0, "pair", "image1"), ("cloud_img", 0, "pair", "image2"), ("pair", 0, "masks", "image"),
+        ("image", 0, "from_masks", "image"), ("masks", 0, "from_masks", "masks"),
+        ("image", 0, "build", "image"), ("from_masks", 0, "build", "scene"),
+        ("build", 2, "scene_view", "images"), ("build", 3, "scene_text", "source"),
+        ("build", 0, "decompose", "scene"), ("llm", 0, "decompose", "llm"),
+        ("instruction", 0, "decompose", "instruction"), ("image", 0, "decompose", "image"),
+        ("decompose", 1, "plan_view", "source"),
+        ("build", 0, "regions", "scene"), ("decompose", 0, "regions", "plan"), ("image", 0, "regions", "image"),
+        ("ckpt", 1, "positive", "clip"), ("regions", 5, "positive", "text"),
+        ("ckpt", 1, "negative", "clip"), ("regions", 6, "negative", "text"),
+        ("image", 0, "encode", "pixels"), ("ckpt", 2, "encode", "vae"),
+        ("encode", 0, "noise_mask", "samples"), ("regions", 4, "noise_mask", "mask"),
+        ("ckpt", 0, "sampler", "model"), ("positive", 0, "sampler", "positive"), ("negative", 0, "sampler", "negative"),
+        ("noise_mask", 0, "sampler", "latent_image"), ("regions", 7, "sampler", "denoise"),
+        ("sampler", 0, "decode", "samples"), ("ckpt", 2, "decode", "vae"),
+        ("image", 0, "composite", "destination"), ("decode", 0, "composite", "source"),
+        ("regions", 4, "composite", "mask"),
+        ("composite", 0, "save", "images"), ("regions", 4, "mask_image", "mask"), ("mask_image", 0, "mask_view", "images"),
+    ],
+    "groups": [("Photo and your masks (any segmentation)", [20, 20, 720, 1100], BLUE),
+               ("Scene (CIELR)", [780, 20, 400, 1140], GREEN), ("Plan (CIELR + LLM)", [1200, 20, 400, 1310], PURPLE),
+               ("Your sampler (core ComfyUI nodes)", [1620, 20, 1200, 1180], ORANGE)],
+    "models": ["v1-5-pruned-emaonly-fp16.safetensors"],
+}

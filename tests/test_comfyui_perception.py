@@ -18,7 +18,7 @@ NODES = {
     "CIELRGroundingDINOLoader": ["CIELR_DETECTOR"],
     "CIELRSAMLoader": ["CIELR_SEGMENTER"],
     "CIELRPerceive": ["CIELR_SCENE", "IMAGE"],
-    "CIELRBuildScene": ["CIELR_SCENE", "STRING", "IMAGE"],
+    "CIELRBuildScene": ["CIELR_SCENE", "STRING", "IMAGE", "STRING"],  # text came last, so old links hold
     "CIELRScenePreview": ["IMAGE"],
 }
 

@@ -120,9 +120,10 @@ def test_object_info_lists_the_reasoning_nodes(server):
     remote_inputs = info["CIELRLLMRemote"]["input"]["required"]
     assert list(remote_inputs)[:6] == ["base_url", "model", "api_key_env", "temperature", "seed", "timeout"]
     assert "NAME" in remote_inputs["api_key_env"][1]["tooltip"]
+    # detector and segmenter became optional (scenes from other packs' masks); widget order is unchanged
     assert list(info["CIELRRefineScene"]["input"]["required"]) == [
-        "image", "scene", "llm", "instruction", "detector", "segmenter", "max_rounds", "box_threshold",
-        "text_threshold"]
+        "image", "scene", "llm", "instruction", "max_rounds", "box_threshold", "text_threshold"]
+    assert list(info["CIELRRefineScene"]["input"]["optional"]) == ["detector", "segmenter"]
 
 
 def test_reasoning_graph_with_the_llama_server_gives_a_valid_plan(server, llama_server):

@@ -19,12 +19,13 @@ from .execute import (
     grown_mask,
     prepare,
 )
+from .handoff import ActionRegion, plan_regions
 from .regions import action_mask, feather, grow, placement_mask, targets_mask
 from .stitch import Window, composite, crop_window, working_size
 
 __all__ = [
-    "BACKGROUND_PROMPT", "OP_DENOISE", "ActionReport", "EditResult", "EditSettings", "InpaintEngine",
+    "BACKGROUND_PROMPT", "OP_DENOISE", "ActionRegion", "ActionReport", "EditResult", "EditSettings", "InpaintEngine",
     "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "composite", "crop_window",
-    "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask", "prepare",
+    "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask", "plan_regions", "prepare",
     "targets_mask", "working_size",
 ]

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..plan import Action
-from ..scene.masks import check_mask
+from ..scene.masks import box_mask, check_mask
 from ..scene.model import Box, Scene
 
 # Placement region size relative to the anchor's box (width, height factors).
@@ -138,14 +138,6 @@ def _placement_box(anchor: Box, placement: str, width: int, height: int) -> Box:
         room_left, room_right = x0, width - x1
         return _placement_box(anchor, "left_of" if room_left > room_right else "right_of", width, height)
     raise ValueError(f"unknown placement {placement!r}")
-
-
-def box_mask(box: Box, width: int, height: int) -> np.ndarray:
-    """Bool mask of a box clipped to the image (pixels whose centres lie inside the box)."""
-    x0, y0, x1, y1 = box
-    cols = np.arange(width) + 0.5
-    rows = np.arange(height) + 0.5
-    return (((rows >= y0) & (rows < y1))[:, None]) & (((cols >= x0) & (cols < x1))[None, :])
 
 
 def placement_mask(scene: Scene, anchor_id: int, placement: str) -> np.ndarray:

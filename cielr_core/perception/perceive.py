@@ -11,6 +11,7 @@ from ..errors import InputError
 from ..images import to_rgb_uint8
 from ..progress import NO_PROGRESS, Progress
 from ..scene import Scene, scene_from_detections
+from ..scene.external import FROM_BOX_SHAPE, MASK_ATTRIBUTE, box_shaped_masks
 from ..scene.model import Box
 from .detections import Detections
 
@@ -35,10 +36,13 @@ def parse_labels(text: str | list[str]) -> list[str]:
     return labels
 
 
-def detect_objects(image: np.ndarray, detector: Detector, segmenter: Segmenter, labels: list[str], *,
+def detect_objects(image: np.ndarray, detector: Detector, segmenter: Segmenter | None, labels: list[str], *,
                    box_threshold: float = 0.3, text_threshold: float = 0.25, within: Box | None = None,
                    parent: int | None = None, start_id: int = 1, progress: Progress = NO_PROGRESS) -> Scene:
-    """Detect ``labels`` (optionally inside one box) and segment every box; ids start at ``start_id``."""
+    """Detect ``labels`` (optionally inside one box) and segment every box; ids start at ``start_id``.
+
+    Without a segmenter each box becomes a box-shaped mask, and the object says so in its attributes.
+    """
     rgb = to_rgb_uint8(image)
     h, w = rgb.shape[:2]
     progress.start(2)
@@ -46,10 +50,19 @@ def detect_objects(image: np.ndarray, detector: Detector, segmenter: Segmenter, 
     found = detector.detect(rgb, labels, box_threshold=box_threshold, text_threshold=text_threshold,
                             within=within, progress=cancel_only)
     progress.advance()
-    masks = segmenter.segment(rgb, found.boxes, progress=cancel_only) if len(found) else np.zeros((0, h, w), bool)
+    if not len(found):
+        masks = np.zeros((0, h, w), bool)
+    elif segmenter is None:
+        masks = box_shaped_masks(found.boxes, w, h)
+    else:
+        masks = segmenter.segment(rgb, found.boxes, progress=cancel_only)
     progress.advance()
-    return scene_from_detections(w, h, found.boxes, found.scores, found.labels, masks,
-                                 start_id=start_id, parent=parent)
+    scene = scene_from_detections(w, h, found.boxes, found.scores, found.labels, masks,
+                                  start_id=start_id, parent=parent)
+    if segmenter is None:
+        for o in scene.objects:
+            o.attributes[MASK_ATTRIBUTE] = FROM_BOX_SHAPE
+    return scene
 
 
 def perceive(image: np.ndarray, detector: Detector, segmenter: Segmenter, labels: str | list[str], *,

@@ -8,6 +8,8 @@ sufficient, when a round adds nothing new, or after ``max_rounds`` verdicts. Eve
 
 Refinement never imports perception: the caller passes ``detect(labels, within_box)``, which
 returns the objects found (a raw ``Scene`` or a list of ``SceneObject``; their ids do not matter).
+With no ``detect`` (a scene from another tool's masks, no detector connected) the LLM is still asked,
+the trace records what it would look for, and the scene stays as it is.
 Spatial questions are answered from the scene's computed relations; nothing the model writes is
 ever executed.
 """
@@ -39,6 +41,7 @@ SUFFICIENT = "sufficient"
 NOTHING_NEW = "nothing new"
 MAX_ROUNDS_REACHED = "max rounds"
 NO_ROUNDS = "no rounds"
+NO_DETECTOR = "no detector"
 
 
 @dataclass
@@ -53,6 +56,7 @@ class RefineRound:
     searched: list[str] = field(default_factory=list)  # labels actually detected this round
     added: list[int] = field(default_factory=list)  # ids of the new objects
     duplicates: int = 0  # detections dropped because an object of that label was already there
+    wanted: list[str] = field(default_factory=list)  # labels it would have looked for, with no detector
 
 
 @dataclass
@@ -103,14 +107,16 @@ def _is_duplicate(o: SceneObject, scene: Scene) -> bool:
     return any(e.label.strip().lower() == label and _iou(o, e) >= DUPLICATE_IOU for e in scene.objects)
 
 
-def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect, *, max_rounds: int = 3,
+def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None, *, max_rounds: int = 3,
                  depth: np.ndarray | None = None, scene_chars: int = SCENE_CHARS,
                  progress: Progress = NO_PROGRESS) -> Refinement:
     """Run the chain of scene updates; returns the final scene (relations computed) and the trace.
 
     ``max_rounds`` bounds the LLM verdicts (0 turns refinement off). ``depth`` (optional) is the
-    depth map the scene was built with, so new objects get a depth too. Cancel is checked before
-    every LLM call and every detection.
+    depth map the scene was built with, so new objects get a depth too. ``detect`` None: the first
+    verdict that names missing objects ends the loop (asking again about the same scene would
+    name them again), with the labels kept in the trace. Cancel is checked before every LLM call
+    and every detection.
     """
     check_instruction(instruction)
     if not 0 <= max_rounds <= MAX_ROUNDS:
@@ -134,7 +140,12 @@ def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect, *, ma
         if verdict.sufficient:
             stop = SUFFICIENT
             break
-        step.searched = [label for label in labels if (label, within) not in searched]
+        new = [label for label in labels if (label, within) not in searched]
+        if detect is None:
+            step.wanted = new
+            stop = NO_DETECTOR if new else NOTHING_NEW
+            break
+        step.searched = new
         if not step.searched:
             stop = NOTHING_NEW  # nothing to look for that was not looked for already
             break
@@ -162,6 +173,8 @@ _STOP_TEXT = {
     NOTHING_NEW: "the last round added nothing new",
     MAX_ROUNDS_REACHED: "max_rounds reached",
     NO_ROUNDS: "refinement is off (max_rounds 0)",
+    NO_DETECTOR: ("no detector is connected, so nothing was added (connect CIELR GroundingDINO Loader, and "
+                  "CIELR SAM Loader for outlines, to add the objects the LLM named)"),
 }
 
 
@@ -180,6 +193,10 @@ def trace_text(refinement: Refinement) -> str:
             f"#{r.search_within} {labels.get(r.search_within, '?')}"
         if not r.missing_labels:
             lines.append("  Named nothing to look for.")
+            continue
+        if r.wanted:
+            lines.append(f"  Would look for {', '.join(r.wanted)} in {where}, but no detector is connected: "
+                         "nothing added.")
             continue
         again = [label for label in r.missing_labels if label not in r.searched]
         if r.searched:

@@ -113,6 +113,15 @@ def rle_decode(rle: dict) -> np.ndarray:
     return _transpose(flat.reshape(w, h))
 
 
+def box_mask(box: Box, width: int, height: int) -> np.ndarray:
+    """Bool mask of a box clipped to the image: the pixels whose centres lie inside it (so an
+    integer, end-exclusive box covers exactly its pixels)."""
+    x0, y0, x1, y1 = box
+    cols = np.arange(width) + 0.5
+    rows = np.arange(height) + 0.5
+    return (((rows >= y0) & (rows < y1))[:, None]) & (((cols >= x0) & (cols < x1))[None, :])
+
+
 def mask_box(mask: np.ndarray) -> Box | None:
     """Tight box (x0, y0, x1, y1), x1/y1 exclusive; None for an empty mask."""
     rows = np.flatnonzero(mask.any(axis=1))

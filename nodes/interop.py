@@ -1,0 +1,280 @@
+"""Nodes that connect CIELR to other packs: scenes from their masks, boxes and SEGS, and the scene's
+objects and the plan's regions out as MASK batches and prompts for any inpainting chain."""
+
+from __future__ import annotations
+
+from cielr_core.errors import InputError
+
+from .bridge import BOX_FORMATS, box_list, comfy_progress, mask_batch, masks_tensor, segs_parts, single_image
+
+SCORES_TIP = ("Optional detector scores from 0 to 1, one per object or one for all, separated by commas or new "
+              "lines. Empty: 1 for every object.")
+SEGMENTER_TIP = ("Optional, from CIELR SAM Loader: each box is segmented into the object's outline. Without it "
+                 "the box itself becomes the mask (the scene says which).")
+FROM_TOOLTIPS = ("A raw scene (objects with ids, boxes and masks): connect CIELR Build Scene next for relations.",
+                 "What was made: the objects and their ids, and every mask that was dropped (and why).")
+
+
+def _same_size(height: int, width: int, rgb, node: str, what: str,
+               hint: str = "make them at the image's size, or connect the image they were made from; CIELR never "
+                           "resizes masks, so objects stay exactly where they were drawn") -> None:
+    h, w = rgb.shape[:2]
+    if (h, w) != (height, width):
+        verb = "are" if what.endswith("s") and what != "SEGS" else "is"
+        raise InputError(f"{node}: the {what} {verb} {width}x{height} but the image is {w}x{h}: {hint}.")
+
+
+def _segment(segmenter, rgb):
+    if segmenter is None:
+        return None
+    from cielr_core.progress import Progress
+
+    progress = comfy_progress()
+
+    def segment(boxes):
+        return segmenter.ready().segment(rgb, boxes, progress=Progress(on_check=progress.on_check))
+
+    return segment
+
+
+class CIELRSceneFromMasks:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("CIELR_SCENE", "STRING")
+    RETURN_NAMES = ("scene", "report")
+    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
+    FUNCTION = "make"
+    DESCRIPTION = ("A raw scene from any segmentation: one object per mask of a MASK batch (SAM2, Florence-2, "
+                   "YOLO, SAM3, masks you drew), named by your labels. Object #k is mask k. Empty masks are "
+                   "dropped and reported; soft masks count where they are above 0.5. Connect Build Scene next.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The photo the masks were made for (one image, same size)."}),
+                "masks": ("MASK", {"tooltip": "A MASK batch [count, height, width], one object per mask, at the "
+                                              "image's size. Object #k is mask k (counted from 1)."}),
+                "labels": ("STRING", {"multiline": True, "default": "object",
+                                      "tooltip": "What each mask shows, in batch order, separated by commas or "
+                                                 "new lines (e.g. 'sofa, lamp, tv'), or one label for all masks."}),
+            },
+            "optional": {
+                "scores": ("STRING", {"default": "", "tooltip": SCORES_TIP}),
+            },
+        }
+
+    def make(self, image, masks, labels: str, scores: str = ""):
+        from cielr_core.scene import Part, scene_from_parts, split_labels, split_scores
+
+        node = "CIELR Scene From Masks"
+        rgb = single_image(image, node)
+        batch = mask_batch(masks, node)
+        if len(batch) == 0:
+            raise InputError(f"{node}: the MASK batch is empty; connect at least one mask")
+        _same_size(batch.shape[1], batch.shape[2], rgb, node, "masks")
+        names = split_labels(labels, len(batch), "mask")
+        values = split_scores(scores, len(batch), "mask")
+        parts = [Part(names[k], values[k], mask=batch[k], name=f"mask {k + 1}") for k in range(len(batch))]
+        imported = scene_from_parts(rgb.shape[1], rgb.shape[0], parts)
+        return (imported.scene, imported.text())
+
+
+class CIELRSceneFromBoxes:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("CIELR_SCENE", "STRING")
+    RETURN_NAMES = ("scene", "report")
+    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
+    FUNCTION = "make"
+    DESCRIPTION = ("A raw scene from boxes without masks (a BBOX list from Florence-2, a VLM or a detector): "
+                   "each box is segmented with SAM when CIELR SAM Loader is connected, otherwise the box itself "
+                   "is the mask, and each object says which. Object #k is box k.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The photo the boxes were found in (one image)."}),
+                "boxes": ("BBOX", {"tooltip": "A list of boxes in pixels, one per object: [[x0, y0, x1, y1], ...] "
+                                              "(a list per image, arrays and {'bbox': [...]} items are read too)."}),
+                "labels": ("STRING", {"multiline": True, "default": "object",
+                                      "tooltip": "What each box holds, in order, separated by commas or new "
+                                                 "lines, or one label for all boxes."}),
+                "box_format": (list(BOX_FORMATS), {
+                    "default": BOX_FORMATS[0],
+                    "tooltip": "How the pack that made the boxes writes them: corners (x0, y0, x1, y1; most "
+                               "packs) or corner plus size (x, y, width, height; e.g. KJNodes)."}),
+            },
+            "optional": {
+                "scores": ("STRING", {"default": "", "tooltip": SCORES_TIP}),
+                "segmenter": ("CIELR_SEGMENTER", {"tooltip": SEGMENTER_TIP}),
+            },
+        }
+
+    def make(self, image, boxes, labels: str, box_format: str, scores: str = "", segmenter=None):
+        from cielr_core.scene import Part, scene_from_parts, split_labels, split_scores
+
+        node = "CIELR Scene From Boxes"
+        rgb = single_image(image, node)
+        found = box_list(boxes, box_format, node)
+        if len(found) == 0:
+            raise InputError(f"{node}: the BBOX input holds no boxes")
+        names = split_labels(labels, len(found), "box")
+        values = split_scores(scores, len(found), "box")
+        parts = [Part(names[k], values[k], box=tuple(found[k]), name=f"box {k + 1}") for k in range(len(found))]
+        imported = scene_from_parts(rgb.shape[1], rgb.shape[0], parts, segment=_segment(segmenter, rgb))
+        return (imported.scene, imported.text())
+
+
+class CIELRSceneFromSEGS:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("CIELR_SCENE", "STRING")
+    RETURN_NAMES = ("scene", "report")
+    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
+    FUNCTION = "make"
+    DESCRIPTION = ("A raw scene from Impact Pack SEGS (its detectors, MASK to SEGS, SAM detector...): each SEG's "
+                   "mask is placed at its crop region, with its label and confidence. Object #k is SEG k. "
+                   "Impact Pack is not needed to run this node.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The photo the SEGS were detected in (one image, same size)."}),
+                "segs": ("SEGS", {"tooltip": "Impact Pack SEGS: ((height, width), [SEG, ...])."}),
+            },
+            "optional": {
+                "labels": ("STRING", {"multiline": True, "default": "",
+                                      "tooltip": "Empty: each SEG's own label. Otherwise one label per SEG (in "
+                                                 "order) or one for all, separated by commas or new lines."}),
+                "segmenter": ("CIELR_SEGMENTER", {"tooltip": "Optional, from CIELR SAM Loader: used only for SEGs "
+                                                             "that carry a box and no mask."}),
+            },
+        }
+
+    def make(self, image, segs, labels: str = "", segmenter=None):
+        from cielr_core.scene import scene_from_parts, split_labels
+
+        node = "CIELR Scene From SEGS"
+        rgb = single_image(image, node)
+        height, width, parts = segs_parts(segs, node)
+        _same_size(height, width, rgb, node, "SEGS")
+        if not parts:
+            raise InputError(f"{node}: the SEGS hold no SEG (the detector found nothing); lower its threshold")
+        if labels.strip():
+            for part, label in zip(parts, split_labels(labels, len(parts), "SEG")):
+                part.label = label
+        imported = scene_from_parts(width, height, parts, segment=_segment(segmenter, rgb))
+        return (imported.scene, imported.text())
+
+
+class CIELRSceneToMasks:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("MASK", "STRING", "STRING")
+    RETURN_NAMES = ("masks", "labels", "ids")
+    OUTPUT_TOOLTIPS = ("One mask per object, in id order, as a MASK batch [count, height, width].",
+                       "The objects' labels, one per line, in the same order.",
+                       "The objects' ids, comma-separated, in the same order (what plans name).")
+    FUNCTION = "split"
+    DESCRIPTION = ("The scene's objects as a MASK batch (one mask per object, in id order) with their labels "
+                   "(one per line) and ids (comma-separated), for other packs' nodes. An empty scene gives one "
+                   "empty mask and no labels.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "scene": ("CIELR_SCENE", {"tooltip": "Any CIELR scene (Perceive, Build Scene, Refine Scene, Scene From "
+                                                 "Masks...)."}),
+        }}
+
+    def split(self, scene):
+        objects = sorted(scene.objects, key=lambda o: o.id)
+        masks = masks_tensor([o.mask for o in objects], scene.height, scene.width)
+        labels = "\n".join(" ".join(o.label.split()) for o in objects)
+        return (masks, labels, ", ".join(str(o.id) for o in objects))
+
+
+class CIELRPlanToMasks:
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("MASK", "MASK", "STRING", "STRING", "MASK", "STRING", "STRING", "FLOAT")
+    RETURN_NAMES = ("masks", "union", "prompts", "negatives", "mask_list", "prompt_list", "negative_list",
+                    "denoise_list")
+    OUTPUT_IS_LIST = (False, False, False, False, True, True, True, True)
+    OUTPUT_TOOLTIPS = (
+        "One mask per action, as a MASK batch: exactly the blend weight CIELR Inpaint Actions uses (grown, then "
+        "feathered inside the grown edge).",
+        "All actions' masks in one (the largest weight per pixel).",
+        "The actions' prompts, one per line.",
+        "The actions' negative prompts, one per line (a remove action adds what it removes).",
+        "The masks as a list: nodes downstream run once per action.",
+        "The prompts as a list (one per action, in the same order as mask_list).",
+        "The negative prompts as a list.",
+        "Per-action denoise as a list: remove, replace and add 1.0, recolor lower, or the action's strength.",
+    )
+    FUNCTION = "regions"
+    DESCRIPTION = ("The plan for your own inpainting chain: per action the mask (exactly where CIELR Inpaint "
+                   "Actions would edit), the prompt, the negative prompt and the denoise. Feed the lists to "
+                   "Set Latent Noise Mask + KSampler, Inpaint Crop/Stitch or a detailer; composite with the mask "
+                   "(Image Composite Masked) so pixels outside it stay exactly as they were.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from cielr_core.editing import BACKGROUND_PROMPT, OP_DENOISE
+
+        from .editing import _region_inputs
+
+        return {
+            "required": {
+                "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
+                "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
+                **_region_inputs(),
+                "negative": ("STRING", {"default": "", "multiline": True,
+                                        "tooltip": "Negative prompt for every action (remove actions add the "
+                                                   "removed objects' labels to it)."}),
+                "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
+                                                 "tooltip": "What a remove action paints when it has no prompt of "
+                                                            "its own."}),
+                "recolor_denoise": ("FLOAT", {"default": OP_DENOISE["recolor"], "min": 0.0, "max": 1.0,
+                                              "step": 0.01, "tooltip": "Denoise for recolor actions; an action's "
+                                                                       "own strength overrides it."}),
+            },
+            "optional": {
+                "image": ("IMAGE", {"tooltip": "Optional: the photo your chain will edit; checked against the "
+                                               "scene's size so the masks fit it."}),
+            },
+        }
+
+    def regions(self, scene, plan, grow: int, feather: int, negative: str, background_prompt: str,
+                recolor_denoise: float, image=None):
+        import numpy as np
+
+        from cielr_core.editing import EditSettings, plan_regions
+
+        node = "CIELR Plan To Masks"
+        if image is not None:
+            _same_size(scene.height, scene.width, single_image(image, node), node, "scene",
+                       "connect the image the scene was made from (the masks are made at the scene's size)")
+        settings = EditSettings(grow=grow, feather=feather, negative=negative, background_prompt=background_prompt,
+                                recolor_denoise=recolor_denoise)
+        regions = plan_regions(scene, plan, settings)
+        masks = masks_tensor([r.weight for r in regions], scene.height, scene.width)
+        union = masks_tensor([np.max(np.stack([r.weight for r in regions]), axis=0)], scene.height, scene.width)
+        prompts = [" ".join(r.prompt.split()) for r in regions]
+        negatives = [" ".join(r.negative.split()) for r in regions]
+        return (masks, union, "\n".join(prompts), "\n".join(negatives), [m[None] for m in masks], prompts,
+                negatives, [float(r.denoise) for r in regions])
+
+
+NODE_CLASS_MAPPINGS = {
+    "CIELRSceneFromMasks": CIELRSceneFromMasks,
+    "CIELRSceneFromBoxes": CIELRSceneFromBoxes,
+    "CIELRSceneFromSEGS": CIELRSceneFromSEGS,
+    "CIELRSceneToMasks": CIELRSceneToMasks,
+    "CIELRPlanToMasks": CIELRPlanToMasks,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "CIELRSceneFromMasks": "CIELR Scene From Masks",
+    "CIELRSceneFromBoxes": "CIELR Scene From Boxes",
+    "CIELRSceneFromSEGS": "CIELR Scene From SEGS",
+    "CIELRSceneToMasks": "CIELR Scene To Masks",
+    "CIELRPlanToMasks": "CIELR Plan To Masks",
+}
