@@ -29,6 +29,13 @@ from cielr_core.perception.detector import (
 )
 from cielr_core.progress import Progress
 from tests.fixtures import gdino_models as gm
+from tests.fixtures.gdino_reference import (
+    ReferenceDetector,
+    assert_same_detections,
+    assert_same_outputs,
+    load_reference,
+    raw_outputs,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TRANSFORMERS4 = Path(os.environ.get("CIELR_TRANSFORMERS4",
@@ -534,7 +541,9 @@ def test_hf_folder_needs_grounding_dino_config(tiny_gdino, tmp_path):
 
 
 @pytest.mark.slow
-def test_full_size_swint_ogc_and_bert_base_load_and_run(full_swint, photo):
+def test_full_size_swint_ogc_and_bert_base_load_and_match_groundingdino(full_swint, photo):
+    """The release's layout ({"model": ...}, "module." keys) loads strictly and runs as groundingdino-py
+    runs it (tolerances in tests/fixtures/gdino_reference.py)."""
     weights, bert = full_swint
     sd = torch.load(weights, weights_only=True)
     assert list(sd) == ["model"] and all(k.startswith("module.") for k in sd["model"])
@@ -545,17 +554,20 @@ def test_full_size_swint_ogc_and_bert_base_load_and_run(full_swint, photo):
     assert d.model.config.text_config.hidden_size == 768 and len(d.tokenizer) == 30522
     assert d.tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", ".", "?"]) == [101, 102, 1012, 1029]
     assert torch.equal(d.model.state_dict()["model.query_position_embeddings.weight"], probe)
-    d.short_side, d.long_side = 224, 320  # one cheap pass; the file layout is what is under test
-    found = d.detect(photo, ["tv", "lamp", "speaker"], box_threshold=0.0, text_threshold=0.0)
-    assert len(found) > 0
-    assert_inside(found, photo.shape[1], photo.shape[0])
+    ref = load_reference(weights, bert)
+    for detector in (d, ref):
+        detector.short_side, detector.long_side = 320, 480  # the file layout is what is under test
+    assert_same_outputs(raw_outputs(d, photo, gm.EQUALITY_LABELS), raw_outputs(ref, photo, gm.EQUALITY_LABELS))
+    found = [x.detect(photo, ["tv", "lamp", "speaker"], box_threshold=0.2, text_threshold=0.2) for x in (d, ref)]
+    assert_same_detections(*found)
+    assert_inside(found[0], photo.shape[1], photo.shape[0])
 
 
 @pytest.mark.slow
-def test_swinb_cogcoor_layout_loads(tiny_gdino, tmp_path):
+def test_swinb_cogcoor_layout_loads_and_matches_groundingdino(tiny_gdino, tmp_path, photo):
     """SwinB-COGCOOR's layout (no prefix) from groundingdino's own SwinB config; tiny BERT to save time."""
-    weights = gm.save_release(gm.build_release_model("SwinB-COGCOOR", tiny_gdino[1]),
-                              tmp_path / "groundingdino_swinb_cogcoor.pth", "SwinB-COGCOOR")
+    reference = gm.build_release_model("SwinB-COGCOOR", tiny_gdino[1])
+    weights = gm.save_release(reference, tmp_path / "groundingdino_swinb_cogcoor.pth", "SwinB-COGCOOR")
     sd = torch.load(weights, weights_only=True)["model"]
     assert not any(k.startswith("module.") for k in sd) and all(k in sd for k in KNOWN_EXTRA_KEYS)
     key = "backbone.0.layers.2.blocks.17.attn.relative_position_bias_table"  # SwinB's 18-block stage
@@ -565,5 +577,9 @@ def test_swinb_cogcoor_layout_loads(tiny_gdino, tmp_path):
     assert d.name == "SwinB-COGCOOR"
     assert d.model.config.backbone_config.window_size == 12
     own = d.model.state_dict()
-    table = f"{gdino_convert.layout_of(own).swin}encoder.layers.2.blocks.17.{gdino_convert.layout_of(own).swin_table}"
-    assert torch.equal(own[table], probe)
+    layout = gdino_convert.layout_of(own)
+    assert torch.equal(own[f"{layout.swin}encoder.layers.2.blocks.17.{layout.swin_table}"], probe)
+    ref = ReferenceDetector(reference, reference.tokenizer, reference.max_text_len, "groundingdino-py SwinB")
+    for detector in (d, ref):
+        detector.short_side, detector.long_side = 224, 320  # windows of 12 over a 7 x 10 last stage
+    assert_same_outputs(raw_outputs(d, photo, gm.EQUALITY_LABELS), raw_outputs(ref, photo, gm.EQUALITY_LABELS))

@@ -215,7 +215,7 @@ def hf_config(cfg: Mapping[str, Any], text_config: Any, swin: Mapping[str, Any])
 class Conversion:
     tensors: dict[str, torch.Tensor]  # model key -> tensor
     sources: dict[str, list[str]]  # model key -> file keys that filled it
-    derived: dict[str, tuple[str, torch.Tensor]]  # model buffer not in the state dict -> (file key, tensor)
+    derived: dict[str, tuple[str, torch.Tensor]]  # model buffer -> (file key, tensor)
     unexpected: list[str]  # file keys no rule or model key takes
     split: set[str]  # model keys that are a third of a fused q/k/v tensor
 
@@ -234,8 +234,8 @@ def convert(sd: Mapping[str, torch.Tensor], rules: Sequence[Rule], model_keys: I
             continue
         fields = rule.source.match(key)
         names = [t.fill(fields) for t in rule.targets]
-        if len(names) == 1 and names[0] not in keys and names[0] in buffers:
-            out.derived[names[0]] = (key, tensor)  # a buffer transformers computes and does not save
+        if len(names) == 1 and names[0] in buffers:
+            out.derived[names[0]] = (key, tensor)  # a table the model computes itself: compared, not loaded
             continue
         if not all(n in keys for n in names):
             out.unexpected.append(key)
@@ -289,6 +289,7 @@ def load_converted(model: torch.nn.Module, sd: Mapping[str, torch.Tensor], path:
     conv = convert(sd, rules, own, buffers)
     fixed = defaults_for_unused(model, layout)
 
+    fixed.update({k: own[k] for k in conv.derived if k in own})  # saved by transformers 4, computed
     missing = sorted({source_name(k, rules) for k in own if k not in conv.tensors and k not in fixed})
     missing += [k for k in POOLER_KEYS if k not in sd]
     unexpected = sorted(conv.unexpected)
