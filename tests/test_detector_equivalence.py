@@ -69,7 +69,8 @@ def pair(perturbed) -> tuple[Detector, Detector]:
 def test_tiny_outputs_match_groundingdino(pair, index):
     new, ref = pair
     photo = load_photo(index)
-    assert_same_outputs(raw_outputs(new, photo, gm.EQUALITY_LABELS), raw_outputs(ref, photo, gm.EQUALITY_LABELS))
+    labels = gm.EQUALITY_LABELS
+    assert_same_outputs(raw_outputs(new, photo, labels), raw_outputs(ref, photo, labels))
 
 
 def test_tiny_detections_match_groundingdino_on_photos(pair):
@@ -132,7 +133,8 @@ def _edit_qkv_shape(sd):
 
 
 def _edit_index(sd):
-    sd["module.backbone.0.layers.0.blocks.0.attn.relative_position_index"] = torch.zeros(49, 49, dtype=torch.long)
+    key = "module.backbone.0.layers.0.blocks.0.attn.relative_position_index"
+    sd[key] = torch.zeros(49, 49, dtype=torch.long)
 
 
 def _edit_shared_head(sd):

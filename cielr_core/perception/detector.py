@@ -437,12 +437,17 @@ def build_model(cfg: dict[str, Any], text_config: Any, path: Path, name: str) ->
 
     problems = gdino_convert.unsupported(cfg)
     if problems:
-        raise CheckpointError(path, f"its config ({name}) asks for {', '.join(problems)}, which transformers' "
-                                    "GroundingDINO does not implement",
+        raise CheckpointError(path, f"its config ({name}) asks for {', '.join(problems)}, which "
+                                    "transformers' GroundingDINO does not implement",
                               "a GroundingDINO with the released checkpoints' options (Swin backbone, "
                               "standard two-stage, text enhancer, fusion and text cross-attention)")
-    config = gdino_convert.hf_config(cfg, text_config, gdino_configs.swin_params(cfg))
-    return GroundingDinoForObjectDetection(config)
+    try:
+        return GroundingDinoForObjectDetection(
+            gdino_convert.hf_config(cfg, text_config, gdino_configs.swin_params(cfg)))
+    except (ValueError, TypeError) as e:  # sizes transformers' config validation rejects
+        raise CheckpointError(path, f"transformers cannot build its architecture ({name}: "
+                                    f"{str(e).splitlines()[0][:300]})",
+                              "a GroundingDINO architecture transformers can build") from None
 
 
 def load_hf_folder(folder: Path, device: str | torch.device = "cpu") -> Detector:

@@ -89,7 +89,8 @@ def layout_of(model_keys: Iterable[str]) -> Layout:
                       "attention.relative_position_bias.relative_position_bias_table",
                       "attention.relative_position_bias.relative_position_index", "mlp.fc1", "mlp.fc2", fused)
     return Layout(swin, root + "hidden_states_norms.",
-                  ("attention.self.query", "attention.self.key", "attention.self.value"), "attention.output.dense",
+                  ("attention.self.query", "attention.self.key", "attention.self.value"),
+                  "attention.output.dense",
                   "attention.self.relative_position_bias_table", "attention.self.relative_position_index",
                   "intermediate.dense", "output.dense", fused)
 
@@ -134,9 +135,11 @@ def rules_for(layout: Layout, interm_indices: Sequence[int]) -> list[Rule]:
         _rule("transformer.tgt_embed.weight", "model.query_position_embeddings.weight"),
         _rule("transformer.enc_output.{p}", "model.enc_output.{p}"),
         _rule("transformer.enc_output_norm.{p}", "model.enc_output_norm.{p}"),
-        _rule("transformer.enc_out_bbox_embed.layers.{i}.{p}", "model.encoder_output_bbox_embed.layers.{i}.{p}"),
+        _rule("transformer.enc_out_bbox_embed.layers.{i}.{p}",
+              "model.encoder_output_bbox_embed.layers.{i}.{p}"),
         _rule("bbox_embed.{i}.layers.{j}.{p}", "bbox_embed.{i}.layers.{j}.{p}"),
-        _rule("transformer.decoder.bbox_embed.{i}.layers.{j}.{p}", "model.decoder.bbox_embed.{i}.layers.{j}.{p}"),
+        _rule("transformer.decoder.bbox_embed.{i}.layers.{j}.{p}",
+              "model.decoder.bbox_embed.{i}.layers.{j}.{p}"),
         _rule("transformer.decoder.ref_point_head.layers.{i}.{p}",
               "model.decoder.reference_points_head.layers.{i}.{p}"),
         _rule("transformer.decoder.norm.{p}", "model.decoder.layer_norm.{p}"),
@@ -144,25 +147,29 @@ def rules_for(layout: Layout, interm_indices: Sequence[int]) -> list[Rule]:
     enc, dst = "transformer.encoder.layers.{i}.", "model.encoder.layers.{i}.deformable_layer."
     rules += [_rule(f"{enc}self_attn.{n}.{{p}}", f"{dst}self_attn.{n}.{{p}}") for n in _DEFORMABLE]
     rules += [_rule(enc + a + ".{p}", dst + b + ".{p}") for a, b in (
-        ("norm1", "self_attn_layer_norm"), ("linear1", "fc1"), ("linear2", "fc2"), ("norm2", "final_layer_norm"))]
+        ("norm1", "self_attn_layer_norm"), ("linear1", "fc1"), ("linear2", "fc2"),
+        ("norm2", "final_layer_norm"))]
     text, dst = "transformer.encoder.text_layers.{i}.", "model.encoder.layers.{i}.text_enhancer_layer."
     rules += _mha(text + "self_attn", dst + "self_attn", L.fused_mha)
     rules += [_rule(text + a + ".{p}", dst + b + ".{p}") for a, b in (
-        ("linear1", "fc1"), ("linear2", "fc2"), ("norm1", "layer_norm_before"), ("norm2", "layer_norm_after"))]
+        ("linear1", "fc1"), ("linear2", "fc2"), ("norm1", "layer_norm_before"),
+        ("norm2", "layer_norm_after"))]
     fuse, dst = "transformer.encoder.fusion_layers.{i}.", "model.encoder.layers.{i}.fusion_layer."
     rules += [_rule(fuse + "gamma_v", dst + "vision_param"), _rule(fuse + "gamma_l", dst + "text_param"),
               _rule(fuse + "layer_norm_v.{p}", dst + "layer_norm_vision.{p}"),
               _rule(fuse + "layer_norm_l.{p}", dst + "layer_norm_text.{p}")]
     rules += [_rule(f"{fuse}attn.{a}.{{p}}", f"{dst}attn.{b}.{{p}}") for a, b in (
         ("v_proj", "vision_proj"), ("l_proj", "text_proj"), ("values_v_proj", "values_vision_proj"),
-        ("values_l_proj", "values_text_proj"), ("out_v_proj", "out_vision_proj"), ("out_l_proj", "out_text_proj"))]
+        ("values_l_proj", "values_text_proj"), ("out_v_proj", "out_vision_proj"),
+        ("out_l_proj", "out_text_proj"))]
     dec, dst = "transformer.decoder.layers.{i}.", "model.decoder.layers.{i}."
     rules += [_rule(f"{dec}cross_attn.{n}.{{p}}", f"{dst}encoder_attn.{n}.{{p}}") for n in _DEFORMABLE]
     rules += _mha(dec + "ca_text", dst + "encoder_attn_text", L.fused_mha)
     rules += _mha(dec + "self_attn", dst + "self_attn", L.fused_mha)
     rules += [_rule(dec + a + ".{p}", dst + b + ".{p}") for a, b in (
         ("norm1", "encoder_attn_layer_norm"), ("catext_norm", "encoder_attn_text_layer_norm"),
-        ("norm2", "self_attn_layer_norm"), ("linear1", "fc1"), ("linear2", "fc2"), ("norm3", "final_layer_norm"))]
+        ("norm2", "self_attn_layer_norm"), ("linear1", "fc1"), ("linear2", "fc2"),
+        ("norm3", "final_layer_norm"))]
     rules.append(_rule("bert.{rest}", "model.text_backbone.{rest}"))  # last: after the pooler is set aside
     return rules
 
@@ -190,7 +197,7 @@ def hf_config(cfg: Mapping[str, Any], text_config: Any, swin: Mapping[str, Any])
 
     backbone = SwinConfig(embed_dim=swin["embed_dim"], depths=list(swin["depths"]),
                           num_heads=list(swin["num_heads"]), window_size=swin["window_size"],
-                          image_size=384 if swin["window_size"] == 12 else 224, drop_path_rate=0.0,
+                          drop_path_rate=0.0,
                           out_indices=[k + 1 for k in cfg["return_interm_indices"]])
     layers = cfg["dec_layers"]
     return GroundingDinoConfig(
