@@ -1,9 +1,7 @@
 """Perception: GroundingDINO finds boxes for labels, SAM turns each box into a mask.
 
-Loaders import torch, groundingdino and segment_anything only when called.
+Loaders import torch, transformers and segment_anything only when called.
 """
-
-import os
 
 from ..errors import require
 from .detections import Detections
@@ -11,8 +9,6 @@ from .perceive import detect_objects, parse_labels, perceive
 
 
 def load_grounding_dino(weights, *args, **kwargs):
-    if not os.path.isdir(weights):  # Hugging Face folders run on transformers alone
-        require("groundingdino", "groundingdino-py", "the GroundingDINO detector")
     from .detector import load_grounding_dino as load
 
     return load(weights, *args, **kwargs)

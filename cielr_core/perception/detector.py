@@ -1,12 +1,13 @@
 """Open-vocabulary box detection with GroundingDINO.
 
-Two model sources share one detection routine:
+Both model sources run on transformers' ``GroundingDinoForObjectDetection``:
 
 - a released checkpoint (``groundingdino_swint_ogc.pth``, ``groundingdino_swinb_cogcoor.pth``,
-  or another size with a JSON config beside it) run by groundingdino-py, whose text encoder comes
-  from a local ``bert-base-uncased`` folder;
-- a Hugging Face format folder (``config.json`` with ``model_type: grounding-dino``) run by
-  transformers' ``GroundingDinoForObjectDetection``.
+  or another size with a JSON config beside it), converted to transformers' layout in memory
+  (``gdino_convert``), with groundingdino's preprocessing and the text encoder's config and
+  vocabulary from a local ``bert-base-uncased`` folder;
+- a Hugging Face format folder (``config.json`` with ``model_type: grounding-dino``) with its own
+  processor.
 
 Labels are packed into as few captions ("cup . table . tv .") as the 256-token text limit
 allows, so the cost grows with the number of forward passes, not with the number of labels.
@@ -17,13 +18,11 @@ allows, so the cost grows with the number of forward passes, not with the number
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import pickle
 import re
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, InputError, MissingDependencyError
+from ..errors import CheckpointError, InputError
 from ..images import to_rgb_uint8
 from ..progress import NO_PROGRESS, Progress
 from ..weights import load_checkpoint, state_dict_of, strip_prefix, unsafe_pickle
-from . import gdino_configs
+from . import gdino_configs, gdino_convert
 from .detections import Detections
 
 # Held by both released checkpoints but used by no module of the model.
@@ -277,28 +276,10 @@ class Detector:
 
 
 class GroundingDinoDetector(Detector):
-    """groundingdino-py's model, built from a released checkpoint."""
-
-    def _prepare_image(self, rgb: np.ndarray) -> torch.Tensor:
-        return gdino_image_tensor(rgb, self.short_side, self.long_side)
-
-    def _forward(self, pixels: torch.Tensor, caption: Caption) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.inference_mode(), _quiet():
-            out = self.model(pixels[None].to(self.device), captions=[caption.text])
-        return out["pred_logits"][0], out["pred_boxes"][0]
-
-
-class HFGroundingDinoDetector(Detector):
-    """transformers' GroundingDinoForObjectDetection from an HF-format folder."""
-
-    def __init__(self, model: torch.nn.Module, processor: Any, name: str):
-        super().__init__(model, processor.tokenizer, model.config.max_text_len, name)
-        self.processor = processor
+    """transformers' GroundingDINO built from a released checkpoint, fed as groundingdino feeds it."""
 
     def _prepare_image(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
-        from PIL import Image
-
-        return dict(self.processor.image_processor(images=Image.fromarray(rgb), return_tensors="pt"))
+        return {"pixel_values": gdino_image_tensor(rgb, self.short_side, self.long_side)[None]}
 
     def _forward(self, pixels: dict[str, torch.Tensor],
                  caption: Caption) -> tuple[torch.Tensor, torch.Tensor]:
@@ -309,27 +290,41 @@ class HFGroundingDinoDetector(Detector):
         return out.logits[0], out.pred_boxes[0]
 
 
+class HFGroundingDinoDetector(GroundingDinoDetector):
+    """transformers' GroundingDinoForObjectDetection from an HF-format folder, with its processor."""
+
+    def __init__(self, model: torch.nn.Module, processor: Any, name: str):
+        super().__init__(model, processor.tokenizer, model.config.max_text_len, name)
+        self.processor = processor
+
+    def _prepare_image(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
+        from PIL import Image
+
+        return dict(self.processor.image_processor(images=Image.fromarray(rgb), return_tensors="pt"))
+
+
+def resized_shape(width: int, height: int, short_side: int = 800, long_side: int = 1333) -> tuple[int, int]:
+    """(height, width) groundingdino scales an image to: short side ``short_side`` unless the long
+    side would pass ``long_side`` (then the short side shrinks, rounded as groundingdino rounds)."""
+    size = short_side
+    low, high = float(min(width, height)), float(max(width, height))
+    if high / low * size > long_side:
+        size = round(long_side * low / high)
+    if (width <= height and width == size) or (height <= width and height == size):
+        return height, width
+    if width < height:
+        return int(size * height / width), size
+    return size, int(size * width / height)
+
+
 def gdino_image_tensor(rgb: np.ndarray, short_side: int = 800, long_side: int = 1333) -> torch.Tensor:
     """groundingdino's inference transform: short side 800 (long side at most 1333), ImageNet norm."""
+    import torchvision.transforms.functional as TF
     from PIL import Image
 
-    with _quiet():
-        import groundingdino.datasets.transforms as T
-
-    transform = T.Compose([T.RandomResize([short_side], max_size=long_side), T.ToTensor(),
-                           T.Normalize(list(_IMAGENET_MEAN), list(_IMAGENET_STD))])
-    tensor, _ = transform(Image.fromarray(rgb), None)
-    return tensor
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence deprecation notes groundingdino's own code triggers on every call (not ours to fix)."""
-    with warnings.catch_warnings():
-        for message in ("The `device` argument is deprecated", r"`torch.cuda.amp.autocast\(args...\)`",
-                        "torch.meshgrid", "Importing from timm.models.layers"):
-            warnings.filterwarnings("ignore", message=message)
-        yield
+    image = Image.fromarray(rgb)
+    image = TF.resize(image, list(resized_shape(image.width, image.height, short_side, long_side)))
+    return TF.normalize(TF.to_tensor(image), list(_IMAGENET_MEAN), list(_IMAGENET_STD))
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -350,12 +345,12 @@ def load_grounding_dino(weights: str | Path, text_encoder: str | Path | None = N
     bert_folder = check_text_encoder(text_encoder)
     sd = read_state_dict(path)
     name, cfg = architecture_of(sd, path)
-    check_text_encoder_fits(sd, bert_folder)
-    model = build_model(cfg, bert_folder)
-    load_strictly(model, sd, path, name)
+    text_config = check_text_encoder_fits(sd, bert_folder)
+    tokenizer = load_tokenizer(bert_folder)
+    model = build_model(cfg, text_config, path, name)
+    gdino_convert.load_converted(model, sd, path, name, cfg["return_interm_indices"])
     del sd
-    tokenizer = model.tokenizer
-    return GroundingDinoDetector(model.eval(), tokenizer, model.max_text_len, name).to(device)
+    return GroundingDinoDetector(model.eval(), tokenizer, cfg["max_text_len"], name).to(device)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -409,8 +404,8 @@ def check_text_encoder(folder: str | Path) -> Path:
     return path
 
 
-def check_text_encoder_fits(sd: dict[str, Any], folder: Path) -> None:
-    """The BERT config must have the sizes the checkpoint's bert.* tensors were trained with."""
+def check_text_encoder_fits(sd: dict[str, Any], folder: Path) -> Any:
+    """The folder's BertConfig, which must have the sizes the checkpoint's bert.* tensors have."""
     from transformers import BertConfig
 
     config = BertConfig.from_pretrained(str(folder), local_files_only=True)
@@ -420,74 +415,39 @@ def check_text_encoder_fits(sd: dict[str, Any], folder: Path) -> None:
             folder, f"its config (vocab {config.vocab_size}, hidden size {config.hidden_size}) does not fit "
             f"the checkpoint's text encoder (vocab {emb.shape[0]}, hidden size {emb.shape[1]})",
             EXPECTED_TEXT_ENCODER)
+    return config
 
 
-def build_model(cfg: dict[str, Any], bert_folder: Path) -> torch.nn.Module:
-    """groundingdino's model from a config dict, with the text encoder read from ``bert_folder``."""
+def load_tokenizer(folder: Path) -> Any:
+    """The text encoder's tokenizer from its local folder (never downloaded)."""
+    from transformers import AutoTokenizer
+
     try:
-        from groundingdino.util.slconfig import SLConfig
-    except ImportError:
-        raise MissingDependencyError("groundingdino-py",
-                                     "GroundingDINO .pth/.safetensors checkpoints") from None
-
-    from .gdino_compat import adapt_warper, local_text_encoder
-
-    args = SLConfig(dict(cfg))
-    with local_text_encoder(bert_folder), _quiet():
-        if cfg.get("swin"):
-            model = _build_with_swin(args, cfg["swin"])
-        else:
-            from groundingdino.models import build_model as gdino_build
-
-            model = gdino_build(args)
-    adapt_warper(model.bert)
-    return model
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(folder, f"its tokenizer could not be read ({str(e).splitlines()[0][:300]})",
+                              EXPECTED_TEXT_ENCODER) from None
+    gdino_convert.check_special_tokens(tokenizer, folder, EXPECTED_TEXT_ENCODER)
+    return tokenizer
 
 
-def _build_with_swin(args: Any, swin: dict[str, Any]) -> torch.nn.Module:
-    """groundingdino's build_groundingdino, with a Swin of the given size as backbone."""
-    from groundingdino.models.GroundingDINO.backbone.backbone import Joiner
-    from groundingdino.models.GroundingDINO.backbone.position_encoding import build_position_encoding
-    from groundingdino.models.GroundingDINO.backbone.swin_transformer import SwinTransformer
-    from groundingdino.models.GroundingDINO.groundingdino import GroundingDINO
-    from groundingdino.models.GroundingDINO.transformer import build_transformer
+def build_model(cfg: dict[str, Any], text_config: Any, path: Path, name: str) -> torch.nn.Module:
+    """transformers' GroundingDINO (random weights until loaded) for a groundingdino config dict."""
+    from transformers import GroundingDinoForObjectDetection
 
-    indices = list(args.return_interm_indices)
-    swin_model = SwinTransformer(pretrain_img_size=224, embed_dim=swin["embed_dim"],
-                                 depths=list(swin["depths"]), num_heads=list(swin["num_heads"]),
-                                 window_size=swin["window_size"], out_indices=tuple(indices),
-                                 dilation=False, use_checkpoint=args.use_checkpoint)
-    backbone = Joiner(swin_model, build_position_encoding(args))
-    backbone.num_channels = swin_model.num_features[4 - len(indices):]
-    return GroundingDINO(
-        backbone, build_transformer(args), num_queries=args.num_queries, aux_loss=True, iter_update=True,
-        query_dim=4, num_feature_levels=args.num_feature_levels, nheads=args.nheads,
-        dec_pred_bbox_embed_share=args.dec_pred_bbox_embed_share, two_stage_type=args.two_stage_type,
-        two_stage_bbox_embed_share=args.two_stage_bbox_embed_share,
-        two_stage_class_embed_share=args.two_stage_class_embed_share, num_patterns=args.num_patterns,
-        dn_number=0, dn_box_noise_scale=args.dn_box_noise_scale,
-        dn_label_noise_ratio=args.dn_label_noise_ratio,
-        dn_labelbook_size=args.dn_labelbook_size, text_encoder_type=args.text_encoder_type,
-        sub_sentence_present=args.sub_sentence_present, max_text_len=args.max_text_len)
-
-
-def load_strictly(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path, name: str) -> None:
-    """Every model tensor from the file with its exact shape, and nothing else in the file."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    wrong = [f"{k} (file {tuple(sd[k].shape)}, model {tuple(own[k].shape)})"
-             for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    problems = []
-    for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if keys:
-            more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
-            problems.append(f"{len(keys)} {what}: {', '.join(keys[:4])}{more}")
+    problems = gdino_convert.unsupported(cfg)
     if problems:
-        raise CheckpointError(path, f"its tensors do not match the {name} architecture "
-                                    f"({'; '.join(problems)})",
-                              f"a complete GroundingDINO {name} checkpoint")
-    model.load_state_dict(sd, strict=True)
+        raise CheckpointError(path, f"its config ({name}) asks for {', '.join(problems)}, which "
+                                    "transformers' GroundingDINO does not implement",
+                              "a GroundingDINO with the released checkpoints' options (Swin backbone, "
+                              "standard two-stage, text enhancer, fusion and text cross-attention)")
+    try:
+        return GroundingDinoForObjectDetection(
+            gdino_convert.hf_config(cfg, text_config, gdino_configs.swin_params(cfg)))
+    except (ValueError, TypeError) as e:  # sizes transformers' config validation rejects
+        raise CheckpointError(path, f"transformers cannot build its architecture ({name}: "
+                                    f"{str(e).splitlines()[0][:300]})",
+                              "a GroundingDINO architecture transformers can build") from None
 
 
 def load_hf_folder(folder: Path, device: str | torch.device = "cpu") -> Detector:
