@@ -160,6 +160,9 @@ class RemoteLLM:
         self.usage.calls += 1
         self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+        timings = reply.get("timings")  # llama.cpp's server: prompt tokens evaluated after its prefix cache
+        if isinstance(timings, dict) and isinstance(timings.get("prompt_n"), int):
+            self.usage.evaluated(timings["prompt_n"])
         return content if isinstance(content, str) else str(content)
 
     # -- HTTP ---------------------------------------------------------------------------------------
