@@ -17,6 +17,7 @@ are absurd, is refused with a clear error instead of reaching native code.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import logging
@@ -141,6 +142,9 @@ def clear_cache() -> None:
     with _CACHE_LOCK:
         while _CACHE:
             _close(_CACHE.popitem()[1])
+
+
+atexit.register(clear_cache)  # llama-cpp-python's own finalizer fails once the interpreter is going down
 
 
 def _close(loaded: Loaded) -> None:

@@ -52,10 +52,10 @@ def pick_backend(path: Path, backend: str = "auto") -> str:
     """'llama.cpp' for a .gguf file when llama-cpp-python is installed, else 'transformers'."""
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    is_gguf = path.suffix == ".gguf"
+    is_gguf = path.suffix == ".gguf" and path.is_file()
     if backend == "llama.cpp":
         if not is_gguf:
-            raise InputError(f"llama.cpp runs .gguf files; {path.name} is a folder: use the transformers backend")
+            raise InputError(f"llama.cpp runs .gguf files; {path.name} is not one: use the transformers backend")
         if not llamacpp.available():
             raise LLMError(f"llama-cpp-python is not installed: {llamacpp.INSTALL_HINT}.")
         return backend
