@@ -112,9 +112,12 @@ def prompt_order(order: str, tmp: Path):
     if order == "shared":
         yield
         return
+    import importlib
     import importlib.util
 
-    from cielr_core.reasoning import decompose, labels, refine
+    # the modules, not the functions of the same names that cielr_core.reasoning exports
+    decompose, labels, refine = (importlib.import_module(f"cielr_core.reasoning.{m}")
+                                 for m in ("decompose", "labels", "refine"))
 
     source = subprocess.run(["git", "-C", str(REPO), "show", f"{MAIN}:cielr_core/reasoning/prompts.py"],
                             capture_output=True, text=True, check=True).stdout

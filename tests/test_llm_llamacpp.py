@@ -4,11 +4,14 @@ that are not GGUF chat models refused with a clear error (never a crash in nativ
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import struct
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from pydantic import Field
@@ -17,10 +20,11 @@ from cielr_core.llm import LLM, Answer, LLMError, LocalLLM, Message, llamacpp
 from cielr_core.llm.local import GGUF_COST
 from cielr_core.reasoning import LabelList, plan_answer_type, verdict_type
 from cielr_core.reasoning.prompts import decompose_messages, labels_messages, refine_messages, scene_text
-from tests.test_llm_local import PROMPT, VERDICT_PROMPT, Verdict
+from tests.test_llm_local import PROMPT, VERDICT_PROMPT, Labels, Verdict
 from tests.test_reasoning_logic import INSTRUCTION, make_scene
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +75,9 @@ def test_same_seed_same_answer(smollm2_gguf, smollm2):
 
 def test_freed_model_loads_again_on_the_next_call(smollm2):
     """What ComfyUI's memory management does to it: free now, answer later as before."""
-    before = smollm2.complete(VERDICT_PROMPT, Verdict)
+    before = smollm2.complete(PROMPT, Labels)
     assert llamacpp.release(*smollm2.llama_key) and not llamacpp.is_loaded(*smollm2.llama_key)
-    assert smollm2.complete(VERDICT_PROMPT, Verdict) == before
+    assert smollm2.complete(PROMPT, Labels) == before
     assert llamacpp.is_loaded(*smollm2.llama_key)
 
 
@@ -88,12 +92,11 @@ def test_without_llama_cpp_a_gguf_runs_on_transformers_and_says_so(smollm2_gguf,
 
 
 def test_node_tooltip_says_what_transformers_costs_without_llama_cpp(monkeypatch):
-    from nodes.llm import CIELRLLMLocal
+    from nodes.llm import _model_tip
 
-    tip = CIELRLLMLocal.INPUT_TYPES()["required"]["model"][1]["tooltip"]
-    assert "llama.cpp" in tip and "not installed" not in tip
+    assert "llama.cpp" in _model_tip() and "not installed" not in _model_tip()
     monkeypatch.setattr(llamacpp, "available", lambda: False)
-    tip = CIELRLLMLocal.INPUT_TYPES()["required"]["model"][1]["tooltip"]
+    tip = _model_tip()
     assert "not installed" in tip and GGUF_COST in tip and "pip install llama-cpp-python" in tip
 
 
@@ -151,3 +154,56 @@ def test_a_folder_is_never_given_to_llama_cpp(tiny_chat_model, tmp_path):
     folder = tmp_path / "folder.gguf"  # a folder with a .gguf name is still a folder
     shutil.copytree(tiny_chat_model, folder)
     assert LocalLLM(folder).backend == "transformers"
+
+
+_NODE_SCRIPT = textwrap.dedent(r'''
+    import json, sys
+    repo, comfyui, models = sys.argv[1:4]
+    sys.path[:0] = [repo]
+    sys.path.append(comfyui)  # after the repo: the pack's "nodes" package wins over ComfyUI's nodes.py
+    import comfy.options
+    import comfy.cli_args
+    comfy.cli_args.args.cpu = True
+    import comfy.model_management as mm
+    import folder_paths
+    folder_paths.models_dir = models
+    from nodes.model_folders import register_model_folders
+    register_model_folders()
+    from cielr_core.llm import llamacpp
+    from cielr_core.reasoning import LabelList
+    from cielr_core.reasoning.prompts import labels_messages
+    from nodes.llm import CIELRLLMLocal
+    (llm,) = CIELRLLMLocal().load("smollm2.gguf", "auto", 0.0, 0, 128)
+    key = llm.llm.llama_key
+    ask = lambda: llm.complete(labels_messages("remove the cup", 3), LabelList).labels
+    out = {"backend": llm.llm.backend, "first": ask()}
+    out["registered"] = any(m.model is llm.managed.patcher for m in mm.current_loaded_models)
+    out["loaded"] = llamacpp.is_loaded(*key)
+    mm.free_memory(1e30, mm.get_torch_device())  # the diffusion model asks for every byte
+    out["freed"] = not llamacpp.is_loaded(*key)
+    out["again"] = ask()
+    out["reloaded"] = llamacpp.is_loaded(*key)
+    mm.unload_all_models()
+    out["unloaded"] = not llamacpp.is_loaded(*key)
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def test_comfyui_frees_the_llama_cpp_model_and_the_next_call_loads_it_again(smollm2_gguf, tmp_path):
+    """The node under ComfyUI's real memory management (CPU): registered as a loaded model, freed when
+    ComfyUI needs the room or unloads everything, and answering as before after it comes back."""
+    from tests.fixtures.comfyui import COMFYUI
+
+    if not (COMFYUI / "folder_paths.py").is_file():
+        pytest.fail(f"ComfyUI is not installed at {COMFYUI}: run the tests through scripts/test.sh")
+    (tmp_path / "models" / "LLM").mkdir(parents=True)
+    (tmp_path / "models" / "LLM" / "smollm2.gguf").symlink_to(smollm2_gguf)
+    proc = subprocess.run([sys.executable, "-c", _NODE_SCRIPT, str(REPO), str(COMFYUI), str(tmp_path / "models")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["backend"] == "llama.cpp"
+    assert out["registered"] and out["loaded"], "ComfyUI knows the model and it is in memory"
+    assert out["freed"] and out["reloaded"] and out["unloaded"]
+    assert out["again"] == out["first"]

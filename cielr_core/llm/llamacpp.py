@@ -9,7 +9,10 @@ Answers are constrained by a GBNF grammar that llama.cpp builds from the answer'
 with its optional whitespace removed, so a weak model can neither break the JSON nor pad it.
 The loaded model keeps its KV cache between calls: llama.cpp evaluates only the part of a prompt
 after the longest prefix it shares with the previous one, so the requests of one edit, which share
-the rules, the instruction and the scene, are mostly read once.
+the rules, the instruction and the scene, are mostly read once. A prompt read partly from the cache
+can differ from one read whole in the last bits of its logits, which a sampled answer (temperature
+above 0) may turn into other words; so sampled answers read the whole prompt and stay repeatable
+for a seed, and greedy ones (temperature 0, the default for plans) reuse the prefix.
 
 The file is checked before llama.cpp sees it: a file that is not GGUF, or whose header counts
 are absurd, is refused with a clear error instead of reaching native code.
@@ -200,6 +203,8 @@ def generate(key: tuple, messages: list[WireMessage], grammar: Any, *, temperatu
 def _generate(loaded: Loaded, messages: list[WireMessage], grammar: Any, temperature: float, seed: int,
               max_tokens: int) -> tuple[str, int, int, int | None]:
     llama = loaded.llama
+    if temperature > 0:
+        llama.reset()  # read the whole prompt: the same seed then samples the same answer
     before = _prompt_evaluated(llama)
     try:  # pure temperature sampling, as the transformers backend does: no top-k/top-p/min-p cut
         reply = llama.create_chat_completion(

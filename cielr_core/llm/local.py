@@ -6,7 +6,8 @@ folder (config.json, weights, tokenizer with a chat template), the model runs on
 which reads a GGUF file by dequantizing it (several times the memory, several times slower).
 Decoding is masked by a grammar compiled from the answer schema with no free whitespace, so every
 answer parses and stays short even from a weak model. Both keep the KV cache of the previous
-prompt and evaluate only what follows the prefix a new prompt shares with it. Loading is lazy and
+prompt and, when decoding greedily, evaluate only what follows the prefix a new prompt shares with
+it (sampled answers read the whole prompt, so a seed repeats exactly). Loading is lazy and
 cached; for transformers ``.model`` is the torch module, so a ComfyUI adapter can manage its
 memory, and ``.to(device)`` moves it. Local files only; remote code is never trusted.
 """
@@ -192,7 +193,7 @@ class LocalLLM:
         ids = inputs["input_ids"]
         with _LOCK, torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed(self.seed)  # inside fork_rng: the caller's random state is untouched
-            cache, reused = _reusable_prefix(loaded, ids)
+            cache, reused = _reusable_prefix(loaded, ids) if not sample else (None, 0)
             out = model.generate(**inputs, generation_config=config, logits_processor=constrain,
                                  past_key_values=cache, return_dict_in_generate=True)
             loaded.prefix = (out.sequences[0].detach(), out.past_key_values)
