@@ -111,13 +111,14 @@ def test_shared_prefix_reuses_the_kv_cache_and_answers_as_a_fresh_model(tiny_cha
 
     follow_up = [PROMPT[0], Message(role="user", content="Instruction: paint the lamp red. Which objects?")]
     clear_cache()
-    fresh = LocalLLM(tiny_chat_model, max_new_tokens=400).complete(follow_up, Labels)
     llm = LocalLLM(tiny_chat_model, max_new_tokens=400)
     llm.complete(PROMPT, Labels)
     first = llm.usage.prompt_evaluated
     assert first == llm.usage.prompt_tokens, "nothing to reuse yet"
-    assert llm.complete(follow_up, Labels) == fresh
+    cached = llm.complete(follow_up, Labels)
     assert llm.usage.prompt_evaluated - first < llm.usage.prompt_tokens - first, "the shared prefix was reused"
+    clear_cache()
+    assert LocalLLM(tiny_chat_model, max_new_tokens=400).complete(follow_up, Labels) == cached
 
 
 def test_caller_random_state_is_untouched(tiny):

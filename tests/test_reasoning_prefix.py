@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 from cielr_core.llm import RemoteLLM
 from cielr_core.reasoning import decompose_detailed, propose_labels, refine_scene, scene_text
@@ -42,7 +43,10 @@ def common_prefix(texts: list[str]) -> str:
     return os.path.commonprefix(texts)
 
 
-def run_edit(server) -> list[dict]:
+def run_edit(server, rejects_json_schema: bool = False) -> list[dict]:
+    if rejects_json_schema:  # as llama-cpp-python's server does: the schema then goes into the prompt
+        server.error(500, "1 validation error: {'loc': ('body', 'response_format', 'type'), "
+                          "'msg': \"Input should be 'text' or 'json_object'\"}")
     server.answer({"labels": ["speaker", "tv"]})
     server.answer({"note": "no speaker", "sufficient": False, "missing_labels": ["speaker"], "search_within": None})
     server.answer({"note": "found", "sufficient": True, "missing_labels": [], "search_within": None})
@@ -53,11 +57,13 @@ def run_edit(server) -> list[dict]:
     refined = refine_scene(make_scene(), INSTRUCTION, llm, detect_small_speaker, max_rounds=2)
     assert [len(r.added) for r in refined.rounds] == [1, 0]
     decompose_detailed(refined.scene, INSTRUCTION, llm)
-    return [r.body for r in server.requests[start:]]
+    return [r.body for r in server.requests[start + rejects_json_schema:]]
 
 
-def test_requests_of_one_edit_share_the_rules_instruction_and_scene(scripted_server):
-    bodies = run_edit(scripted_server)
+@pytest.mark.parametrize("rejects_json_schema", [False, True], ids=["json_schema", "schema in the prompt"])
+def test_requests_of_one_edit_share_the_rules_instruction_and_scene(scripted_server, rejects_json_schema):
+    bodies = run_edit(scripted_server, rejects_json_schema)
+    assert all(("json_schema" in b["response_format"]) != rejects_json_schema for b in bodies)
     assert len(bodies) == 4  # labels, two refine rounds, decompose
     texts = [prompt_text(b) for b in bodies]
     assert all(b["messages"][0] == {"role": "system", "content": SYSTEM} for b in bodies)

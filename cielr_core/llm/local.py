@@ -220,7 +220,14 @@ def _reusable_prefix(loaded: _Loaded, ids) -> tuple[Any, int]:
     shared = int(differs[0, 0]) if differs.numel() else max(n, 0)
     if shared <= 0:
         return None, 0
-    cache.crop(shared)
+    surplus = int(cache.get_seq_length()) - shared
+    try:
+        if surplus > 0:
+            cache.crop(-surplus)  # a negative count means "remove that many" in transformers 4.x and 5.x
+    except (ValueError, RuntimeError, NotImplementedError):  # e.g. sliding-window layers past their window
+        return None, 0
+    if int(cache.get_seq_length()) != shared:
+        return None, 0
     return cache, shared
 
 
