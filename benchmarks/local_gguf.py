@@ -32,9 +32,9 @@ _REQUEST = "CIELR_BENCH_REQUEST"
 def build_request() -> dict:
     import numpy as np
 
+    from cielr_core.llm import strict_schema
     from cielr_core.reasoning import plan_answer_type
     from cielr_core.reasoning.prompts import decompose_messages, scene_text
-    from cielr_core.llm import strict_schema
     from cielr_core.scene import Scene, build_scene, make_object
 
     w, h = 640, 480
@@ -102,13 +102,13 @@ def compare(model: Path, answers: int, with_transformers: bool) -> str:
         env = {**os.environ, _REQUEST: str(path)}
         for side in sides:
             out = subprocess.run([sys.executable, str(HERE / "reasoning.py"), "--local-worker", side,
-                                  "--answers", str(answers)], env=env, capture_output=True, text=True)
+                                  "--answers", str(answers)], env=env, capture_output=True, text=True, check=False)
             if out.returncode:
                 sys.exit(f"{side} failed:\n{out.stderr[-3000:]}")
             results[side] = json.loads(out.stdout.strip().splitlines()[-1])
     raw = results[SIDES[0]]
-    lines = [f"Local GGUF: {model.name}, one decomposition request ({answers} answers timed after the first), "
-             f"each side in its own process, {os.cpu_count()} CPUs", "",
+    lines = [(f"Local GGUF: {model.name}, one decomposition request ({answers} answers timed after the first), "
+              f"each side in its own process, {os.cpu_count()} CPUs"), "",
              "| | load + first answer | per answer | peak RSS | first answer |", "|---|---|---|---|---|"]
     for side in sides:
         r = results[side]

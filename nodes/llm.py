@@ -16,9 +16,9 @@ from typing import Any
 from cielr_core.errors import ModelNotFoundError
 
 from .loaders import DEVICE_TIP, DEVICES, Managed, _cached, _devices, _fingerprint, _manage
+from .model_folders import folders, model_choices, resolve
 
 log = logging.getLogger(__name__)
-from .model_folders import folders, model_choices, resolve
 
 LOCAL_SUGGESTIONS = ["Qwen2.5-1.5B-Instruct", "qwen2.5-1.5b-instruct-q4_k_m.gguf"]
 LOCAL_SOURCE = ("Hugging Face: an instruct model's folder (config.json, tokenizer, safetensors), e.g. "

@@ -49,7 +49,7 @@ _MAGIC = b"GGUF"
 _MAX_TENSORS = 1 << 20  # far above any real model (an 8B model has ~300 tensors)
 _MAX_KV = 1 << 16  # metadata entries (real files hold ~40, plus token lists counted as one each)
 _SPACE_RULE = re.compile(r"^space ::= .*$", re.MULTILINE)
-_CACHE: OrderedDict[tuple, "Loaded"] = OrderedDict()
+_CACHE: OrderedDict[tuple, Loaded] = OrderedDict()
 _CACHE_SIZE = 2
 _CACHE_LOCK = threading.Lock()
 
@@ -107,6 +107,7 @@ class Loaded:
     llama: Any  # llama_cpp.Llama
     key: tuple
     lock: threading.Lock
+    stamp: tuple  # the file's (mtime, size) when loaded: a replaced file is loaded again
     closed: bool = False
 
     @property
@@ -119,13 +120,23 @@ def load(path: str, gpu_layers: int, n_ctx: int) -> Loaded:
     key = (path, gpu_layers, n_ctx)
     with _CACHE_LOCK:
         if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
+            if _CACHE[key].stamp == _stamp(path):
+                _CACHE.move_to_end(key)
+                return _CACHE[key]
+            _close(_CACHE.pop(key))
         loaded = _open(path, gpu_layers, n_ctx)
         _CACHE[key] = loaded
         while len(_CACHE) > _CACHE_SIZE:
             _close(_CACHE.popitem(last=False)[1])
         return loaded
+
+
+def _stamp(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return (st.st_mtime_ns, st.st_size)
 
 
 def is_loaded(path: str, gpu_layers: int, n_ctx: int) -> bool:
@@ -162,6 +173,9 @@ def _open(path: str, gpu_layers: int, n_ctx: int) -> Loaded:
     import llama_cpp
 
     threads = default_threads()
+    if gpu_layers and not llama_cpp.llama_supports_gpu_offload():
+        log.warning("this llama-cpp-python was built for the CPU only, so %s runs on the CPU; for the GPU, "
+                    "%s", p.name, INSTALL_HINT)
     log.info("loading local LLM %s with llama.cpp (%d GPU layers, context %d, %d threads)",
              path, gpu_layers, n_ctx, threads)
     try:
@@ -180,7 +194,7 @@ def _open(path: str, gpu_layers: int, n_ctx: int) -> Loaded:
     if 0 < trained < n_ctx:
         log.warning("%s was trained for %d tokens of context; prompts of an edit may need up to %d",
                     p.name, trained, n_ctx)
-    return Loaded(llama, (path, gpu_layers, n_ctx), threading.Lock())
+    return Loaded(llama, (path, gpu_layers, n_ctx), threading.Lock(), _stamp(path))
 
 
 def context_size(max_new_tokens: int) -> int:

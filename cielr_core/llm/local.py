@@ -109,7 +109,7 @@ class LocalLLM:
         gpu_layers = 0 if self.device == "cpu" else -1
         return (str(self.path.resolve()), gpu_layers, llamacpp.context_size(self.max_new_tokens))
 
-    def load(self) -> "LocalLLM":
+    def load(self) -> LocalLLM:
         """Load the weights now (else the first answer does)."""
         if self.backend == "llama.cpp":
             llamacpp.load(*self.llama_key)
@@ -129,7 +129,7 @@ class LocalLLM:
     def tokenizer(self):
         return self._loaded().tokenizer
 
-    def to(self, device: str) -> "LocalLLM":
+    def to(self, device: str) -> LocalLLM:
         self.device = str(device)
         if self.backend == "transformers":
             self.model.to(self.device)
