@@ -7,18 +7,32 @@ content. Measures per edit: LLM calls, tokens in and out, latency per stage, whe
 answer was valid, repairs (parse/schema repairs in the backend, plan repairs in decompose).
 Targets: calls per edit <= max_rounds + 2, and zero repairs caused by parse errors.
 
+Prompt tokens the server evaluated per edit (after its prefix cache) are read from llama.cpp's own
+count: ``timings.prompt_n`` in each reply (llama.cpp's C++ server), else the "prompt eval time ... /
+N tokens" lines that llama-cpp-python's server logs per request. ``--compare-main`` runs every
+edit twice on the same server, with the prompts of main before the shared prefix (67f7751, read
+from git) and with today's, and prints both side by side.
+
+``--local`` compares this pack's local GGUF backend with raw llama-cpp-python on the same file and
+the same schema-constrained decomposition request, each in its own process: load + first answer,
+seconds per answer, peak RSS (``--local-transformers`` adds the transformers path).
+
     python benchmarks/reasoning.py                       # all 20, max_rounds 2
     python benchmarks/reasoning.py --limit 3 --json out.json
     python benchmarks/reasoning.py --start 10 --json part2.json   # instructions 10..19
     python benchmarks/reasoning.py --report part1.json part2.json  # one table from saved runs
     python benchmarks/reasoning.py --base-url http://127.0.0.1:11434/v1 --model qwen2.5:7b
+    python benchmarks/reasoning.py --compare-main --limit 5      # prompt order of main vs today
+    python benchmarks/reasoning.py --local --answers 5            # local GGUF: pack vs raw llama.cpp
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -29,7 +43,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common import CACHE, DATA  # (importing it puts the repository on sys.path)
+from common import CACHE, DATA, REPO  # (importing it puts the repository on sys.path)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -55,6 +69,9 @@ class Edit:
     labels: list[str] = field(default_factory=list)
     plan: str = ""
     error: str = ""
+    order: str = "shared"  # "main": the prompts of main (no shared prefix); "shared": today's
+    evaluated: int = -1  # prompt tokens the server evaluated (after its prefix cache); -1 unknown
+    llm_seconds: float = 0.0  # propose + refine + decompose, perception left out
 
     @property
     def total_calls(self) -> int:
@@ -65,6 +82,62 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+MAIN = "67f7751"  # main before the shared prefix
+_EVAL = re.compile(r"prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
+
+
+class ServerLog:
+    """llama-cpp-python's server log: the prompt tokens llama.cpp evaluated since the last look."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.offset = path, 0
+
+    def evaluated(self) -> int | None:
+        if self.path is None or not self.path.is_file():
+            return None
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            new = f.read().decode("utf-8", errors="replace")
+            self.offset = f.tell()
+        counts = [int(n) for n in _EVAL.findall(new)]
+        return sum(counts) if counts else None
+
+
+@contextlib.contextmanager
+def prompt_order(order: str, tmp: Path):
+    """Runs the block with the prompts of main ("main") or today's ("shared"). The benchmark alone
+    uses this: main's prompts.py is read from git into a module beside today's and patched in."""
+    if order == "shared":
+        yield
+        return
+    import importlib
+    import importlib.util
+
+    # the modules, not the functions of the same names that cielr_core.reasoning exports
+    decompose, labels, refine = (importlib.import_module(f"cielr_core.reasoning.{m}")
+                                 for m in ("decompose", "labels", "refine"))
+
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{MAIN}:cielr_core/reasoning/prompts.py"],
+                            capture_output=True, text=True, check=True).stdout
+    file = tmp / "prompts_main.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location("cielr_core.reasoning.prompts_main", file)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # its dataclasses look themselves up there
+    spec.loader.exec_module(old)
+    patches = [(labels, "labels_messages"), (refine, "refine_messages"), (refine, "scene_text"),
+               (decompose, "decompose_messages"), (decompose, "plan_repair_messages"), (decompose, "scene_text")]
+    saved = [(m, name, getattr(m, name)) for m, name in patches]
+    for m, name in patches:
+        setattr(m, name, getattr(old, name))
+    try:
+        yield
+    finally:
+        for m, name, value in saved:
+            setattr(m, name, value)
+        sys.modules.pop(spec.name, None)
 
 
 def start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
@@ -103,7 +176,8 @@ def tiny_perception(folder: Path):
 
 
 def run_edit(index: str, meta: dict, base_url: str, model: str, detector, segmenter, max_rounds: int,
-             timeout: float) -> Edit:
+             timeout: float, order: str = "shared", server_log: ServerLog | None = None,
+             tmp: Path | None = None) -> Edit:
     from PIL import Image
 
     from cielr_core.llm import RemoteLLM
@@ -112,7 +186,7 @@ def run_edit(index: str, meta: dict, base_url: str, model: str, detector, segmen
     from cielr_core.reasoning import decompose_detailed, propose_labels, refine_scene
     from cielr_core.scene import build_scene
 
-    edit = Edit(index, meta["instruction"])
+    edit = Edit(index, meta["instruction"], order=order)
     with Image.open(DATA / meta["image path"]) as im:
         import numpy as np
 
@@ -132,20 +206,27 @@ def run_edit(index: str, meta: dict, base_url: str, model: str, detector, segmen
         return detect_objects(photo, detector, segmenter, labels, within=within, box_threshold=0.0,
                               text_threshold=0.0)
 
+    if server_log is not None:
+        server_log.evaluated()  # skip what came before this edit
     try:
-        edit.labels = stage("propose", lambda: propose_labels(llm, meta["instruction"]))
-        scene = stage("perceive", lambda: build_scene(perceive(photo, detector, segmenter, edit.labels,
-                                                               box_threshold=0.0, text_threshold=0.0)))
-        refined = stage("refine", lambda: refine_scene(scene, meta["instruction"], llm, detect,
-                                                       max_rounds=max_rounds))
-        edit.objects, edit.rounds, edit.stop = (len(scene.objects), len(refined.scene.objects)), \
-            len(refined.rounds), refined.stop
-        result = stage("decompose", lambda: decompose_detailed(refined.scene, meta["instruction"], llm))
+        with prompt_order(order, tmp or Path(tempfile.gettempdir())):
+            edit.labels = stage("propose", lambda: propose_labels(llm, meta["instruction"]))
+            scene = stage("perceive", lambda: build_scene(perceive(photo, detector, segmenter, edit.labels,
+                                                                   box_threshold=0.0, text_threshold=0.0)))
+            refined = stage("refine", lambda: refine_scene(scene, meta["instruction"], llm, detect,
+                                                           max_rounds=max_rounds))
+            edit.objects, edit.rounds, edit.stop = (len(scene.objects), len(refined.scene.objects)), \
+                len(refined.rounds), refined.stop
+            result = stage("decompose", lambda: decompose_detailed(refined.scene, meta["instruction"], llm))
         edit.plan_repairs = int(result.repaired)
         edit.plan = plan_to_json(result.plan, indent=None)
     except Exception as e:  # noqa: BLE001 (an error is a result here: count it and go on)
         edit.error = f"{type(e).__name__}: {e}"[:300]
     u = llm.usage
+    logged = server_log.evaluated() if server_log is not None else None
+    evaluated = u.prompt_evaluated if u.prompt_evaluated is not None else logged
+    edit.evaluated = -1 if evaluated is None else evaluated
+    edit.llm_seconds = sum(v for k, v in edit.seconds.items() if k != "perceive")
     edit.tokens_in, edit.tokens_out = u.prompt_tokens, u.completion_tokens
     edit.answers, edit.first_valid, edit.parse_repairs = u.answers, u.first_valid, u.repairs
     return edit
@@ -160,14 +241,14 @@ def load_edit(row: dict) -> Edit:
 
 def report(edits: list[Edit], max_rounds: int, model: str) -> str:
     lines = [f"Reasoning benchmark: {len(edits)} edits, model {model}, max_rounds {max_rounds}", "",
-             ("| # | calls | tok in | tok out | propose s | perceive s | refine s | decompose s | objects "
-              "| rounds (stop) | first valid | repairs parse/plan | plan or error |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             ("| # | prompts | calls | tok in | tok evaluated | tok out | propose s | perceive s | refine s "
+              "| decompose s | objects | rounds (stop) | first valid | repairs parse/plan | plan or error |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in edits:
         s = e.seconds
         outcome = e.error or e.plan
         lines.append(
-            f"| {e.index} | {e.total_calls} | {e.tokens_in} | {e.tokens_out} | "
+            f"| {e.index} | {e.order} | {e.total_calls} | {e.tokens_in} | {_known(e.evaluated)} | {e.tokens_out} | "
             + " | ".join(f"{s.get(k, 0):.1f}" for k in STAGES)
             + f" | {e.objects[0]}->{e.objects[1]} | {e.rounds} ({e.stop}) | {e.first_valid}/{e.answers} | "
               f"{e.parse_repairs}/{e.plan_repairs} | {outcome[:90].replace('|', '/')} |")
@@ -199,6 +280,43 @@ def report(edits: list[Edit], max_rounds: int, model: str) -> str:
     return "\n".join(lines)
 
 
+def _known(n: int) -> str:
+    return str(n) if n >= 0 else "?"
+
+
+def compare_report(edits: list[Edit]) -> str:
+    """Prompt order of main against today's, over the same instructions in the same run."""
+    orders = [o for o in ("main", "shared") if any(e.order == o for e in edits)]
+    by = {o: [e for e in edits if e.order == o] for o in orders}
+
+    def mean(xs):
+        return statistics.fmean(xs) if xs else 0.0
+
+    def row(name, fn):
+        return f"| {name} | " + " | ".join(fn(by[o]) for o in orders) + " |"
+
+    lines = ["| per edit (mean) | " + " | ".join(f"prompts of {'main (67f7751)' if o == 'main' else 'this branch'}"
+                                                   for o in orders) + " |",
+             "|---|" + "---|" * len(orders),
+             row("edits", lambda es: str(len(es))),
+             row("prompt tokens sent (usage.prompt_tokens)", lambda es: f"{mean([e.tokens_in for e in es]):.0f}"),
+             row("prompt tokens evaluated by the server (llama.cpp's count)",
+                 lambda es: f"{mean([e.evaluated for e in es if e.evaluated >= 0]):.0f}"
+                 if any(e.evaluated >= 0 for e in es) else "?"),
+             row("tokens generated", lambda es: f"{mean([e.tokens_out for e in es]):.0f}"),
+             row("LLM calls", lambda es: f"{mean([e.total_calls for e in es]):.2f}"),
+             row("LLM seconds (propose + refine + decompose)", lambda es: f"{mean([e.llm_seconds for e in es]):.1f}"),
+             row("schema-valid plans", lambda es: f"{sum(1 for e in es if not e.error)} / {len(es)}"),
+             row("parse repairs / plan repairs",
+                 lambda es: f"{sum(e.parse_repairs for e in es)} / {sum(e.plan_repairs for e in es)}")]
+    if len(orders) == 2 and all(e.evaluated >= 0 for e in edits):
+        before = sum(e.evaluated for e in by["main"])
+        after = sum(e.evaluated for e in by["shared"])
+        lines.append(f"\nPrompt tokens evaluated, this branch / main: {after} / {before} = "
+                     f"{100 * after / max(1, before):.0f}%")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", help="an OpenAI-compatible server (default: llama.cpp with SmolLM2)")
@@ -209,11 +327,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per LLM request")
     parser.add_argument("--json", type=Path, help="write the per-edit results here, after every edit")
     parser.add_argument("--report", type=Path, nargs="+", help="print one table from saved --json files")
+    parser.add_argument("--compare-main", action="store_true",
+                        help="run every edit with the prompts of main too, on the same server")
+    parser.add_argument("--local", action="store_true", help="local GGUF: this pack against raw llama-cpp-python")
+    parser.add_argument("--local-transformers", action="store_true", help="with --local: the transformers path too")
+    parser.add_argument("--answers", type=int, default=5, help="with --local: answers timed after the first")
+    parser.add_argument("--local-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.local_worker:
+        from local_gguf import worker
+
+        worker(args.local_worker, SMOLLM2, args.answers)
+        return
+    if args.local:
+        from local_gguf import compare
+
+        print(compare(SMOLLM2, args.answers, args.local_transformers))
+        return
     if args.report:
         edits = sorted((load_edit(row) for path in args.report for row in json.loads(path.read_text())),
-                       key=lambda e: int(e.index))
+                       key=lambda e: (int(e.index), e.order))
         print(report(edits, args.max_rounds, args.model))
+        if len({e.order for e in edits}) > 1:
+            print()
+            print(compare_report(edits))
         return
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server started here stops too
@@ -223,21 +360,25 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = None
         base_url = args.base_url
+        server_log = ServerLog(None)
         if base_url is None:
             server, base_url = start_llama_server(SMOLLM2, Path(tmp) / "llama.log")
+            server_log = ServerLog(Path(tmp) / "llama.log")
+        orders = ("main", "shared") if args.compare_main else ("shared",)
         try:
             detector, segmenter = tiny_perception(Path(tmp) / "models")
             edits = []
-            for k in keys:
+            for k, order in ((k, o) for k in keys for o in orders):
                 edit = run_edit(k, data[k], base_url, args.model, detector, segmenter, args.max_rounds,
-                                args.timeout)
+                                args.timeout, order, server_log, Path(tmp))
                 edits.append(edit)
                 if args.json:  # saved as it goes: a run that is cut off keeps what it measured
                     rows = [{**asdict(e), "total_calls": e.total_calls} for e in edits]
                     args.json.write_text(json.dumps(rows, indent=1))
                 stages = ", ".join(f"{name} {sec:.0f} s/{edit.calls.get(name, 0)} calls"
                                    for name, sec in edit.seconds.items())
-                print(f"[{k}] {edit.total_calls} calls, tokens {edit.tokens_in}/{edit.tokens_out}, {stages}: "
+                print(f"[{k} {order}] {edit.total_calls} calls, tokens {edit.tokens_in} sent/"
+                      f"{_known(edit.evaluated)} evaluated/{edit.tokens_out} out, {stages}: "
                       f"{edit.error or edit.plan}", flush=True)
         finally:
             if server is not None:
@@ -245,6 +386,9 @@ def main(argv: list[str] | None = None) -> None:
                 server.wait(timeout=10)
     print()
     print(report(edits, args.max_rounds, args.model))
+    if args.compare_main:
+        print()
+        print(compare_report(edits))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ saved workflow, the prompt history or PNG metadata.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from cielr_core.errors import ModelNotFoundError
@@ -15,11 +18,16 @@ from cielr_core.errors import ModelNotFoundError
 from .loaders import DEVICE_TIP, DEVICES, Managed, _cached, _devices, _fingerprint, _manage
 from .model_folders import folders, model_choices, resolve
 
+log = logging.getLogger(__name__)
+
 LOCAL_SUGGESTIONS = ["Qwen2.5-1.5B-Instruct", "qwen2.5-1.5b-instruct-q4_k_m.gguf"]
 LOCAL_SOURCE = ("Hugging Face: an instruct model's folder (config.json, tokenizer, safetensors), e.g. "
                 "Qwen/Qwen2.5-1.5B-Instruct, or one .gguf file, e.g. from Qwen/Qwen2.5-1.5B-Instruct-GGUF; "
                 "put it into models/LLM")
 SEED_MAX = 2**31 - 1
+GGUF_TIP = ("An instruct (chat) model in models/LLM: a .gguf file (runs quantized on llama.cpp, the fastest "
+            "and smallest way) or a Hugging Face folder with config.json and a chat template. 1.5B parameters "
+            "and up reason usefully.")
 
 _REMOTE: OrderedDict[tuple, Any] = OrderedDict()
 _REMOTE_SIZE = 8
@@ -53,6 +61,50 @@ class ManagedLLM:
     def complete(self, messages, schema, image=None):
         self.managed.ready()  # back onto the load device if ComfyUI offloaded it
         return self.llm.complete(messages, schema, image=image)
+
+
+def _manage_llama(llm: Any, device: str) -> Managed:
+    """A llama.cpp model under ComfyUI's memory management. Its memory is not a torch module, so a
+    ModelPatcher around an empty module stands in for it, with the file's size: loading it makes
+    ComfyUI free that much room first, and when ComfyUI unloads it (the diffusion model needs the
+    room) the llama.cpp model is closed, to be loaded again by the next LLM call."""
+    import comfy.model_patcher
+    import torch
+
+    from cielr_core.llm import llamacpp
+
+    key = llm.llama_key
+    # weights as on disk, plus the KV cache and compute buffers (about a tenth more for these sizes)
+    size = int(os.path.getsize(key[0]) * 1.1) + (64 << 20)
+
+    class LlamaPatcher(comfy.model_patcher.ModelPatcher):
+        def loaded_size(self):
+            return self.size if llamacpp.is_loaded(*key) else 0
+
+        def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
+            return 0  # nothing to move: the next LLM call loads the model onto the device
+
+        def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False):
+            return self.size if llamacpp.release(*key) else 0
+
+        def detach(self, unpatch_all=True):
+            if llamacpp.release(*key):
+                log.info("freed the local LLM %s for ComfyUI (loaded again when next asked)",
+                         os.path.basename(key[0]))
+            return super().detach(unpatch_all)
+
+    load_device, offload_device = _devices(device)
+    return Managed(llm, LlamaPatcher(torch.nn.Module(), load_device, offload_device, size=size))
+
+
+def _model_tip() -> str:
+    from cielr_core.llm import llamacpp
+    from cielr_core.llm.local import GGUF_COST
+
+    if llamacpp.available():
+        return GGUF_TIP
+    return (f"{GGUF_TIP} llama-cpp-python is not installed here, so a .gguf file runs on transformers: "
+            f"{GGUF_COST}. To fix it, {llamacpp.INSTALL_HINT}.")
 
 
 class CIELRLLMRemote:
@@ -114,16 +166,16 @@ class CIELRLLMLocal:
     RETURN_TYPES = ("CIELR_LLM",)
     RETURN_NAMES = ("llm",)
     FUNCTION = "load"
-    DESCRIPTION = ("An LLM on this machine through transformers: a Hugging Face folder or a .gguf file in "
-                   "models/LLM. Answers are decoded under the answer's JSON schema, so they always parse. "
-                   "ComfyUI moves it off the GPU when the diffusion model needs the room.")
+    DESCRIPTION = ("An LLM on this machine: a .gguf file in models/LLM runs on llama.cpp (when "
+                   "llama-cpp-python is installed), a Hugging Face folder on transformers. Answers are decoded "
+                   "under the answer's JSON schema, so they always parse. It gives way (freed or moved off the "
+                   "GPU) when ComfyUI needs the room for the diffusion model.")
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "model": (model_choices("LLM", (".gguf",), LOCAL_SUGGESTIONS, dirs=True), {
-                "tooltip": "An instruct (chat) model in models/LLM: a Hugging Face folder with config.json "
-                           "and a chat template, or a .gguf file. 1.5B parameters and up reason usefully."}),
+                "tooltip": _model_tip()}),
             "device": (DEVICES, {"tooltip": DEVICE_TIP}),
             "temperature": TEMPERATURE,
             "seed": SEED,
@@ -138,6 +190,8 @@ class CIELRLLMLocal:
 
     def load(self, model: str, device: str, temperature: float, seed: int, max_tokens: int):
         from cielr_core.llm import LocalLLM
+        from cielr_core.llm.llamacpp import INSTALL_HINT
+        from cielr_core.llm.local import GGUF_COST, pick_backend
 
         path = resolve("LLM", model)
         if path is None:
@@ -145,13 +199,16 @@ class CIELRLLMLocal:
                                      folders("LLM"), LOCAL_SOURCE)
         load_device, _ = _devices(device)
         dtype = "float32" if load_device.type == "cpu" else "bfloat16"  # one dtype: the weights load once
-
-        def build() -> Managed:
-            return _manage(LocalLLM(path, device="cpu", dtype=dtype), device)
-
-        managed = _cached(("llm", _fingerprint(path), device), build)
-        llm = LocalLLM(path, device=str(managed.patcher.load_device), temperature=float(temperature),
-                       seed=int(seed), max_new_tokens=int(max_tokens), dtype=dtype)
+        backend = pick_backend(Path(path))
+        llm = LocalLLM(path, device=str(load_device), temperature=float(temperature), seed=int(seed),
+                       max_new_tokens=int(max_tokens), dtype=dtype, backend=backend)
+        if backend == "llama.cpp":
+            managed = _cached(("llm", _fingerprint(path), device, llm.llama_key), lambda: _manage_llama(llm, device))
+        else:
+            if path.endswith(".gguf"):
+                log.warning("CIELR LLM (local): %s. To fix it, %s.", GGUF_COST, INSTALL_HINT)
+            managed = _cached(("llm", _fingerprint(path), device),
+                              lambda: _manage(LocalLLM(path, device="cpu", dtype=dtype, backend=backend), device))
         return (ManagedLLM(managed, llm),)
 
 

@@ -24,7 +24,7 @@ from cielr_core.images import to_rgb_uint8
 from cielr_core.llm import LLMAnswerError, RemoteLLM
 from cielr_core.plan import PlanError, plan_problems
 from cielr_core.reasoning import decompose, propose_labels, refine_scene
-from cielr_core.reasoning.prompts import DECOMPOSE_SYSTEM, LABELS_SYSTEM, MAX_INSTRUCTION, REFINE_SYSTEM
+from cielr_core.reasoning.prompts import DECOMPOSE_TASK, LABELS_TASK, MAX_INSTRUCTION, REFINE_TASK, SYSTEM
 from cielr_core.scene import Scene, build_scene, make_object, render_preview, scene_from_detections
 from nodes.bridge import single_image
 from nodes.scene import CIELRBuildScene
@@ -82,11 +82,11 @@ def _user_text(request) -> str:
         else " ".join(p.get("text", "") for p in request.body["messages"][-1]["content"])
 
 
-def _check_quoted(request, instruction: str, system: str) -> None:
+def _check_quoted(request, instruction: str, task: str) -> None:
     """The system rules are the pack's own; the instruction appears once, inside its quotes, and cannot
-    close them early; the request is bounded."""
+    close them early; the pack's task comes after it; the request is bounded."""
     messages = request.body["messages"]
-    assert messages[0]["role"] == "system" and messages[0]["content"].startswith(system[:200])
+    assert messages[0] == {"role": "system", "content": SYSTEM}
     assert all(m["role"] in ("system", "user", "assistant") for m in messages)
     user = _user_text(request)
     text = instruction.strip()
@@ -94,6 +94,8 @@ def _check_quoted(request, instruction: str, system: str) -> None:
         text = text.replace(QUOTE, '" "')
     assert f"{QUOTE}\n{text}\n{QUOTE}" in user
     assert user.count(QUOTE) == 2, "the instruction closed its quotes early"
+    task_line = task.split("\n", 1)[0].split("MAX_LABELS")[0]
+    assert user.rindex(task_line) > user.rindex(QUOTE), "the task comes after the quoted instruction"
     assert len(json.dumps(request.body)) < 40_000
 
 
@@ -111,17 +113,17 @@ def test_injection_stays_quoted_data_through_every_stage(scripted_server, quiet_
     scripted_server.answer({"labels": ["tv", "speaker"]})
     labels = propose_labels(llm, instruction)
     assert labels == ["tv", "speaker"]
-    _check_quoted(scripted_server.requests[-1], instruction, LABELS_SYSTEM)
+    _check_quoted(scripted_server.requests[-1], instruction, LABELS_TASK)
 
     scripted_server.answer({"note": "ok", "sufficient": True, "missing_labels": [], "search_within": None})
     refined = refine_scene(scene, instruction, llm, no_detect, max_rounds=2)
     assert [o.id for o in refined.scene.objects] == [1, 2, 3]
-    _check_quoted(scripted_server.requests[-1], instruction, REFINE_SYSTEM)
+    _check_quoted(scripted_server.requests[-1], instruction, REFINE_TASK)
 
     scripted_server.answer(_plan_answer())
     plan = decompose(scene, instruction, llm)
     assert plan_problems(plan, scene) == [] and plan.actions[0].targets == [2]
-    _check_quoted(scripted_server.requests[-1], instruction, DECOMPOSE_SYSTEM)
+    _check_quoted(scripted_server.requests[-1], instruction, DECOMPOSE_TASK)
     assert len(scripted_server.requests) == 3
 
 
@@ -145,7 +147,7 @@ def test_padding_around_a_short_instruction_is_trimmed(scripted_server, quiet_cw
     decompose(make_scene(), instruction, llm_for(scripted_server))
     (request,) = scripted_server.requests
     assert len(json.dumps(request.body)) < 20_000
-    _check_quoted(request, instruction, DECOMPOSE_SYSTEM)
+    _check_quoted(request, instruction, DECOMPOSE_TASK)
 
 
 @pytest.mark.parametrize("answers", [

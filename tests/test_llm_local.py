@@ -1,4 +1,5 @@
-"""The local transformers backend with constrained decoding: SmolLM2 (GGUF) and a random-weight Llama."""
+"""The local transformers backend with constrained decoding: SmolLM2 (GGUF, the path taken without
+llama-cpp-python) and a random-weight Llama."""
 
 from __future__ import annotations
 
@@ -46,11 +47,11 @@ VERDICT_PROMPT = [
 ]
 
 
-# -- SmolLM2-135M-Instruct from the GGUF file -----------------------------------------------------
+# -- SmolLM2-135M-Instruct from the GGUF file, through transformers --------------------------------
 
 @pytest.fixture(scope="module")
 def smollm2(smollm2_gguf) -> LocalLLM:
-    llm = LocalLLM(smollm2_gguf, temperature=0, seed=0, max_new_tokens=256)
+    llm = LocalLLM(smollm2_gguf, temperature=0, seed=0, max_new_tokens=256, backend="transformers")
     llm.model  # noqa: B018 (load once here, ~16 s)
     return llm
 
@@ -66,7 +67,7 @@ def test_smollm2_gguf_answers_are_schema_valid(smollm2, schema, prompt):
 
 @pytest.mark.slow
 def test_smollm2_greedy_is_repeatable_and_exposes_the_module(smollm2, smollm2_gguf):
-    again = LocalLLM(smollm2_gguf, temperature=0, seed=5, max_new_tokens=256)
+    again = LocalLLM(smollm2_gguf, temperature=0, seed=5, max_new_tokens=256, backend="transformers")
     assert again.model is smollm2.model, "one load per file, shared"
     assert isinstance(smollm2.model, torch.nn.Module) and smollm2.to("cpu") is smollm2
     assert smollm2.complete(PROMPT, Labels) == again.complete(PROMPT, Labels)
@@ -101,6 +102,23 @@ def test_same_seed_same_answer(tiny_chat_model):
     first, second, other = ask(7), ask(7), ask(8)
     assert first == second
     assert other != first, "a different seed samples differently"
+
+
+def test_shared_prefix_reuses_the_kv_cache_and_answers_as_a_fresh_model(tiny_chat_model):
+    """The second prompt shares the first one's system text: only the rest is evaluated, and the answer
+    is the one a freshly loaded model gives."""
+    from cielr_core.llm.local import clear_cache
+
+    follow_up = [PROMPT[0], Message(role="user", content="Instruction: paint the lamp red. Which objects?")]
+    clear_cache()
+    llm = LocalLLM(tiny_chat_model, max_new_tokens=400)
+    llm.complete(PROMPT, Labels)
+    first = llm.usage.prompt_evaluated
+    assert first == llm.usage.prompt_tokens, "nothing to reuse yet"
+    cached = llm.complete(follow_up, Labels)
+    assert llm.usage.prompt_evaluated - first < llm.usage.prompt_tokens - first, "the shared prefix was reused"
+    clear_cache()
+    assert LocalLLM(tiny_chat_model, max_new_tokens=400).complete(follow_up, Labels) == cached
 
 
 def test_caller_random_state_is_untouched(tiny):

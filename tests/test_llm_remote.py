@@ -100,10 +100,10 @@ def test_json_schema_rejected_falls_back_to_json_mode_with_schema(scripted_serve
     first, second = scripted_server.requests
     assert first.body["response_format"]["type"] == "json_schema"
     assert second.body["response_format"] == {"type": "json_object", "schema": strict_schema(Labels)}
-    system = second.body["messages"][0]
-    assert system["role"] == "system"
-    assert '"maxItems":5' in system["content"], "the schema goes into the prompt"
-    assert system["content"].startswith(PROMPT[0].content)
+    system, user = second.body["messages"]
+    assert system == PROMPT[0].model_dump(), "the rules stay a prefix the server can reuse"
+    assert '"maxItems":5' in user["content"], "the schema goes into the prompt, last"
+    assert user["content"].startswith(PROMPT[1].content)
     # The backend remembers: the next call goes straight to the format that worked.
     assert llm.complete(PROMPT, Labels).labels == ["lamp"]
     assert len(scripted_server.requests) == 3

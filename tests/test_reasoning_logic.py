@@ -378,7 +378,11 @@ def test_small_scenes_get_the_full_scene_text():
     from cielr_core.scene import scene_to_text
 
     scene = make_scene()
-    assert scene_text(scene).text == scene_to_text(scene)
+    text, full = scene_text(scene).text, scene_to_text(scene)
+    assert text.startswith("Image 120x80 pixels.\nObjects") and "3 objects in all." in text
+    # every line of scene_to_text is there, size ranks moved to one line after the objects
+    assert {line.split(", size rank")[0] for line in full.splitlines()[1:]} <= set(text.splitlines())
+    assert "Largest first: #2, #1, #3." in text and "size rank" not in text
     assert scene_text(scene).ids == (1, 2, 3)
     tiny = compact_scene_text(scene, max_chars=100)
     assert "#1 tv" in tiny.text and tiny.ids

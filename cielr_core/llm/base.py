@@ -68,6 +68,13 @@ class Usage:
     answers: int = 0  # complete() calls that returned an object
     first_valid: int = 0  # of those, how many needed no repair
     repairs: int = 0  # repair rounds started
+    # prompt tokens the model actually evaluated, after the prefix it reused from the previous
+    # request (llama.cpp's own count); None when the backend or server does not say
+    prompt_evaluated: int | None = None
+
+    def evaluated(self, tokens: int | None) -> None:
+        if tokens is not None:
+            self.prompt_evaluated = (self.prompt_evaluated or 0) + int(tokens)
 
 
 @runtime_checkable

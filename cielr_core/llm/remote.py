@@ -160,6 +160,9 @@ class RemoteLLM:
         self.usage.calls += 1
         self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+        timings = reply.get("timings")  # llama.cpp's server: prompt tokens evaluated after its prefix cache
+        if isinstance(timings, dict) and isinstance(timings.get("prompt_n"), int):
+            self.usage.evaluated(timings["prompt_n"])
         return content if isinstance(content, str) else str(content)
 
     # -- HTTP ---------------------------------------------------------------------------------------
@@ -253,11 +256,21 @@ def png_data_url(image: np.ndarray, max_side: int = IMAGE_MAX_SIDE) -> str:
 
 
 def _with_schema_hint(messages: list[WireMessage], schema: type[BaseModel]) -> list[WireMessage]:
+    """The schema stated at the end of the last user message. Not in the system message: it differs
+    per answer type, and everything before it would then stop being a prefix the server can reuse."""
     hint = ("Answer with one JSON object, and nothing else, that follows this JSON schema: "
             + schema_text(schema))
-    if messages and messages[0]["role"] == "system" and isinstance(messages[0]["content"], str):
-        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{hint}"}, *messages[1:]]
-    return [{"role": "system", "content": hint}, *messages]
+    out = list(messages)
+    last_user = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
+    if last_user is None:
+        return [*out, {"role": "user", "content": hint}]
+    content = out[last_user]["content"]
+    if isinstance(content, str):
+        content = f"{content}\n\n{hint}"
+    else:  # text and image parts
+        content = [*content, {"type": "text", "text": hint}]
+    out[last_user] = {**out[last_user], "content": content}
+    return out
 
 
 def _mentions_format(status: int, detail: str) -> bool:
