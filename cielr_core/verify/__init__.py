@@ -30,6 +30,10 @@ from .judge import describe_action, judge
 NO_DETECTOR = "not verified: no detector connected, so nothing looked at the edit"
 
 
+def _said(check: Check) -> str:
+    return f"{check.name}: {check.detail}"
+
+
 def combine(checks: list[Check], judge_weight: float) -> Verdict:
     """Pass when every computed check held; score = mean check score, mixed with the judge's."""
     judged = [c for c in checks if c.name == "vision judge" and c.passed is not None]
@@ -42,8 +46,8 @@ def combine(checks: list[Check], judge_weight: float) -> Verdict:
         score = judged[0].score if score is None else (1 - judge_weight) * score + judge_weight * judged[0].score
     failed = [c for c in counted + judged if not c.passed]
     status = "failed" if failed else "passed"
-    lead = ("failed: " + "; ".join(c.detail for c in failed)) if failed else "passed"
-    rest = [c.detail for c in checks if c not in failed]
+    lead = ("failed: " + "; ".join(_said(c) for c in failed)) if failed else "passed"
+    rest = [_said(c) for c in checks if c not in failed]
     return Verdict(status, float(np.clip(score, 0.0, 1.0)), "; ".join([lead, *rest]), checks)
 
 

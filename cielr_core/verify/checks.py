@@ -35,8 +35,9 @@ from . import colours
 
 _DETERMINERS = {"a", "an", "the", "some", "one", "two", "three", "few", "several", "another", "its", "their",
                 "his", "her", "new", "small", "large", "big", "little", "single", "pair", "of"}
-_CUT = re.compile(r",|;|\b(with|on|in|at|that|which|who|under|over|near|next|beside|behind|holding|made|from|"
-                  r"instead|wearing|sitting|standing|placed|for|to)\b")
+# where a description of the object ends; a word joined by a hyphen ("floor-standing") is no cut
+_CUT = re.compile(r",|;|(?<![\w-])(with|on|in|at|that|which|who|under|over|near|next|beside|behind|holding|made|"
+                  r"from|instead|wearing|sitting|standing|placed|for|to)(?![\w-])")
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,12 @@ class VerifySettings:
 
 def prompt_noun(prompt: str) -> str:
     """The object a prompt names: "a red floor lamp with a shade" -> "floor lamp"."""
-    text = " ".join(prompt.lower().replace("-", " ").split())
+    text = " ".join(prompt.lower().split())
     text = _CUT.split(text, maxsplit=1)[0]
-    words = [w for w in re.findall(r"[a-z][a-z']*", text) if w not in _DETERMINERS]
+    words = [w for w in re.findall(r"[a-z][a-z'-]*", text) if w not in _DETERMINERS]
     name = colours.colour_in(" ".join(words))
     if name:  # colours describe the object, they do not name it
-        words = [w for w in " ".join(words).replace(name, " ").split()]
+        words = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", " ", " ".join(words)).split()
     return " ".join(words[-3:])
 
 
