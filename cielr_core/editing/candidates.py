@@ -9,7 +9,8 @@ raises the denoise (recolor) and strengthens the prompt. Attempts are bounded by
 
 Selection rule: a passing verdict beats a failing one, then the higher score wins, then the earlier
 attempt. Retries run only when every candidate of the rounds so far failed. Without a verifier
-nothing can choose, so exactly one candidate is sampled and the report says "not verified".
+(or when it cannot look, e.g. it has no detector) nothing can choose, so exactly one candidate is
+sampled and the report says "not verified".
 
 Every candidate is sampled from the same running image; only the kept one is written into it, and
 only through ``stitch.composite``, so pixels outside the kept grown mask keep their exact values.
@@ -125,7 +126,9 @@ def choose(running: np.ndarray, action: Action, scene: Scene, sample, verifier: 
             attempts.append(attempt)
             if better(attempt, best):
                 best, best_sample = attempt, sampled
-        if best is not None and best.verdict.passed:
+            if not verdict.verified:  # nothing can rank the candidates: more samples only cost time
+                break
+        if best.verdict.passed or not best.verdict.verified:
             break
     best.kept = True
     return best_sample, attempts
