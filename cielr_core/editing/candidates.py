@@ -37,6 +37,10 @@ RECOLOR_DENOISE_STEP = 0.15  # per retry round
 GROW_STEP = 8  # pixels, at least, per retry round
 STRONGER = ("clearly visible", "sharp, detailed, well lit")
 NOT_VERIFIED = "not verified (no detector connected)"
+SELECTION_RULE = ("each action is sampled with seeds s + k (k = 0 .. candidates - 1, s = the action's seed); the "
+                  "kept candidate is the one whose verdict passes, then the one with the higher verdict score, "
+                  "then the earlier seed; when every candidate of a round fails, a retry round samples again "
+                  "with a grown mask (recolor: higher denoise) and a firmer prompt")
 
 
 @dataclass

@@ -110,5 +110,34 @@ def overall(verdicts: list[Verdict]) -> Verdict:
     return Verdict("passed", score, f"all {len(verdicts)} action(s) passed")
 
 
-__all__ = ["NO_DETECTOR", "Verifier", "VerifySettings", "combine", "describe_action", "overall", "prompt_noun",
-           "verify_action", "verify_plan"]
+def plan_report(plan: Plan, scene: Scene, verdicts: list[Verdict]) -> dict:
+    """The verdicts of a plan as JSON-ready data: the overall verdict, then one entry per action."""
+    total = overall(verdicts)
+    return {**total.to_dict(),
+            "actions": [{"index": n, "op": a.op, "edit": describe_action(a, scene), **v.to_dict()}
+                        for n, (a, v) in enumerate(zip(plan.actions, verdicts), 1)]}
+
+
+FAILED_TINT = (255, 0, 0)
+PASSED_TINT = (0, 200, 0)
+
+
+def verdict_preview(after: np.ndarray, masks: list[np.ndarray], verdicts: list[Verdict]) -> np.ndarray:
+    """The image after, RGB uint8, with each failed action's region tinted red and its outline drawn,
+    passed regions lightly green, not-verified ones left as they are."""
+    out = to_rgb_uint8(after).astype(np.float32)
+    for mask, verdict in zip(masks, verdicts):
+        if not verdict.verified:
+            continue
+        colour, alpha = (FAILED_TINT, 0.5) if not verdict.passed else (PASSED_TINT, 0.25)
+        m = np.asarray(mask, bool)
+        out[m] = (1 - alpha) * out[m] + alpha * np.asarray(colour, np.float32)
+        if not verdict.passed:  # an outline, so a small failed region is seen at a glance
+            inner = np.zeros_like(m)
+            inner[1:-1, 1:-1] = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
+            out[m & ~inner] = FAILED_TINT
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+__all__ = ["NO_DETECTOR", "Verifier", "VerifySettings", "combine", "describe_action", "overall", "plan_report", "prompt_noun",
+           "verdict_preview", "verify_action", "verify_plan"]
