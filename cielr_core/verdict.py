@@ -51,7 +51,7 @@ class Verdict:
         return self.status != "not verified"
 
     @staticmethod
-    def not_verified(reason: str) -> "Verdict":
+    def not_verified(reason: str) -> Verdict:
         return Verdict("not verified", None, reason)
 
     def rank(self) -> tuple[int, float]:

@@ -28,7 +28,7 @@ def best_of_n_prompt(server, checkpoint: str, steps: int = 1) -> dict:
     return prompt
 
 
-def test_node_interfaces(editing_server):
+def test_node_interfaces(editing_server):  # noqa: F811
     info = editing_server.object_info()
     node = info["CIELRVerifyEdit"]
     assert node["output"] == ["STRING", "BOOLEAN", "IMAGE"]
@@ -45,7 +45,7 @@ def test_node_interfaces(editing_server):
         assert spec[1].get("tooltip")
 
 
-def test_three_candidates_per_action_exact_outside_the_mask(editing_server, sd15_models):
+def test_three_candidates_per_action_exact_outside_the_mask(editing_server, sd15_models):  # noqa: F811
     prompt = best_of_n_prompt(editing_server, sd15_models.checkpoint.name)
     entry = editing_server.run(prompt, timeout=900)
     assert execution_error(entry) is None, describe(execution_error(entry))
@@ -70,7 +70,7 @@ def test_three_candidates_per_action_exact_outside_the_mask(editing_server, sd15
     assert preview.shape[:2] == _saved(editing_server, entry, "20").shape[:2]
 
 
-def test_cancel_during_the_second_candidate(editing_server, sd15_models):
+def test_cancel_during_the_second_candidate(editing_server, sd15_models):  # noqa: F811
     """Interrupt once the progress bar is inside the second candidate of the first action: the job
     ends as interrupted, before the third candidate."""
     import asyncio

@@ -15,7 +15,7 @@ from cielr_core.llm import RemoteLLM
 from cielr_core.verify import Verifier
 from tests.fixtures.llm_servers import Reply
 from tests.fixtures.scripted_detector import ScriptedDetector
-from tests.test_verify_select import BLUE, REMOVE, RED, SMALL, Painter, photo  # noqa: F401  (fixture)
+from tests.test_verify_select import BLUE, RED, REMOVE, SMALL, Painter, photo  # noqa: F401  (fixture)
 
 
 def seen_picture(body: dict) -> np.ndarray:
@@ -50,7 +50,7 @@ def run(image, scene, llm):
     return result.reports[0]
 
 
-def test_the_judges_answer_changes_the_choice(photo, scripted_server):
+def test_the_judges_answer_changes_the_choice(photo, scripted_server):  # noqa: F811
     image, _, _, scene = photo
     without = run(image, scene, None)
     assert [a.verdict.passed for a in without.attempts] == [True, True] and without.kept.number == 1
@@ -67,7 +67,7 @@ def test_the_judges_answer_changes_the_choice(photo, scripted_server):
         assert len(asked) == 2 and all('remove the speaker' in t for t in asked)
 
 
-def test_without_image_support_the_detector_decides_and_says_so(photo, scripted_server):
+def test_without_image_support_the_detector_decides_and_says_so(photo, scripted_server):  # noqa: F811
     image, _, _, scene = photo
     blind = RemoteLLM(scripted_server.base_url, "text-model", vision=False, timeout=30, max_retries=0)
     report = run(image, scene, blind)

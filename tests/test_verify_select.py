@@ -110,7 +110,7 @@ def test_retries_stop_at_the_first_round_that_passes(photo):
 
 
 def test_recolor_retries_raise_the_denoise_and_firm_up_the_prompt(photo):
-    image, mask, box, scene = photo
+    image, _, box, scene = photo
     plan = Plan.model_validate({"actions": [{"op": "recolor", "targets": [1], "prompt": "a red speaker"}]})
     engine = Painter(BLUE)  # never red: every attempt fails
     result = execute_plan(image, scene, plan, engine, EditSettings(retries=2, **SMALL),
@@ -122,7 +122,7 @@ def test_recolor_retries_raise_the_denoise_and_firm_up_the_prompt(photo):
 
 
 def test_without_a_detector_one_sample_and_not_verified(photo):
-    image, mask, box, scene = photo
+    image, _, _, scene = photo
     for verifier in (None, Verifier(None)):
         engine = Painter(BLUE)
         result = execute_plan(image, scene, REMOVE, engine, EditSettings(candidates=3, retries=2, **SMALL),

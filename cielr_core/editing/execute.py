@@ -19,7 +19,16 @@ from ..scene.masks import mask_box
 from ..scene.model import Scene
 from ..verdict import ActionVerifier, Verdict
 from . import regions, stitch
-from .candidates import MAX_CANDIDATES, MAX_RETRIES, SEED_MASK, Attempt, Sample, Variant, choose, grown_settings
+from .candidates import (
+    MAX_CANDIDATES,
+    MAX_RETRIES,
+    SEED_MASK,
+    Attempt,
+    Sample,
+    Variant,
+    choose,
+    grown_settings,
+)
 from .engine import InpaintEngine, InpaintRequest
 
 BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"

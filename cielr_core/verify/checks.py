@@ -137,7 +137,7 @@ def inside_fraction(box: Sequence[float], region: np.ndarray) -> float:
 
 
 def _where(box: Sequence[float]) -> str:
-    return "(" + ", ".join(str(int(round(v))) for v in box) + ")"
+    return "(" + ", ".join(str(round(float(v))) for v in box) + ")"
 
 
 def object_detected(view: Look, labels: Sequence[str], masks: Sequence[np.ndarray], threshold: float,
@@ -278,6 +278,9 @@ def check_action(before: np.ndarray, after: np.ndarray, action: Action, scene: S
         return [object_detected(view, old, masks, settings.match_iou, "old object gone", want=False),
                 pixels_kept(before, after, union, settings.kept_similarity)]
     noun = prompt_noun(action.prompt)
+    if not noun and action.op in ("replace", "add"):
+        return [Check("new object detected", None, 0.5, f"no object name found in the prompt {action.prompt!r}; "
+                                                        "not checked")]
     if action.op == "replace":
         view = look(after, edited, [noun, *old], detector, segmenter, settings)
         _, found = new_object(view, noun, edited, settings)
@@ -294,8 +297,6 @@ def check_action(before: np.ndarray, after: np.ndarray, action: Action, scene: S
         shape = object_detected(view, old, masks, settings.shape_iou, "shape kept", want=True)
         return [colour_moved(before, after, union, action.prompt, settings), kept, shape]
     # add
-    if not noun:
-        return [Check("new object detected", None, 0.5, f"no object name found in the prompt {action.prompt!r}")]
     view = look(after, edited, [noun], detector, segmenter, settings)
     i, found = new_object(view, noun, edited, settings)
     if i < 0:
