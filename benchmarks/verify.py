@@ -3,7 +3,8 @@ the random-weight pipeline passes (a sanity figure only).
 
     python benchmarks/verify.py                 # full-size random GroundingDINO SwinT + SD1.5 inpainting
     python benchmarks/verify.py --tiny          # the tests' tiny random models (seconds)
-    python benchmarks/verify.py --samples 10 --candidates 3   # the pass-rate part on more samples
+    python benchmarks/verify.py --tiny --samples 10 --candidates 3   # the pass-rate part on more samples
+    python benchmarks/verify.py --steps 4 --samples 0                # the cost part only
 
 Part 1, cost (one process, both sides measured in the same run): the speaker of ciebench-dev sample
 0 (796 x 597, its ground-truth mask) is removed with the library's executor and the diffusers engine
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{c['with_verify_s']:.2f} |\n| verification alone (detector pass on the window + pixel check) | "
               f"{c['verify_s']:.2f} |\n| **verification / sampling** | **{c['verify_s'] / c['sampling_s']:.2f}** |")
         print(f"verdict of the last run: {c['verdict']}")
+        if args.samples < 1:
+            return
         engine.settings = type(engine.settings)(steps=1, cfg=engine.settings.cfg)  # the pass rate needs no steps
         v = pass_rate(detector, engine, args.samples, args.candidates, min(args.working_size, 256))
         print(f"\npass rate (random weights, sanity only): {v['passed']} of {v['verified']} verified actions kept a "

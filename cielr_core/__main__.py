@@ -536,6 +536,9 @@ def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -
     if not oracle:
         options += list(PERCEPTION_OPTIONS) + list(LLM_OPTIONS)
     out = {o.name: getattr(settings, o.name) for o in options if o.name not in skip}
+    for name in ("edit_candidates", "edit_retries", "edit_verify", "edit_judge"):  # newer options: a run made
+        if out.get(name) == next(o.default for o in options if o.name == name):  # before them resumes
+            out.pop(name, None)
     out["models_device"] = settings.models_device
     out.update({k: str(Path(v).resolve()) if v is not None else None for k, v in paths.items()})
     return out
