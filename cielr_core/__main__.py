@@ -15,6 +15,7 @@ exit with status 1; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -63,6 +64,11 @@ examples:
       --models-dir ~/ComfyUI/models --inpaint ~/models/sd-inpainting \\
       --llm-url http://127.0.0.1:8080/v1 --llm-model smollm2
 
+  # best of 3 with one retry round: each action sampled three times, the detector keeps the best;
+  # OUT.verdicts.json says why each candidate passed or failed
+  python -m cielr_core edit room.jpg "remove the cup on the left" -o out/room.png --config cielr.toml \\
+      --candidates 3 --retries 1
+
   # without an LLM: look at the scene, write the plan yourself, edit with it
   python -m cielr_core scene room.jpg --labels "tv, speaker" -o out/room.scene.json --config cielr.toml
   echo '{"actions": [{"op": "replace", "targets": [2], "prompt": "a floor lamp"}]}' > plan.json
@@ -99,6 +105,9 @@ examples:
   # oracle mode: the ground-truth masks as the plan's regions; proves the background stays bit-exact
   python -m cielr_core bench data/ciebench --out runs/oracle --oracle --inpaint ~/models/sd-inpainting
 
+  # the authors' best of 3: three samples per action, the detector's verdict keeps one (recorded per sample)
+  python -m cielr_core bench data/ciebench --out runs/best3 --config cielr.toml --candidates 3
+
   # SmartEdit's reasoning set (X.png, X_mask.jpg, one "instruction CLIP: target" line per image)
   python -m cielr_core bench SmartEdit/6-Reasoning --out runs/smartedit --config cielr.toml
 
@@ -116,7 +125,7 @@ on the command line wins. Sections and keys (paths relative to the file):
                 max_tokens, vision
   [perception]  labels, box_threshold, text_threshold, max_rounds
   [edit]        seed, steps, cfg, grow, feather, context, working_size, negative, background_prompt,
-                recolor_denoise
+                recolor_denoise, candidates, retries, verify, judge
   [metrics]     sizes, lpips_backbone, lpips_linear, lpips_net, clip, idcs   (bench only)
 
 The API key never goes into a file or a flag: api_key_env / --llm-key-env names the environment
@@ -308,7 +317,8 @@ def pipeline_settings(settings: Settings) -> Any:
     edit = EditSettings(seed=settings.edit_seed, grow=settings.edit_grow, feather=settings.edit_feather,
                         context=settings.edit_context, working_size=settings.edit_working_size,
                         background_prompt=settings.edit_background_prompt, negative=settings.edit_negative,
-                        recolor_denoise=settings.edit_recolor_denoise)
+                        recolor_denoise=settings.edit_recolor_denoise, candidates=settings.edit_candidates,
+                        retries=settings.edit_retries)
     problems = edit.problems()
     if settings.edit_steps < 1 or settings.edit_steps > 1000:
         problems.append(f"steps must be between 1 and 1000, got {settings.edit_steps}")
@@ -316,7 +326,8 @@ def pipeline_settings(settings: Settings) -> Any:
         raise InputError("inpainting settings out of range:\n" + "\n".join(f"  - {p}" for p in problems))
     return PipelineSettings(extra_labels=settings.perception_labels, box_threshold=settings.perception_box_threshold,
                             text_threshold=settings.perception_text_threshold,
-                            max_rounds=settings.perception_max_rounds, edit=edit)
+                            max_rounds=settings.perception_max_rounds, edit=edit, verify=settings.edit_verify,
+                            judge=settings.edit_judge)
 
 
 def load_perception(paths: tuple[Path, Path | None, Path], device: str) -> tuple[Any, Any]:
@@ -424,9 +435,10 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -
     if llm is None and given_scene is None and not settings.perception_labels.strip():
         raise InputError("without an LLM, name the objects to look for with --labels (e.g. --labels "
                          "'tv, speaker'), or give a scene with --scene")
-    perception_paths = find_perception_models(settings) if given_scene is None else None
-    inpaint_path, inpaint_config = find_inpaint_model(settings)
     psettings = pipeline_settings(settings)
+    # the detector is needed to perceive, and to verify even when the scene is given
+    perception_paths = find_perception_models(settings) if given_scene is None or psettings.verifies else None
+    inpaint_path, inpaint_config = find_inpaint_model(settings)
     device = resolve_device(settings.models_device)
     _quiet_libraries(args.debug)
     t0 = time.perf_counter()
@@ -459,7 +471,8 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -
     trace = _sidecar(out, ".trace.txt")
     lines = [f"Instruction: {args.instruction}", f"Labels: {', '.join(first.labels)}", "",
              "Refinement:", trace_text(first.refinement), "", "Plan:", plan_to_json(second.plan), "",
-             "Edit:", second.edit.report or "(no action ran)", "", f"Seconds: {_timings(seconds)}"]
+             "Edit:", second.edit.report or "(no action ran)", "", "Verdicts:", second.edit.verdict_table(), "",
+             f"Seconds: {_timings(seconds)}"]
     if llm is not None:
         u = llm.usage
         lines.append(f"LLM: {u.calls} requests, {u.prompt_tokens} prompt and {u.completion_tokens} completion "
@@ -469,6 +482,13 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -
         written.append(trace)
     for path in (out, plan_file, mask_file):
         written.append(path)
+    if psettings.verifies:
+        verdicts = _sidecar(out, ".verdicts.json")
+        verdicts.write_text(json.dumps([r.to_dict() for r in second.edit.reports], indent=1) + "\n", encoding="utf-8")
+        written.append(verdicts)
+        for r in second.edit.reports:
+            reporter.say(f"action {r.index} ({r.op}): {r.verdict.short()}"
+                         + (f", candidate {r.kept.number} of {len(r.attempts)} kept" if r.kept else ""))
     reporter.say(f"seconds: {_timings(seconds)}")
     for path in [out] + [p for p in written if p != out]:
         print(path)
@@ -516,6 +536,9 @@ def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -
     if not oracle:
         options += list(PERCEPTION_OPTIONS) + list(LLM_OPTIONS)
     out = {o.name: getattr(settings, o.name) for o in options if o.name not in skip}
+    for name in ("edit_candidates", "edit_retries", "edit_verify", "edit_judge"):  # newer options: a run made
+        if out.get(name) == next(o.default for o in options if o.name == name):  # before them resumes
+            out.pop(name, None)
     out["models_device"] = settings.models_device
     out.update({k: str(Path(v).resolve()) if v is not None else None for k, v in paths.items()})
     return out
@@ -530,10 +553,12 @@ def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: Reporter) 
     paths: dict[str, Any] = {"inpaint": inpaint_path, "inpaint_config": inpaint_config}
     perception_paths = None
     llm = None
-    if not args.oracle:
+    psettings = pipeline_settings(settings)
+    if not args.oracle or psettings.verifies:  # the detector perceives, and looks at the edits again
         perception_paths = find_perception_models(settings)
         paths.update(grounding_dino=perception_paths[0], text_encoder=perception_paths[1],
                      sam=perception_paths[2])
+    if not args.oracle:
         llm = make_llm(settings)
         check_llm_reachable(llm)
         if llm is None:
@@ -541,7 +566,6 @@ def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: Reporter) 
                              "or [llm] in --config), or use --oracle")
         if settings.llm_local:
             paths["llm_local"] = find_local_llm(settings)
-    psettings = pipeline_settings(settings)
     device = resolve_device(settings.models_device)
     options = BenchOptions(dataset=Path(args.dataset), out=Path(args.out), layout=args.layout,
                            text_file=args.text_file, check=args.check, limit=args.limit, oracle=args.oracle,

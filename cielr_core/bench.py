@@ -387,7 +387,9 @@ def run_sample(sample: Sample, models: BenchModels, options: BenchOptions, monit
             scene, plan = timed("scene", lambda: oracle_scene_and_plan(loaded))
             settings = dataclasses.replace(models.settings.edit, grow=0)
             result = PipelineResult(scene=scene, plan=plan)
-            result.edit = timed("edit", lambda: execute_plan(loaded.image, scene, plan, models.engine, settings))
+            verifier = models.settings.verifier(models.detector, models.segmenter, models.llm)
+            result.edit = timed("edit", lambda: execute_plan(loaded.image, scene, plan, models.engine, settings,
+                                                             verifier=verifier))
         else:
             result = run_pipeline(loaded.image, sample.instruction, detector=models.detector,
                                   segmenter=models.segmenter, llm=models.llm, engine=models.engine,
@@ -435,6 +437,8 @@ def _describe_result(result: PipelineResult) -> dict[str, Any]:
         out["plan"] = result.plan.model_dump(exclude_none=True)
     if result.edit is not None:
         out["actions"] = [r.line() for r in result.edit.reports]
+        # every candidate's verdict and which one was kept (the best-of-N protocol, reproducible)
+        out["verdicts"] = [r.to_dict() for r in result.edit.reports]
         out["edited_pixels"] = int(np.count_nonzero(result.edit.mask > 0))
     return out
 
@@ -660,9 +664,41 @@ def summarise_run(records: Sequence[Mapping[str, Any]], entries: Sequence[Sample
                                                  default=None) or None,
                    "model_load_seconds": loads[-1] if loads else None},
         "llm": llm,
+        "verification": verification_summary(records),
         "notes": list(notes),
         "sessions": len(sessions),
     }
+
+
+def verification_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How often the kept candidate passed, how many candidates ran, which one was kept."""
+    from .editing.candidates import SELECTION_RULE
+
+    actions = [a for r in records if r["status"] == "ok" for a in r.get("verdicts", []) if not a.get("skipped")]
+    verified = [a for a in actions if a["verdict"]["status"] != "not verified"]
+    kept: dict[str, int] = {}
+    for a in verified:
+        if a.get("kept") is not None:
+            kept[str(a["kept"])] = kept.get(str(a["kept"]), 0) + 1
+    return {"actions": len(actions), "verified": len(verified),
+            "passed": sum(a["verdict"]["status"] == "passed" for a in verified),
+            "candidates_sampled": sum(len(a.get("candidates", [])) for a in actions),
+            "any_candidate_passed": sum(any(c["verdict"]["status"] == "passed" for c in a.get("candidates", []))
+                                        for a in verified),
+            "first_candidate_passed": sum(bool(a.get("candidates")) and
+                                          a["candidates"][0]["verdict"]["status"] == "passed" for a in verified),
+            "kept_candidate": dict(sorted(kept.items(), key=lambda kv: int(kv[0]))), "rule": SELECTION_RULE}
+
+
+def verification_markdown(v: Mapping[str, Any]) -> list[str]:
+    if not v or not v.get("verified"):
+        return []
+    kept = ", ".join(f"#{k}: {n}" for k, n in v["kept_candidate"].items())
+    return ["## Verification", "",
+            f"Actions executed: {v['actions']}; verified: {v['verified']}; kept candidate passed: {v['passed']}; "
+            f"first candidate passed: {v['first_candidate_passed']}; some candidate passed: "
+            f"{v['any_candidate_passed']}; candidates sampled: {v['candidates_sampled']}; kept: {kept or '-'}.", "",
+            f"Selection rule: {v['rule']}.", ""]
 
 
 def _ordered_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -817,6 +853,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
     if summary["failures"]:
         rows = [[f["id"], f["stage"], (f["reason"] or "")[:300]] for f in summary["failures"]]
         out += ["## Failures", "", _md_table(["id", "stage", "reason"], rows, left=(0, 1, 2)), ""]
+    out += verification_markdown(summary.get("verification") or {})
     out += ["## Time per stage", "", TIMES_NOTE, "",
             _md_table(["stage", "samples", "mean s", "median s", "max s", "total s", "peak RSS MB"],
                       [[*row[:-1], _mb(row[-1])] for row in timing_rows(summary)[1:]]), ""]

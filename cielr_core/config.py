@@ -128,6 +128,14 @@ EDIT_OPTIONS = (
     Option("edit", "background_prompt", str, BACKGROUND_PROMPT, "prompt of a remove action without its own",
            metavar="TEXT"),
     Option("edit", "recolor_denoise", float, RECOLOR_DENOISE, "denoise of recolor actions", metavar="X"),
+    Option("edit", "candidates", int, 1, "samples per action (seeds seed + k); the detector looks at each and "
+           "the best verdict is kept: passing first, then the higher score, then the earlier seed", metavar="N"),
+    Option("edit", "retries", int, 0, "when every candidate of an action failed: rounds that grow the mask, raise "
+           "a recolor's denoise and firm up the prompt, then sample again (at most N rounds)", metavar="N"),
+    Option("edit", "verify", bool, False, "look at every action again with the detector and report the verdict "
+           "(on by itself with --candidates > 1 or --retries)"),
+    Option("edit", "judge", bool, False, "also let the LLM judge each edited region before and after, 1-5 "
+           "(needs a vision model: --llm-vision)"),
 )
 METRIC_OPTIONS = (
     Option("metrics", "sizes", list, [256, 512], "SmartEdit protocol sizes, comma-separated", metavar="N,N"),

@@ -12,6 +12,7 @@ refined, and decomposition needs ``plan``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from .reasoning import Refinement, clean_labels, decompose, propose_labels, refi
 from .reasoning.refine import NO_ROUNDS
 from .scene import Scene, build_scene
 from .scene.model import Box
+from .verify import Verifier, VerifySettings
 
 STAGES = ("labels", "perceive", "scene", "refine", "decompose", "edit")
 
@@ -46,6 +48,23 @@ class PipelineSettings:
     text_threshold: float = 0.25
     max_rounds: int = 3
     edit: EditSettings = field(default_factory=EditSettings)
+    # Each action is looked at again by the detector when asked, and always when there are candidates
+    # to choose between or retries to trigger; ``judge`` adds the LLM's look when it accepts images.
+    verify: bool = False
+    judge: bool = False
+    verification: VerifySettings = field(default_factory=VerifySettings)
+
+    @property
+    def verifies(self) -> bool:
+        return self.verify or self.judge or self.edit.candidates > 1 or self.edit.retries > 0
+
+    def verifier(self, detector: Detector | None, segmenter: Segmenter | None, llm: LLM | None) -> Verifier | None:
+        if not self.verifies:
+            return None  # the default costs nothing extra
+        # the second look uses the thresholds of the first
+        looks = dataclasses.replace(self.verification, box_threshold=self.box_threshold,
+                                    text_threshold=self.text_threshold)
+        return Verifier(detector, segmenter, llm if self.judge else None, looks)
 
 
 @dataclass
@@ -150,5 +169,6 @@ def run_pipeline(image: np.ndarray, instruction: str, *, detector: Detector, seg
     if until == "plan":
         return result
     with _timed(result, "edit", on_stage):
-        result.edit = execute_plan(image, result.scene, result.plan, engine, settings.edit, progress=progress)
+        result.edit = execute_plan(image, result.scene, result.plan, engine, settings.edit, progress=progress,
+                                   verifier=settings.verifier(detector, segmenter, llm))
     return result

@@ -8,6 +8,7 @@ import torch
 from cielr_core.errors import InputError
 
 from .bridge import single_image, ui_images
+from .verify import model_inputs, verifier_for
 
 EXAMPLE_PLAN = '{"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}]}'
 MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
@@ -44,6 +45,28 @@ def _region_inputs() -> dict:
         "feather": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
                             "tooltip": "Width in pixels of the soft blend, inside the grown mask: the new pixels "
                                        "fade in from the grown mask's edge. 0 = hard edge."}),
+    }
+
+
+# --- verification and best of N (optional, after every other input; defaults keep one sample) ----
+
+def _verify_inputs() -> dict:
+    from cielr_core.editing.candidates import MAX_CANDIDATES, MAX_RETRIES
+
+    return {
+        "detector": ("CIELR_DETECTOR", {"tooltip": "Optional, from CIELR GroundingDINO Loader: each action is "
+                                                   "looked at again (removed object gone? new one there? colour "
+                                                   "moved?) and the report gives the verdict and why. Needed to "
+                                                   "choose between candidates; without it the report says "
+                                                   "'not verified'."}),
+        **model_inputs(),
+        "candidates": ("INT", {"default": 1, "min": 1, "max": MAX_CANDIDATES,
+                               "tooltip": "Samples per action (seeds seed + k); the one with the best verdict is "
+                                          "kept. 1 = one sample, no extra cost. Needs the detector."}),
+        "retries": ("INT", {"default": 0, "min": 0, "max": MAX_RETRIES,
+                            "tooltip": "When every candidate of an action failed: rounds that grow the mask, raise "
+                                       "a recolor's denoise and strengthen the prompt, then sample the candidates "
+                                       "again. At most candidates x (1 + retries) samples per action."}),
     }
 
 
@@ -156,11 +179,12 @@ class CIELRInpaintActions:
                                           "tooltip": "Denoise for recolor actions: lower keeps the object's shape. "
                                                      "Remove, replace and add use 1.0; an action's own strength "
                                                      "overrides both."}),
-        }}
+        }, "optional": _verify_inputs()}
 
     def edit(self, image, scene, plan, model, clip, vae, seed: int, steps: int, cfg: float, sampler_name: str,
              scheduler: str, grow: int, feather: int, context: int, working_size: int, negative: str,
-             background_prompt: str, recolor_denoise: float):
+             background_prompt: str, recolor_denoise: float,
+             detector=None, segmenter=None, llm=None, candidates: int = 1, retries: int = 0):
         from cielr_core.editing import EditSettings, execute_plan, prepare
 
         from .comfy_engine import ComfyEngine, SamplerSettings, StepPreview
@@ -168,15 +192,17 @@ class CIELRInpaintActions:
         rgb = single_image(image, "CIELR Inpaint Actions")
         settings = EditSettings(seed=seed, grow=grow, feather=feather, context=context, working_size=working_size,
                                 background_prompt=background_prompt, negative=negative,
-                                recolor_denoise=recolor_denoise)
+                                recolor_denoise=recolor_denoise, candidates=candidates, retries=retries)
         # everything about the plan and the models is checked before the first sample
         active = sum(not item.empty for item in prepare(rgb, scene, plan, settings))
+        verifier = verifier_for(detector, segmenter, llm) if detector is not None or llm is not None else None
+        samples = candidates if detector is not None else 1  # retries, when they happen, run past the bar
         engine = ComfyEngine(model, clip, vae, SamplerSettings(steps, cfg, sampler_name, scheduler),
-                             StepPreview(model, active * steps))
-        result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only())
+                             StepPreview(model, active * steps * samples))
+        result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only(), verifier=verifier)
         previews = torch.cat([_image_tensor(p) for p in result.previews])
         ui = {"images": [ui_images(_preview_uint8(p), "cielr_action")["images"][0] for p in result.previews]}
-        report = engine.describe() + "\n" + result.report
+        report = engine.describe() + "\n" + result.report + "\n\nverdicts:\n" + result.verdict_table()
         return {"ui": ui, "result": (_image_tensor(result.image), _mask_tensor(result.mask), previews, report)}
 
 

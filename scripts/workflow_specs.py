@@ -71,8 +71,9 @@ PERCEPTION_MODELS = ["groundingdino_swint_ogc.pth", "sam_vit_b_01ec64.pth", "ber
 SAMPLER = {"seed": 0, "steps": 20, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal"}
 
 
-def _edit_graph(llm_node: tuple, checkpoint: str, note: str) -> dict:
-    """The whole CIELR graph: perception, refinement, decomposition, inpainting, with previews."""
+def _edit_graph(llm_node: tuple, checkpoint: str, note: str, verify: bool = False) -> dict:
+    """The whole CIELR graph: perception, refinement, decomposition, inpainting, with previews; with
+    ``verify``, best of 3 per action and a second look at the result (Verify Edit)."""
     nodes = [
         ("image", "LoadImage", [40, 100], {"image": PHOTO}, None, [340, 380]),
         ("instruction", "PrimitiveStringMultiline", [40, 520], {"value": INSTRUCTION}, "Instruction", [340, 160]),
@@ -116,6 +117,23 @@ def _edit_graph(llm_node: tuple, checkpoint: str, note: str) -> dict:
     ]
     groups = [("Input and models", [20, 20, 380, 1420], BLUE), ("Perception", [440, 20, 400, 1060], GREEN),
               ("Reasoning (LLM)", [860, 20, 400, 1080], PURPLE), ("Editing", [1280, 20, 880, 1240], ORANGE)]
+    if verify:
+        inpaint = next(i for i, n in enumerate(nodes) if n[0] == "inpaint")
+        nodes[inpaint] = ("inpaint", "CIELRInpaintActions", [1300, 100], {**SAMPLER, "candidates": 3, "retries": 1},
+                          None, [380, 560])
+        nodes += [
+            ("verify", "CIELRVerifyEdit", [1300, 1300], {"grow": 8, "box_threshold": 0.3, "text_threshold": 0.25},
+             None, [380, 260]),
+            ("verdict", "PreviewAny", [1300, 1590], {}, "Verdicts (JSON)", [380, 260]),
+            ("verify_view", "PreviewImage", [1740, 1300], {}, "Verified (failed regions in red)", [400, 360]),
+        ]
+        links += [
+            ("gdino", 0, "inpaint", "detector"), ("sam", 0, "inpaint", "segmenter"),
+            ("image", 0, "verify", "image_before"), ("inpaint", 0, "verify", "image_after"),
+            ("refine", 0, "verify", "scene"), ("decompose", 0, "verify", "plan"), ("gdino", 0, "verify", "detector"),
+            ("sam", 0, "verify", "segmenter"), ("verify", 0, "verdict", "source"), ("verify", 2, "verify_view", "images"),
+        ]
+        groups.append(("Verification", [1280, 1280, 880, 590], GREEN))
     return {"nodes": nodes, "links": links, "groups": groups}
 
 
@@ -131,7 +149,11 @@ WORKFLOWS["cielr_edit"] = {
         "outside the Edited region mask stays exactly as it was.\n\n"
         "LLM: any OpenAI-compatible server (llama.cpp, Ollama's /v1, vLLM, LM Studio, OpenAI). Put the NAME of the "
         "environment variable that holds your key in api_key_env (never the key). Swap the checkpoint in Load "
-        "Checkpoint; inpainting checkpoints are detected. Perception models: see cielr_perception.")),
+        "Checkpoint; inpainting checkpoints are detected. Perception models: see cielr_perception.\n\n"
+        "Best of 3: each action is sampled three times and GroundingDINO looks at each result again (is the "
+        "removed object gone, the new one there, the colour moved?); the best is kept, and when all three fail "
+        "one retry round grows the mask. The Edit report lists every candidate's verdict; Verify Edit shows "
+        "failed regions in red."), verify=True),
     "models": PERCEPTION_MODELS + ["v1-5-pruned-emaonly-fp16.safetensors"],
 }
 WORKFLOWS["cielr_local_llm_inpaint_model"] = {

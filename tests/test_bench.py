@@ -6,6 +6,7 @@ diffusers pipeline and an LLM (a scripted server where determinism matters, Smol
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -459,3 +460,22 @@ def test_pipeline_bench_with_smollm2_on_llama_cpp(tmp_path, llama_server, engine
     assert s["samples"]["total"] == 1 and s["samples"]["ok"] + s["samples"]["failed"] == 1
     assert s["llm"]["calls"] == r["llm"]["calls"]
     assert (report.out / "summary.md").is_file() and (report.out / "summary.csv").is_file()
+
+
+def test_best_of_three_records_every_candidate_and_the_rule(tmp_path, engine, tiny_detector):
+    """The authors' best-of-3 protocol: each action sampled three times, the detector's verdict on
+    each recorded, the kept one marked, and the selection rule written into the summary."""
+    settings = PipelineSettings(edit=dataclasses.replace(EDIT, candidates=3))
+    models = BenchModels(engine=engine, detector=tiny_detector, settings=settings)
+    report = run_bench(oracle_options(tmp_path / "best3", limit=1), models, FINGERPRINT)
+    record = report.records[0]
+    assert record["status"] == "ok", record
+    for action in record["verdicts"]:
+        assert [c["number"] for c in action["candidates"]] == [1, 2, 3]
+        assert sum(c["kept"] for c in action["candidates"]) == 1
+        assert all(c["verdict"]["status"] in ("passed", "failed") and c["verdict"]["evidence"]
+                   for c in action["candidates"])
+    v = report.summary["verification"]
+    assert v["candidates_sampled"] == 3 * len(record["verdicts"]) == 3 * v["verified"]
+    assert sum(v["kept_candidate"].values()) == v["verified"] and "the kept candidate" in v["rule"]
+    assert "Selection rule: each action is sampled with seeds s + k" in markdown(report.summary)

@@ -383,3 +383,26 @@ def test_the_command_line_never_downloads():
     import cielr_core.__main__  # noqa: F401
 
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_edit_best_of_three_writes_every_verdict(tmp_path, models_dir, capsys):
+    """--candidates 3: three samples of the action, the detector's verdict on each, the kept one named
+    in OUT.verdicts.json, the trace and on stderr; pixels outside the mask stay exact."""
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"op": "remove", "targets": [1]}]))
+    out = tmp_path / "best.png"
+    code, _, err = run_main(capsys, "edit", str(PHOTO), "remove it", "-o", str(out), "--labels", "speaker",
+                            "--plan", str(plan), *model_flags(models_dir), *PERMISSIVE, *FAST, "--candidates", "3")
+    assert code == 0, err
+    actions = json.loads((tmp_path / "best.verdicts.json").read_text())
+    assert len(actions) == 1 and len(actions[0]["candidates"]) == 3
+    assert [c["seed"] for c in actions[0]["candidates"]] == [0, 1, 2]
+    kept = [c for c in actions[0]["candidates"] if c["kept"]]
+    assert len(kept) == 1 and actions[0]["kept"] == kept[0]["number"]
+    assert actions[0]["verdict"]["status"] in ("passed", "failed") and actions[0]["verdict"]["evidence"]
+    assert f"candidate {kept[0]['number']} of 3 kept" in err
+    assert "Verdicts:" in (tmp_path / "best.trace.txt").read_text()
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
+    mask = np.asarray(Image.open(tmp_path / "best.mask.png")) > 0
+    assert np.array_equal(np.asarray(Image.open(out))[~mask], photo[~mask])
+

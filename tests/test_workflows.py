@@ -115,7 +115,8 @@ def edit_widgets(server, sd15_models, llama_server, smollm2_gguf, checkpoint) ->
         "CIELRLLMLocal": {"model": smollm2_gguf.name, "device": "cpu"},
         "CIELRRefineScene": {"max_rounds": 1, "box_threshold": 0.0, "text_threshold": 0.0},
         "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
-        "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7},
+        "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7, "candidates": 2,
+                                "retries": 0},
         "KSampler": {"steps": 1, "seed": 7},  # the core sampler nodes a plan drives (cielr_bring_your_own_masks)
     }
 
@@ -160,6 +161,12 @@ def test_edit_workflow_runs(edit_server, page, name, sd15_models, llama_server, 
         plan_text = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
                          if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] in decompose)
         assert Plan.model_validate_json(plan_text).actions
+    for key in [k for k, v in prompt.items() if v["class_type"] == "CIELRVerifyEdit"]:  # verdicts, one per action
+        shown = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
+                     if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] == key)
+        verdict = json.loads(shown)
+        assert verdict["status"] in ("passed", "failed") and verdict["actions"]
+        assert all(a["status"] in ("passed", "failed", "not verified") for a in verdict["actions"])
 
 
 @pytest.mark.parametrize("name", [n for n in WORKFLOWS

@@ -5,6 +5,7 @@ grown pixels. ``execute_plan`` runs a plan with any ``InpaintEngine`` (``Diffuse
 ComfyUI sampler engine in ``nodes``). Heavy libraries (diffusers) load only when an engine is built.
 """
 
+from .candidates import Attempt
 from .engine import InpaintEngine, InpaintRequest
 from .execute import (
     BACKGROUND_PROMPT,
@@ -24,8 +25,8 @@ from .regions import action_mask, feather, grow, placement_mask, targets_mask
 from .stitch import Window, composite, crop_window, working_size
 
 __all__ = [
-    "BACKGROUND_PROMPT", "OP_DENOISE", "ActionRegion", "ActionReport", "EditResult", "EditSettings", "InpaintEngine",
-    "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "composite", "crop_window",
+    "BACKGROUND_PROMPT", "OP_DENOISE", "ActionRegion", "ActionReport", "Attempt", "EditResult", "EditSettings",
+    "InpaintEngine", "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "composite", "crop_window",
     "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask", "plan_regions", "prepare",
     "targets_mask", "working_size",
 ]

@@ -17,10 +17,20 @@ from ..plan import Action, Plan, validate_plan
 from ..progress import NO_PROGRESS, Progress
 from ..scene.masks import mask_box
 from ..scene.model import Scene
+from ..verdict import ActionVerifier, Verdict
 from . import regions, stitch
+from .candidates import (
+    MAX_CANDIDATES,
+    MAX_RETRIES,
+    SEED_MASK,
+    Attempt,
+    Sample,
+    Variant,
+    choose,
+    grown_settings,
+)
 from .engine import InpaintEngine, InpaintRequest
 
-SEED_MASK = 0xFFFF_FFFF_FFFF_FFFF
 BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"
 OP_DENOISE = {"remove": 1.0, "replace": 1.0, "add": 1.0, "recolor": 0.6}
 
@@ -35,6 +45,8 @@ class EditSettings:
     background_prompt: str = BACKGROUND_PROMPT  # remove without a prompt of its own
     negative: str = ""
     recolor_denoise: float = OP_DENOISE["recolor"]
+    candidates: int = 1  # samples per action; the best verdict is kept (needs a verifier)
+    retries: int = 0  # rounds with a grown mask / higher denoise / firmer prompt when every candidate failed
 
     def problems(self) -> list[str]:
         out = []
@@ -46,6 +58,10 @@ class EditSettings:
             out.append(f"working_size must be between 64 and 4096, got {self.working_size}")
         if not (0.0 <= self.recolor_denoise <= 1.0):
             out.append(f"recolor_denoise must be between 0 and 1, got {self.recolor_denoise}")
+        if not (1 <= self.candidates <= MAX_CANDIDATES):
+            out.append(f"candidates must be between 1 and {MAX_CANDIDATES}, got {self.candidates}")
+        if not (0 <= self.retries <= MAX_RETRIES):
+            out.append(f"retries must be between 0 and {MAX_RETRIES}, got {self.retries}")
         return out
 
 
@@ -79,15 +95,39 @@ class ActionReport:
     working: tuple[int, int] | None = None
     changed_pixels: int = 0  # pixels that differ from the image before this action
     seconds: float = 0.0
+    attempts: list[Attempt] = field(default_factory=list)  # every candidate sampled, the kept one marked
+
+    @property
+    def verdict(self) -> Verdict:
+        kept = [a for a in self.attempts if a.kept]
+        if self.skipped or not kept:
+            return Verdict.not_verified(f"not verified: {self.reason or 'not executed'}")
+        return kept[0].verdict
+
+    @property
+    def kept(self) -> Attempt | None:
+        return next((a for a in self.attempts if a.kept), None)
 
     def line(self) -> str:
         head = f"action {self.index} ({self.op})"
         if self.skipped:
             return f"{head}: skipped, {self.reason}"
         w = self.window
-        return (f"{head}: '{self.prompt}', seed {self.seed}, denoise {self.denoise:.2f}, window "
+        text = (f"{head}: '{self.prompt}', seed {self.seed}, denoise {self.denoise:.2f}, window "
                 f"{w.width}x{w.height} at ({w.x0}, {w.y0}) sampled at {self.working[0]}x{self.working[1]}, "
                 f"{self.changed_pixels} pixels changed, {self.seconds:.1f} s")
+        kept = self.kept
+        if kept is None:
+            return text
+        choice = (f"candidate {kept.number} of {len(self.attempts)} kept" if len(self.attempts) > 1
+                  else "one candidate")
+        return f"{text}; {choice}, {kept.verdict.short()}"
+
+    def to_dict(self) -> dict:
+        kept = self.kept
+        return {"index": self.index, "op": self.op, "skipped": self.skipped, "reason": self.reason,
+                "kept": None if kept is None else kept.number, "verdict": self.verdict.to_dict(),
+                "candidates": [a.to_dict() for a in self.attempts]}
 
 
 @dataclass
@@ -100,6 +140,18 @@ class EditResult:
     @property
     def report(self) -> str:
         return "\n".join(r.line() for r in self.reports)
+
+    def verdict_table(self) -> str:
+        """One row per action (kept candidate, its seed, verdict), then every candidate's evidence."""
+        rows = ["action | op | candidates | kept | seed | verdict", "--- | --- | --- | --- | --- | ---"]
+        details = []
+        for r in self.reports:
+            kept = r.kept
+            rows.append(f"{r.index} | {r.op} | {len(r.attempts)} | {kept.number if kept else '-'} | "
+                        f"{kept.seed if kept else '-'} | {r.verdict.short()}")
+            details.append(f"action {r.index} ({r.op}):" + ("" if r.attempts else f" {r.verdict.evidence}"))
+            details += [a.line() for a in r.attempts]
+        return "\n".join(rows + [""] + details)
 
 
 def action_seed(seed: int, index: int) -> int:
@@ -181,38 +233,63 @@ def feathered_mask(mask: np.ndarray, settings: EditSettings) -> np.ndarray:
     return out
 
 
-def run_action(running: np.ndarray, item: PreparedAction, engine: InpaintEngine,
-               settings: EditSettings) -> tuple[np.ndarray, np.ndarray, ActionReport]:
-    """One action on the running image (updated in place and returned), its full-size grown mask, a report."""
-    report = ActionReport(item.index, item.action.op, item.prompt, item.seed, item.denoise)
-    start = time.perf_counter()
+def sample_window(running: np.ndarray, item: PreparedAction, engine: InpaintEngine, settings: EditSettings,
+                  variant: Variant, seed: int) -> Sample:
+    """One sample of an action on the running image, composited into its window; ``running`` is
+    not touched."""
+    settings = grown_settings(settings, variant)
     window, grown, weight = action_region(item.mask, settings)
     crop = running[window.slices]
     multiple = int(getattr(engine, "multiple", 8) or 8)
     work_w, work_h = stitch.working_size(window.width, window.height, settings.working_size, multiple)
     request = InpaintRequest(image=stitch.resize(stitch.to_float(crop), work_w, work_h),
-                             mask=stitch.resize_mask(grown, work_w, work_h), prompt=item.prompt,
-                             negative=item.negative, seed=item.seed, denoise=item.denoise)
+                             mask=stitch.resize_mask(grown, work_w, work_h), prompt=variant.prompt,
+                             negative=item.negative, seed=seed, denoise=variant.denoise)
     generated = np.asarray(engine.inpaint(request), dtype=np.float32)
     if generated.shape != (work_h, work_w, 3):
         raise RuntimeError(f"the inpainting engine returned shape {generated.shape}, expected {(work_h, work_w, 3)}")
     back = stitch.resize(generated, window.width, window.height)
-    stitched = stitch.composite(crop, back, grown, weight)
-    report.changed_pixels = int(np.count_nonzero((stitched != crop).any(axis=-1)))
-    running[window.slices] = stitched  # only the window is rewritten, and in it only grown pixels differ
+    return Sample(window, grown, stitch.composite(crop, back, grown, weight), (work_w, work_h))
+
+
+def run_action(running: np.ndarray, item: PreparedAction, engine: InpaintEngine, settings: EditSettings,
+               scene: Scene | None = None, verifier: ActionVerifier | None = None,
+               progress: Progress = NO_PROGRESS) -> tuple[np.ndarray, np.ndarray, ActionReport]:
+    """One action on the running image (updated in place and returned), its full-size grown mask, a
+    report. With a verifier, ``settings.candidates`` samples (and retry rounds) compete; the kept
+    one is written."""
+    report = ActionReport(item.index, item.action.op, item.prompt, item.seed, item.denoise)
+    start = time.perf_counter()
+
+    def sample(variant: Variant, seed: int) -> Sample:
+        return sample_window(running, item, engine, settings, variant, seed)
+
+    kept, report.attempts = choose(running, item.action, scene, sample, verifier if scene is not None else None,
+                                   settings.candidates, settings.retries, item.seed, item.prompt, item.denoise,
+                                   settings.grow, progress)
+    window = kept.window
+    crop = running[window.slices]
+    report.changed_pixels = int(np.count_nonzero((kept.stitched != crop).any(axis=-1)))
+    running[window.slices] = kept.stitched  # only the window is rewritten, and in it only grown pixels differ
     full = np.zeros(running.shape[:2], dtype=bool)
-    full[window.slices] = grown
-    report.window, report.working = window, (work_w, work_h)
+    full[window.slices] = kept.grown
+    chosen = report.kept
+    report.seed, report.prompt, report.denoise = chosen.seed, chosen.prompt, chosen.denoise
+    report.window, report.working = window, kept.working
     report.seconds = time.perf_counter() - start
     return running, full, report
 
 
 def execute_plan(image: np.ndarray, scene: Scene, plan: Plan, engine: InpaintEngine,
-                 settings: EditSettings = EditSettings(), progress: Progress = NO_PROGRESS) -> EditResult:
+                 settings: EditSettings = EditSettings(), progress: Progress = NO_PROGRESS,
+                 verifier: ActionVerifier | None = None) -> EditResult:
     """Run every action of ``plan`` in order on ``image`` (H x W x 3, uint8 or float in [0, 1]).
 
     The input is never modified. Every pixel outside the union mask of the result keeps its exact
-    value. Actions whose mask is empty are skipped and reported, not failed.
+    value. Actions whose mask is empty are skipped and reported, not failed. ``verifier`` (e.g.
+    ``cielr_core.verify.Verifier``) judges each action; with ``settings.candidates`` > 1 it chooses
+    the kept sample, with ``settings.retries`` it triggers retry rounds. Without it every action is
+    sampled once and reported "not verified".
     """
     prepared = prepare(image, scene, plan, settings)
     running = np.array(image, copy=True)
@@ -227,7 +304,7 @@ def execute_plan(image: np.ndarray, scene: Scene, plan: Plan, engine: InpaintEng
             report = ActionReport(item.index, item.action.op, item.prompt, item.seed, item.denoise,
                                   skipped=True, reason=reason)
         else:
-            running, grown, report = run_action(running, item, engine, settings)
+            running, grown, report = run_action(running, item, engine, settings, scene, verifier, progress)
             union |= grown
         result.reports.append(report)
         result.previews.append(running.copy())
