@@ -317,7 +317,7 @@ def _usage(llm: Any) -> dict[str, int]:
     u = getattr(llm, "usage", None)
     if u is None:
         return {}
-    return {k: int(v) for k, v in dataclasses.asdict(u).items()}
+    return {k: int(v) for k, v in dataclasses.asdict(u).items() if v is not None}  # None: not reported
 
 
 def _save_image(path: Path, image: np.ndarray) -> None:
