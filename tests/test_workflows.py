@@ -115,7 +115,8 @@ def edit_widgets(server, sd15_models, llama_server, smollm2_gguf, checkpoint) ->
         "CIELRLLMLocal": {"model": smollm2_gguf.name, "device": "cpu"},
         "CIELRRefineScene": {"max_rounds": 1, "box_threshold": 0.0, "text_threshold": 0.0},
         "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
-        "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7, "candidates": 2,
+        # one candidate, no retry: best of N is proven in test_verify_comfyui; here the graph and its verdicts
+        "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7, "candidates": 1,
                                 "retries": 0},
         "KSampler": {"steps": 1, "seed": 7},  # the core sampler nodes a plan drives (cielr_bring_your_own_masks)
     }
