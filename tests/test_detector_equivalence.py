@@ -31,7 +31,7 @@ from tests.fixtures.gdino_reference import (
     raw_outputs,
 )
 
-PHOTOS = (0, 5, 12)
+PHOTOS = (0, 12)
 
 
 @pytest.fixture(scope="module")
