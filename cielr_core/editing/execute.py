@@ -19,6 +19,7 @@ from ..scene.masks import mask_box
 from ..scene.model import Scene
 from . import regions, stitch
 from .engine import InpaintEngine, InpaintRequest
+from .instructions import instruction
 
 SEED_MASK = 0xFFFF_FFFF_FFFF_FFFF
 BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"
@@ -60,6 +61,7 @@ class PreparedAction:
     negative: str
     seed: int
     denoise: float
+    instruction: str = ""  # the action as a command, for instruction-edit models
 
     @property
     def empty(self) -> bool:
@@ -147,8 +149,10 @@ def prepare(image: np.ndarray, scene: Scene, plan: Plan, settings: EditSettings)
     prepared = []
     for n, action in enumerate(plan.actions, 1):
         prompt, negative = _prompts(action, scene, settings)
+        background = "" if settings.background_prompt == BACKGROUND_PROMPT else settings.background_prompt
         prepared.append(PreparedAction(n, action, regions.action_mask(action, scene), prompt, negative,
-                                       action_seed(settings.seed, n), _denoise(action, settings)))
+                                       action_seed(settings.seed, n), _denoise(action, settings),
+                                       instruction(action, scene, background)))
     return prepared
 
 
@@ -184,7 +188,8 @@ def feathered_mask(mask: np.ndarray, settings: EditSettings) -> np.ndarray:
 def run_action(running: np.ndarray, item: PreparedAction, engine: InpaintEngine,
                settings: EditSettings) -> tuple[np.ndarray, np.ndarray, ActionReport]:
     """One action on the running image (updated in place and returned), its full-size grown mask, a report."""
-    report = ActionReport(item.index, item.action.op, item.prompt, item.seed, item.denoise)
+    shown = item.instruction if getattr(engine, "instructions", False) else item.prompt
+    report = ActionReport(item.index, item.action.op, shown, item.seed, item.denoise)
     start = time.perf_counter()
     window, grown, weight = action_region(item.mask, settings)
     crop = running[window.slices]
@@ -192,7 +197,8 @@ def run_action(running: np.ndarray, item: PreparedAction, engine: InpaintEngine,
     work_w, work_h = stitch.working_size(window.width, window.height, settings.working_size, multiple)
     request = InpaintRequest(image=stitch.resize(stitch.to_float(crop), work_w, work_h),
                              mask=stitch.resize_mask(grown, work_w, work_h), prompt=item.prompt,
-                             negative=item.negative, seed=item.seed, denoise=item.denoise)
+                             negative=item.negative, seed=item.seed, denoise=item.denoise,
+                             instruction=item.instruction)
     generated = np.asarray(engine.inpaint(request), dtype=np.float32)
     if generated.shape != (work_h, work_w, 3):
         raise RuntimeError(f"the inpainting engine returned shape {generated.shape}, expected {(work_h, work_w, 3)}")
