@@ -11,6 +11,8 @@ models (Flux) get their guidance value, as FluxGuidance sets it.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +133,29 @@ def encode_text(clip: Any, text: str, images: list | None = None) -> list:
     return [[cond, {"pooled_output": pooled}]]
 
 
+TEXT_CACHE_SIZE = 64
+_TEXT_CACHE: OrderedDict[tuple[int, str], tuple[weakref.ref, list]] = OrderedDict()
+
+
+def cached_text(clip: Any, text: str) -> list:
+    """``encode_text`` kept across runs for the same CLIP object, as ComfyUI keeps a CLIPTextEncode
+    node's output while its inputs stay the same: a re-run with a new seed encodes nothing. Holds
+    no reference to the CLIP itself (a LoRA-patched clone is another object, so another key)."""
+    key = (id(clip), text)
+    hit = _TEXT_CACHE.get(key)
+    if hit is not None and hit[0]() is clip:
+        _TEXT_CACHE.move_to_end(key)
+        return hit[1]
+    cond = encode_text(clip, text)
+    try:
+        _TEXT_CACHE[key] = (weakref.ref(clip), cond)
+    except TypeError:  # an object without weak references: no cache
+        return cond
+    while len(_TEXT_CACHE) > TEXT_CACHE_SIZE:
+        _TEXT_CACHE.popitem(last=False)
+    return cond
+
+
 def with_values(conditioning: list, values: dict) -> list:
     """A copy of ``conditioning`` with extra keys on every entry (what node_helpers does, kept local)."""
     return [[c[0], {**c[1], **values}] for c in conditioning]
@@ -179,7 +204,6 @@ class ComfyEngine:
         ratio = vae.spacial_compression_encode() if hasattr(vae, "spacial_compression_encode") else 8
         # sides the VAE can encode and the model can cut into whole patches
         self.multiple = int(np.lcm(8, int(ratio))) * patch_size(model)
-        self._conds: dict[str, list] = {}
 
     def _guidance(self) -> float | None:
         if not reads_guidance(self.model, self.family):
@@ -202,14 +226,10 @@ class ComfyEngine:
         return "; ".join(parts) + f"; {s.steps} steps, cfg {s.cfg}, {s.sampler}/{s.scheduler}"
 
     def _cond(self, text: str, images: list | None = None) -> list:
-        key = text if not images else None  # image-dependent conditioning is never reused
-        if key is not None and key in self._conds:
-            return self._conds[key]
-        cond = encode_text(self.clip, text, images)
+        # image-dependent conditioning (a vision encoder reading the crop) is never reused
+        cond = encode_text(self.clip, text, images) if images else cached_text(self.clip, text)
         if self.guidance is not None:
             cond = with_values(cond, {"guidance": self.guidance})
-        if key is not None:
-            self._conds[key] = cond
         return cond
 
     def _inpaint_conditioning(self, pixels: torch.Tensor, mask: torch.Tensor, positive: list,
