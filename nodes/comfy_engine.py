@@ -101,11 +101,6 @@ def reads_guidance(model: Any, family: Family) -> bool:
     return bool(embed) if embed is not None else family.guidance is not None
 
 
-def is_inpaint_model(model: Any) -> bool:
-    """True for inpainting checkpoints (kept for callers of the old name)."""
-    return concat_takes_mask(model)
-
-
 def patch_size(model: Any) -> int:
     size = getattr(getattr(getattr(model, "model", None), "diffusion_model", None), "patch_size", 1)
     if isinstance(size, (tuple, list)):
@@ -198,7 +193,6 @@ class ComfyEngine:
         self.preview = preview
         self.family = model_family(model)
         self.mode: EditMode = choose_mode(self.family, concat_takes_mask(model), settings.edit_mode)
-        self.inpaint_model = self.mode.inpaint
         self.instructions = self.mode.reference  # execute shows (and we sample with) the instruction
         self.guidance = self._guidance()
         ratio = vae.spacial_compression_encode() if hasattr(vae, "spacial_compression_encode") else 8
