@@ -19,6 +19,13 @@ and counted outside the node's output MASK and outside the input mask.
 
 ``--whole-steps N`` (N < steps, N >= 2) runs the whole-image job with 1 and N steps instead and
 extrapolates linearly to ``--steps``; the output says so when it does.
+
+``--versus-graph`` compares, with the random SD1.5 *inpainting* checkpoint, CIELR Inpaint Actions
+against ComfyUI's own graph of the same work on the same crop, which is what crop-and-stitch node
+packs run: GrowMask, ImageCrop/CropMask to the node's window, ImageScale to the node's working size,
+InpaintModelConditioning + KSampler + VAEDecode, ImageScale back, ImageCompositeMasked. Rounds
+alternate (``--rounds``), each with a new seed so no sampler output is reused; text encodes are
+reused by both sides, as ComfyUI reuses a CLIPTextEncode output whose inputs did not change.
 """
 
 from __future__ import annotations
@@ -105,7 +112,7 @@ def common(checkpoint: str) -> dict:
     }
 
 
-def crop_job(checkpoint: str, steps: int, working_size: int, seed: int = SEED) -> dict:
+def crop_job(checkpoint: str, steps: int, working_size: int, seed: int = SEED, save_mask: bool = True) -> dict:
     plan = {"actions": [{"op": "replace", "targets": [1], "prompt": PROMPT}]}
     prompt = common(checkpoint)
     prompt.update({
@@ -123,6 +130,8 @@ def crop_job(checkpoint: str, steps: int, working_size: int, seed: int = SEED) -
         "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "bench_crop"}},
         **change_map(["6", 0], "bench_crop_changed"),
     })
+    if not save_mask:  # the same outputs as the graph it is compared with
+        del prompt["8"], prompt["9"]
     return prompt
 
 
@@ -142,6 +151,86 @@ def whole_job(checkpoint: str, steps: int) -> dict:
         **change_map(["25", 0], "bench_whole_changed"),
     })
     return prompt
+
+
+def graph_job(checkpoint: str, steps: int, working_size: int, seed: int, window, work: tuple[int, int]) -> dict:
+    """ComfyUI's own nodes doing what one Inpaint Actions action does, on the node's crop window."""
+    x, y, w, h = window.x0, window.y0, window.width, window.height
+    prompt = common(checkpoint)
+    prompt.update({
+        "30": {"class_type": "GrowMask", "inputs": {"mask": ["2", 0], "expand": 8, "tapered_corners": True}},
+        "31": {"class_type": "ImageCrop", "inputs": {"image": ["1", 0], "width": w, "height": h, "x": x, "y": y}},
+        "32": {"class_type": "CropMask", "inputs": {"mask": ["30", 0], "x": x, "y": y, "width": w, "height": h}},
+        "33": {"class_type": "ImageScale", "inputs": {"image": ["31", 0], "upscale_method": "bicubic",
+                                                      "width": work[0], "height": work[1], "crop": "disabled"}},
+        "34": {"class_type": "MaskToImage", "inputs": {"mask": ["32", 0]}},
+        "35": {"class_type": "ImageScale", "inputs": {"image": ["34", 0], "upscale_method": "bilinear",
+                                                      "width": work[0], "height": work[1], "crop": "disabled"}},
+        "36": {"class_type": "ImageToMask", "inputs": {"image": ["35", 0], "channel": "red"}},
+        "20": {"class_type": "CLIPTextEncode", "inputs": {"text": PROMPT, "clip": ["5", 1]}},
+        "21": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["5", 1]}},
+        "37": {"class_type": "InpaintModelConditioning",
+               "inputs": {"positive": ["20", 0], "negative": ["21", 0], "vae": ["5", 2], "pixels": ["33", 0],
+                          "mask": ["36", 0], "noise_mask": True}},
+        "38": {"class_type": "KSampler",
+               "inputs": {"model": ["5", 0], "seed": seed, "steps": steps, "cfg": CFG, "sampler_name": SAMPLER,
+                          "scheduler": SCHEDULER, "positive": ["37", 0], "negative": ["37", 1],
+                          "latent_image": ["37", 2], "denoise": 1.0}},
+        "39": {"class_type": "VAEDecode", "inputs": {"samples": ["38", 0], "vae": ["5", 2]}},
+        "40": {"class_type": "ImageScale", "inputs": {"image": ["39", 0], "upscale_method": "bicubic",
+                                                      "width": w, "height": h, "crop": "disabled"}},
+        "41": {"class_type": "ImageCompositeMasked",
+               "inputs": {"destination": ["1", 0], "source": ["40", 0], "x": x, "y": y, "resize_source": False,
+                          "mask": ["32", 0]}},
+        "42": {"class_type": "SaveImage", "inputs": {"images": ["41", 0], "filename_prefix": "bench_graph"}},
+        **change_map(["41", 0], "bench_graph_changed"),
+    })
+    return prompt
+
+
+def versus_graph(args, files, base: Path) -> None:
+    """Inpaint Actions against ComfyUI's own graph of the same work, rounds alternating."""
+    from PIL import Image
+
+    from cielr_core.editing.execute import EditSettings, action_region
+    from cielr_core.editing.stitch import working_size
+    from tests.fixtures.comfyui import start_comfyui, stop_comfyui
+
+    mask = np.asarray(Image.open(base / "input" / "bench_mask.png").convert("L")) > 127
+    window, _, _ = action_region(mask, EditSettings(grow=8, feather=8, context=64, working_size=args.working_size))
+    work = working_size(window.width, window.height, args.working_size, 8)
+    ckpt = files.inpainting.name
+    (base / "models" / "checkpoints" / ckpt).symlink_to(files.inpainting)
+    server = start_comfyui(base)
+    ours, theirs, outside = [], [], []
+    try:
+        print("warm-up (loads the checkpoint, encodes the prompts on both sides) ...", flush=True)
+        run_timed(server, crop_job(ckpt, 1, args.working_size, seed=1, save_mask=False))
+        run_timed(server, graph_job(ckpt, 1, args.working_size, 1, window, work))
+        for r in range(args.rounds):
+            seed = SEED + 100 + r
+            entry, t_ours, _ = run_timed(server, crop_job(ckpt, args.steps, args.working_size, seed=seed,
+                                                          save_mask=False))
+            ours.append(t_ours)
+            report = entry["outputs"]["7"]["text"][0]
+            entry, t_graph, _ = run_timed(server, graph_job(ckpt, args.steps, args.working_size, seed, window, work))
+            theirs.append(t_graph)
+            changed = saved(server, entry, "c8")
+            outside.append(int((changed & ~mask).sum()))
+            print(f"round {r + 1}: Inpaint Actions {t_ours:.1f} s, ComfyUI graph {t_graph:.1f} s", flush=True)
+    finally:
+        stop_comfyui(server)
+    line = next((ln for ln in report.splitlines() if ln.startswith("action 1")), report)
+    mean = lambda v: sum(v) / len(v)
+    print()
+    print(f"photo: ciebench-dev sample {args.sample} at {args.size}x{args.size}; mask {mask.mean():.2%}; "
+          f"checkpoint: random-weight SD1.5 inpainting (fp16 file, fp32 on CPU); CPU: {os.cpu_count()} cores")
+    print(f"window {window.width}x{window.height} at ({window.x0}, {window.y0}) sampled at {work[0]}x{work[1]}; "
+          f"{SAMPLER}/{SCHEDULER}, {args.steps} steps, cfg {CFG}; {args.rounds} rounds alternating")
+    print(f"Inpaint Actions:  {mean(ours):8.1f} s per action  ({', '.join(f'{t:.1f}' for t in ours)})  [{line}]")
+    print(f"ComfyUI graph:    {mean(theirs):8.1f} s per action  ({', '.join(f'{t:.1f}' for t in theirs)})")
+    print(f"ratio (ours / graph): {mean(ours) / mean(theirs):.3f}")
+    print(f"pixels the graph changed outside the input mask (grow band and resampling): {outside}")
 
 
 def run_timed(server, prompt: dict) -> tuple[dict, float, PeakRSS]:
@@ -173,6 +262,9 @@ def main() -> None:
                                                                   "and extrapolate (N < steps)")
     ap.add_argument("--size", type=int, default=SIZE, help="photo side in pixels (smaller for a smoke test)")
     ap.add_argument("--sample", type=int, default=7, help="benchmark sample whose photo and mask are used")
+    ap.add_argument("--versus-graph", action="store_true", help="Inpaint Actions against ComfyUI's own graph of "
+                                                                "the same work on the same crop")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds for --versus-graph")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -187,6 +279,10 @@ def main() -> None:
     (base / "custom_nodes" / "cielr_bench_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "cielr_bench_nodes" / "__init__.py").write_text(BENCH_NODE)
     area = prepare_inputs(base, args.sample, args.size)
+    if args.versus_graph:
+        (base / "models" / "checkpoints" / files.checkpoint.name).unlink()
+        versus_graph(args, files, base)
+        return
     input_mask = None
     server = start_comfyui(base)
     try:

@@ -1,13 +1,18 @@
 """The ComfyUI inpainting engine: the user's MODEL, CLIP and VAE through ComfyUI's sampling functions.
 
 Uses only ComfyUI's function-level API (``comfy.sample``, the CLIP/VAE objects, ``latent_preview``),
-never core node classes, whose signatures change between versions. Any checkpoint works through a
-noise mask on the latent; inpainting checkpoints (9-channel UNet, ``inpaint_model()``) also get the
-masked image and the mask as concat conditioning, the way ComfyUI's InpaintModelConditioning does.
+never core node classes, whose signatures change between versions. The family is read from the
+loaded model (``cielr_core.editing.families``). Any image model works through a noise mask on the
+latent; real inpainting models (SD1.5/SDXL 9-channel UNets, Flux Fill) also get the masked image and
+the mask as concat conditioning, as InpaintModelConditioning gives them; instruction-edit models get
+the crop as a reference latent, as ReferenceLatent / TextEncodeQwenImageEdit give it; distilled-guidance
+models (Flux) get their guidance value, as FluxGuidance sets it.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +20,7 @@ import numpy as np
 import torch
 
 from cielr_core.editing.engine import InpaintRequest
+from cielr_core.editing.families import EditMode, Family, choose_mode, family_of
 from cielr_core.errors import InputError
 
 
@@ -24,6 +30,8 @@ class SamplerSettings:
     cfg: float = 7.0
     sampler: str = "euler"
     scheduler: str = "normal"
+    guidance: float = 0.0  # distilled guidance for models that read it; 0 = the family's default
+    edit_mode: str = "auto"  # "auto" | "inpaint" | "instruction edit"
 
 
 def latent_shape(model: Any) -> tuple[int, int]:
@@ -32,45 +40,115 @@ def latent_shape(model: Any) -> tuple[int, int]:
     return int(fmt.latent_channels), int(getattr(fmt, "latent_dimensions", 2))
 
 
+def config_name(model: Any) -> str:
+    """The class ComfyUI detected from the weights, e.g. SD15, SDXL, Flux, FluxInpaint, QwenImage."""
+    base = getattr(model, "model", model)
+    return type(getattr(base, "model_config", base)).__name__
+
+
+def model_family(model: Any) -> Family:
+    channels, dims = latent_shape(model)
+    return family_of(config_name(model), channels, dims)
+
+
 def check_model_vae(model: Any, vae: Any) -> None:
-    """A clear error when the VAE does not make the latents the MODEL expects."""
+    """A clear error when the VAE does not make the latents the MODEL expects, or the MODEL edits no stills."""
     channels, dims = latent_shape(model)
     vae_channels, vae_dims = int(vae.latent_channels), int(getattr(vae, "latent_dim", 2))
-    base = getattr(model, "model", model)
-    name = type(getattr(base, "model_config", base)).__name__  # e.g. SD15, SDXL, Flux
+    name = config_name(model)
     if (vae_channels, vae_dims) != (channels, dims):
         raise InputError(
             f"CIELR Inpaint Actions: the VAE does not belong to this MODEL: the VAE makes latents with "
             f"{vae_channels} channels ({vae_dims}-D) but the MODEL ({name}) denoises latents with {channels} "
             f"channels ({dims}-D). Connect the VAE of the same checkpoint (the VAE output of the Load "
             "Checkpoint node that gives the MODEL), or a VAE made for that model family.")
-    if dims != 2:
-        raise InputError("CIELR Inpaint Actions edits still images; this MODEL works on video latents.")
+    family = family_of(name, channels, dims)
+    if not family.edits_stills:
+        raise InputError(
+            f"CIELR Inpaint Actions edits still images; this MODEL is {family.label} ({name}), a {family.kind} "
+            "model. Connect an image model: SD1.5, SDXL, SD3, Flux.1 (dev, Fill, Kontext), Flux.2, Qwen-Image(-Edit), "
+            "Z-Image, Chroma, HiDream...")
 
 
-def is_inpaint_model(model: Any) -> bool:
-    """True for inpainting checkpoints (extra UNet input channels for mask and masked image)."""
+def concat_takes_mask(model: Any) -> bool:
+    """True for real inpainting models: their concat conditioning carries the mask (SD1.5/SDXL
+    9-channel UNets, Flux Fill, ...). ``model_config.inpaint_model()`` is only ``in_channels > 4``,
+    true for every 16-channel family, so the model's own ``concat_cond`` is asked instead: two
+    masks must give two different concat inputs."""
     base = getattr(model, "model", None)
-    config = getattr(base, "model_config", None)
-    if config is not None and hasattr(config, "inpaint_model"):
+    keys = tuple(getattr(base, "concat_keys", ()))
+    if "mask" in keys or "mask_inverted" in keys:
+        return True
+    if keys or not hasattr(base, "concat_cond"):
+        return False  # a concat of images only (instruct-pix2pix): no mask input
+    channels, dims = latent_shape(model)
+    noise = torch.zeros((1, channels) + (1,) * (dims - 2) + (8, 8))
+    outs = []
+    for value in (0.0, 1.0):
+        mask = torch.full((1, 1, 64, 64), value)
         try:
-            if config.inpaint_model():
-                return True
-        except (KeyError, TypeError):
-            pass
-    return "masked_image" in tuple(getattr(base, "concat_keys", ()))
+            outs.append(base.concat_cond(noise=noise, latent_image=noise, concat_latent_image=noise,
+                                         concat_mask=mask, denoise_mask=mask, device=torch.device("cpu")))
+        except Exception:  # noqa: BLE001  (a model whose concat needs inputs we do not have takes no mask)
+            return False
+    return all(isinstance(o, torch.Tensor) for o in outs) and not torch.equal(outs[0], outs[1])
 
 
-def encode_text(clip: Any, text: str) -> list:
-    """CONDITIONING for ``text`` with the user's CLIP, as CLIPTextEncode makes it."""
+def reads_guidance(model: Any, family: Family) -> bool:
+    """Distilled-guidance models (Flux.1 dev, Flux.2 dev...) take the guidance scale as an input."""
+    params = getattr(getattr(getattr(model, "model", None), "diffusion_model", None), "params", None)
+    embed = getattr(params, "guidance_embed", None)
+    return bool(embed) if embed is not None else family.guidance is not None
+
+
+def patch_size(model: Any) -> int:
+    size = getattr(getattr(getattr(model, "model", None), "diffusion_model", None), "patch_size", 1)
+    if isinstance(size, (tuple, list)):
+        size = size[-1]
+    return max(1, int(size or 1))
+
+
+def encode_text(clip: Any, text: str, images: list | None = None) -> list:
+    """CONDITIONING for ``text`` with the user's CLIP, as CLIPTextEncode makes it; ``images`` go to
+    text encoders that also read pictures (Qwen2.5-VL), as TextEncodeQwenImageEdit passes them."""
     if clip is None:
         raise InputError("CIELR Inpaint Actions: the CLIP input is empty; this checkpoint has no text encoder. "
                          "Connect a CLIP from a Load CLIP node.")
-    tokens = clip.tokenize(text)
+    tokens = None
+    if images:
+        try:
+            tokens = clip.tokenize(text, images=images)
+        except TypeError:  # a tokenizer without an image input: text only
+            tokens = None
+    if tokens is None:
+        tokens = clip.tokenize(text)
     if hasattr(clip, "encode_from_tokens_scheduled"):
         return clip.encode_from_tokens_scheduled(tokens)
     cond, pooled = clip.encode_from_tokens(tokens, return_pooled=True)  # older ComfyUI
     return [[cond, {"pooled_output": pooled}]]
+
+
+TEXT_CACHE_SIZE = 64
+_TEXT_CACHE: OrderedDict[tuple[int, str], tuple[weakref.ref, list]] = OrderedDict()
+
+
+def cached_text(clip: Any, text: str) -> list:
+    """``encode_text`` kept across runs for the same CLIP object, as ComfyUI keeps a CLIPTextEncode
+    node's output while its inputs stay the same: a re-run with a new seed encodes nothing. Holds
+    no reference to the CLIP itself (a LoRA-patched clone is another object, so another key)."""
+    key = (id(clip), text)
+    hit = _TEXT_CACHE.get(key)
+    if hit is not None and hit[0]() is clip:
+        _TEXT_CACHE.move_to_end(key)
+        return hit[1]
+    cond = encode_text(clip, text)
+    try:
+        _TEXT_CACHE[key] = (weakref.ref(clip), cond)
+    except TypeError:  # an object without weak references: no cache
+        return cond
+    while len(_TEXT_CACHE) > TEXT_CACHE_SIZE:
+        _TEXT_CACHE.popitem(last=False)
+    return cond
 
 
 def with_values(conditioning: list, values: dict) -> list:
@@ -106,30 +184,47 @@ class StepPreview:
 
 
 class ComfyEngine:
-    """``InpaintEngine`` over the user's MODEL, CLIP and VAE."""
+    """``InpaintEngine`` over the user's MODEL, CLIP and VAE, with the conditioning its family needs."""
 
     def __init__(self, model: Any, clip: Any, vae: Any, settings: SamplerSettings, preview: StepPreview | None = None):
         check_model_vae(model, vae)
         self.model, self.clip, self.vae = model, clip, vae
         self.settings = settings
         self.preview = preview
-        self.inpaint_model = is_inpaint_model(model)
+        self.family = model_family(model)
+        self.mode: EditMode = choose_mode(self.family, concat_takes_mask(model), settings.edit_mode)
+        self.instructions = self.mode.reference  # execute shows (and we sample with) the instruction
+        self.guidance = self._guidance()
         ratio = vae.spacial_compression_encode() if hasattr(vae, "spacial_compression_encode") else 8
-        self.multiple = int(np.lcm(8, int(ratio)))
-        self._conds: dict[str, list] = {}
+        # sides the VAE can encode and the model can cut into whole patches
+        self.multiple = int(np.lcm(8, int(ratio))) * patch_size(model)
+
+    def _guidance(self) -> float | None:
+        if not reads_guidance(self.model, self.family):
+            return None
+        if self.settings.guidance > 0:
+            return float(self.settings.guidance)
+        return self.family.guidance if self.family.guidance is not None else 3.5
 
     def describe(self) -> str:
-        base = getattr(self.model, "model", self.model)
-        name = type(getattr(base, "model_config", base)).__name__
-        how = ("inpainting checkpoint: inpaint conditioning + latent noise mask" if self.inpaint_model
-               else "latent noise mask")
-        return f"model {name} ({how}); {self.settings.steps} steps, cfg {self.settings.cfg}, " \
-               f"{self.settings.sampler}/{self.settings.scheduler}"
+        name = config_name(self.model)
+        parts = [f"model {name} ({self.mode.describe()})", f"family {self.family.label}"]
+        if self.guidance is not None:
+            parts.append(f"guidance {self.guidance:g}")
+        elif self.settings.guidance > 0:
+            parts.append("guidance ignored (this family has no guidance input)")
+        if self.family.edit == "optional" and not self.mode.reference:
+            parts.append("for an instruction-edit checkpoint of this family (Flux Kontext, Qwen-Image-Edit) set "
+                         "edit_mode to 'instruction edit'")
+        s = self.settings
+        return "; ".join(parts) + f"; {s.steps} steps, cfg {s.cfg}, {s.sampler}/{s.scheduler}"
 
-    def _cond(self, text: str) -> list:
-        if text not in self._conds:
-            self._conds[text] = encode_text(self.clip, text)
-        return self._conds[text]
+    def _cond(self, text: str, images: list | None = None) -> list:
+        # image-dependent conditioning (a vision encoder reading the crop) is never reused
+        cond = encode_text(self.clip, text, images) if images else cached_text(self.clip, text)
+        if self.guidance is not None:
+            cond = with_values(cond, {"guidance": self.guidance})
+        return cond
 
     def _inpaint_conditioning(self, pixels: torch.Tensor, mask: torch.Tensor, positive: list,
                               negative: list) -> tuple[list, list]:
@@ -148,10 +243,18 @@ class ComfyEngine:
             return request.image.astype(np.float32, copy=True)
         pixels = torch.from_numpy(np.ascontiguousarray(request.image, dtype=np.float32))[None]
         mask = torch.from_numpy(np.ascontiguousarray(request.mask, dtype=np.float32))[None, None]
-        positive, negative = self._cond(request.prompt), self._cond(request.negative)
-        if self.inpaint_model:
-            positive, negative = self._inpaint_conditioning(pixels, mask, positive, negative)
         latent = self.vae.encode(pixels)
+        if self.mode.reference:
+            images = [pixels] if self.family.vision_prompt else None
+            positive = self._cond(request.instruction or request.prompt, images)
+            negative = self._cond(request.negative, images)
+            # the crop itself is the reference, as ComfyUI's ReferenceLatent node attaches it
+            ref = {"reference_latents": [latent]}
+            positive, negative = with_values(positive, ref), with_values(negative, ref)
+        else:
+            positive, negative = self._cond(request.prompt), self._cond(request.negative)
+        if self.mode.inpaint:
+            positive, negative = self._inpaint_conditioning(pixels, mask, positive, negative)
         noise = comfy.sample.prepare_noise(latent, int(request.seed))
         callback = self.preview.callback if self.preview is not None else None
         samples = comfy.sample.sample(self.model, noise, s.steps, s.cfg, s.sampler, s.scheduler, positive, negative,

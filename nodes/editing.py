@@ -137,20 +137,23 @@ class CIELRInpaintActions:
     FUNCTION = "edit"
     DESCRIPTION = ("Runs the plan with your checkpoint: per action, in order, the target region is cropped with some "
                    "context, inpainted at the working size and stitched back. Pixels outside the output mask are "
-                   "exactly the input's. Inpainting checkpoints get inpaint conditioning automatically.")
+                   "exactly the input's. The conditioning follows the loaded model's family: inpaint conditioning for "
+                   "inpainting models, distilled guidance for Flux, the crop as reference for edit models.")
 
     @classmethod
     def INPUT_TYPES(cls):
         import comfy.samplers
 
         from cielr_core.editing import BACKGROUND_PROMPT, OP_DENOISE
+        from cielr_core.editing.families import EDIT_MODES
 
         return {"required": {
             "image": ("IMAGE", {"tooltip": "The photo the scene was built from (one image)."}),
             "scene": ("CIELR_SCENE", {"tooltip": "The scene from Build Scene or Refine Scene."}),
             "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
-            "model": ("MODEL", {"tooltip": "The diffusion model (any SD-family checkpoint; inpainting checkpoints "
-                                           "work best)."}),
+            "model": ("MODEL", {"tooltip": "The diffusion model: SD1.5, SDXL, SD3, Flux.1 (dev, Fill, Kontext), "
+                                           "Flux.2, Qwen-Image(-Edit), Z-Image, Chroma, HiDream... Inpainting "
+                                           "models (SD/SDXL inpainting, Flux Fill) and edit models work best."}),
             "clip": ("CLIP", {"tooltip": "The text encoder of the same checkpoint."}),
             "vae": ("VAE", {"tooltip": "The VAE of the same checkpoint."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
@@ -165,10 +168,11 @@ class CIELRInpaintActions:
             "context": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 1,
                                 "tooltip": "Pixels of surroundings around each grown mask that the model sees. "
                                            "More context blends better; the crop is what gets scaled."}),
-            "working_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8,
+            "working_size": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 8,
                                      "tooltip": "Each crop is scaled to about working_size x working_size pixels "
-                                                "(keeping its shape, sides multiples of 8) for sampling: 512 for "
-                                                "SD1.5-class models, 1024 for SDXL-class."}),
+                                                "(keeping its shape, sides multiples of what the VAE and the model's "
+                                                "patches need) for sampling. 0 = auto: 512 for SD1.5-class models, "
+                                                "1024 for SDXL, SD3, Flux, Qwen-Image and Z-Image."}),
             "negative": ("STRING", {"default": "", "multiline": True,
                                     "tooltip": "Negative prompt for every action (remove actions add the removed "
                                                "objects' labels to it)."}),
@@ -179,26 +183,45 @@ class CIELRInpaintActions:
                                           "tooltip": "Denoise for recolor actions: lower keeps the object's shape. "
                                                      "Remove, replace and add use 1.0; an action's own strength "
                                                      "overrides both."}),
-        }, "optional": _verify_inputs()}
+        }, "optional": {
+            **_verify_inputs(),
+            "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                                   "tooltip": "Distilled guidance, for models that read it (Flux.1 dev/Kontext, "
+                                              "Flux Fill, Flux.2), as the FluxGuidance node sets it. 0 = auto: the "
+                                              "family's default (Flux.1 3.5, Fill 30, Flux.2 4). Other families "
+                                              "ignore it; use cfg 1 with these models."}),
+            "edit_mode": (list(EDIT_MODES), {"default": "auto",
+                                             "tooltip": "auto: inpaint (with inpaint conditioning for inpainting "
+                                                        "models), or instruction edit where every model of the "
+                                                        "family edits from a reference (Flux.2). 'instruction "
+                                                        "edit': the crop goes in as a reference latent and each "
+                                                        "action is phrased as a command (\"remove the speaker, show "
+                                                        "the wall behind it\"): use it with Flux Kontext and "
+                                                        "Qwen-Image-Edit, whose weights look like Flux.1 dev and "
+                                                        "Qwen-Image. 'inpaint': never a reference."}),
+        }}
 
     def edit(self, image, scene, plan, model, clip, vae, seed: int, steps: int, cfg: float, sampler_name: str,
              scheduler: str, grow: int, feather: int, context: int, working_size: int, negative: str,
              background_prompt: str, recolor_denoise: float,
-             detector=None, segmenter=None, llm=None, candidates: int = 1, retries: int = 0):
+             detector=None, segmenter=None, llm=None, candidates: int = 1, retries: int = 0,
+             guidance: float = 0.0, edit_mode: str = "auto"):
         from cielr_core.editing import EditSettings, execute_plan, prepare
 
         from .comfy_engine import ComfyEngine, SamplerSettings, StepPreview
 
         rgb = single_image(image, "CIELR Inpaint Actions")
-        settings = EditSettings(seed=seed, grow=grow, feather=feather, context=context, working_size=working_size,
+        # everything about the plan and the models is checked before the first sample
+        engine = ComfyEngine(model, clip, vae, SamplerSettings(steps, cfg, sampler_name, scheduler, guidance,
+                                                               edit_mode))
+        settings = EditSettings(seed=seed, grow=grow, feather=feather, context=context,
+                                working_size=working_size or engine.family.working_size,
                                 background_prompt=background_prompt, negative=negative,
                                 recolor_denoise=recolor_denoise, candidates=candidates, retries=retries)
-        # everything about the plan and the models is checked before the first sample
         active = sum(not item.empty for item in prepare(rgb, scene, plan, settings))
         verifier = verifier_for(detector, segmenter, llm) if detector is not None or llm is not None else None
         samples = candidates if detector is not None else 1  # retries, when they happen, run past the bar
-        engine = ComfyEngine(model, clip, vae, SamplerSettings(steps, cfg, sampler_name, scheduler),
-                             StepPreview(model, active * steps * samples))
+        engine.preview = StepPreview(model, active * steps * samples)
         result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only(), verifier=verifier)
         previews = torch.cat([_image_tensor(p) for p in result.previews])
         ui = {"images": [ui_images(_preview_uint8(p), "cielr_action")["images"][0] for p in result.previews]}

@@ -279,3 +279,52 @@ WORKFLOWS["cielr_bring_your_own_masks"] = {
                ("Your sampler (core ComfyUI nodes)", [1620, 20, 1200, 1180], ORANGE)],
     "models": ["v1-5-pruned-emaonly-fp16.safetensors"],
 }
+
+
+# --- Flux.1 Fill: a modern family through its separate loaders ---------------------------------
+MODELS.update({
+    "flux1-fill-dev.safetensors": (
+        "https://huggingface.co/black-forest-labs/FLUX.1-Fill-dev/resolve/main/flux1-fill-dev.safetensors",
+        "diffusion_models"),
+    "t5xxl_fp8_e4m3fn.safetensors": (
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn.safetensors",
+        "text_encoders"),
+    "clip_l.safetensors": (
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors", "text_encoders"),
+    "ae.safetensors": (
+        "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors",
+        "vae"),
+})
+
+
+def _flux_fill_graph() -> dict:
+    """cielr_edit with Flux.1 Fill: UNETLoader + DualCLIPLoader + VAELoader instead of one checkpoint."""
+    graph = _edit_graph(REMOTE_LLM, "unused", (
+        "CIELR edit with Flux.1 Fill (an inpainting model: detected from its weights and given inpaint "
+        "conditioning). Flux settings: cfg 1, guidance 30 (0 = the family's default), working size 0 = 1024. "
+        "Files: models/diffusion_models/flux1-fill-dev.safetensors, models/text_encoders/t5xxl_fp8_e4m3fn."
+        "safetensors and clip_l.safetensors, models/vae/ae.safetensors. For Flux Kontext load its file here and "
+        "set edit_mode to 'instruction edit'. LLM and perception models: see cielr_edit."))
+    nodes = [n for n in graph["nodes"] if n[0] != "ckpt"]
+    nodes += [
+        ("unet", "UNETLoader", [40, 1300], {"unet_name": "flux1-fill-dev.safetensors", "weight_dtype": "default"},
+         None, [340, 90]),
+        ("clip", "DualCLIPLoader", [40, 1410], {"clip_name1": "t5xxl_fp8_e4m3fn.safetensors",
+                                                "clip_name2": "clip_l.safetensors", "type": "flux"}, None, [340, 130]),
+        ("vae", "VAELoader", [40, 1560], {"vae_name": "ae.safetensors"}, None, [340, 60]),
+    ]
+    inpaint = next(i for i, n in enumerate(nodes) if n[0] == "inpaint")
+    key, kind, pos, _, title, size = nodes[inpaint]
+    nodes[inpaint] = (key, kind, pos, {**SAMPLER, "cfg": 1.0, "working_size": 0, "guidance": 30.0,
+                                       "edit_mode": "auto"}, title, size)
+    links = [link for link in graph["links"] if link[0] != "ckpt"]
+    links += [("unet", 0, "inpaint", "model"), ("clip", 0, "inpaint", "clip"), ("vae", 0, "inpaint", "vae")]
+    groups = [(t, [r[0], r[1], r[2], 1640] if t == "Input and models" else r, c) for t, r, c in graph["groups"]]
+    return {"nodes": nodes, "links": links, "groups": groups}
+
+
+WORKFLOWS["cielr_edit_flux_fill"] = {
+    **_flux_fill_graph(),
+    "models": PERCEPTION_MODELS + ["flux1-fill-dev.safetensors", "t5xxl_fp8_e4m3fn.safetensors",
+                                   "clip_l.safetensors", "ae.safetensors"],
+}

@@ -133,18 +133,24 @@ def test_object_info_lists_the_editing_nodes(editing_server, sd15_models):
         assert node in info, f"{node} missing from /object_info"
         assert info[node]["category"] == "CIELR"
         assert list(info[node]["output"]) == outputs
-        for name, spec in info[node]["input"]["required"].items():
+        for name, spec in {**info[node]["input"]["required"], **info[node]["input"].get("optional", {})}.items():
             assert spec[1].get("tooltip"), f"{node}.{name} has no tooltip"
     inputs = list(info["CIELRInpaintActions"]["input"]["required"])
-    assert inputs[:14] == ["image", "scene", "plan", "model", "clip", "vae", "seed", "steps", "cfg", "sampler_name",
-                           "scheduler", "grow", "feather", "context"]  # DESIGN §3 order
+    assert inputs == ["image", "scene", "plan", "model", "clip", "vae", "seed", "steps", "cfg", "sampler_name",
+                      "scheduler", "grow", "feather", "context", "working_size", "negative", "background_prompt",
+                      "recolor_denoise"]  # released order: saved workflows depend on it
+    optional = info["CIELRInpaintActions"]["input"]["optional"]
+    # added later, optional, after the released inputs: verification first, then the family settings
+    assert list(optional) == ["detector", "segmenter", "llm", "candidates", "retries", "guidance", "edit_mode"]
+    assert optional["guidance"][1]["default"] == 0.0 and optional["edit_mode"][1]["default"] == "auto"
+    assert optional["edit_mode"][0] == ["auto", "inpaint", "instruction edit"]
     assert sd15_models.checkpoint.name in info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
 
 
 def test_two_actions_with_sd15(editing_server, sd15_models):
     entry, report = _run_edit(editing_server, sd15_models.checkpoint.name)
     _check_exact(editing_server, entry)
-    assert "model SD15 (latent noise mask)" in report
+    assert "model SD15 (latent noise mask); family SD1.5" in report
     assert "action 1 (replace): 'a floor lamp', seed 5" in report and "action 2 (remove): 'a wall', seed 6" in report
 
 

@@ -23,11 +23,14 @@ class InpaintRequest:
     negative: str
     seed: int
     denoise: float  # 0..1; 1 = ignore what is under the mask
+    instruction: str = ""  # the action as a command, for instruction-edit models ("" = use the prompt)
 
 
 @runtime_checkable
 class InpaintEngine(Protocol):
-    multiple: int  # width and height of requests are multiples of this (the VAE's downscale)
+    multiple: int  # width and height of requests are multiples of this (the VAE's downscale x patch size)
+    # engines that drive instruction-edit models set ``instructions = True``: they read
+    # ``InpaintRequest.instruction`` instead of the prompt, and reports show it
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
         """The repainted crop: H x W x 3 float32 in [0, 1], the request's size."""

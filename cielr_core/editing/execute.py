@@ -30,6 +30,7 @@ from .candidates import (
     grown_settings,
 )
 from .engine import InpaintEngine, InpaintRequest
+from .instructions import instruction
 
 BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"
 OP_DENOISE = {"remove": 1.0, "replace": 1.0, "add": 1.0, "recolor": 0.6}
@@ -76,6 +77,7 @@ class PreparedAction:
     negative: str
     seed: int
     denoise: float
+    instruction: str = ""  # the action as a command, for instruction-edit models
 
     @property
     def empty(self) -> bool:
@@ -199,8 +201,10 @@ def prepare(image: np.ndarray, scene: Scene, plan: Plan, settings: EditSettings)
     prepared = []
     for n, action in enumerate(plan.actions, 1):
         prompt, negative = _prompts(action, scene, settings)
+        background = "" if settings.background_prompt == BACKGROUND_PROMPT else settings.background_prompt
         prepared.append(PreparedAction(n, action, regions.action_mask(action, scene), prompt, negative,
-                                       action_seed(settings.seed, n), _denoise(action, settings)))
+                                       action_seed(settings.seed, n), _denoise(action, settings),
+                                       instruction(action, scene, background)))
     return prepared
 
 
@@ -244,7 +248,8 @@ def sample_window(running: np.ndarray, item: PreparedAction, engine: InpaintEngi
     work_w, work_h = stitch.working_size(window.width, window.height, settings.working_size, multiple)
     request = InpaintRequest(image=stitch.resize(stitch.to_float(crop), work_w, work_h),
                              mask=stitch.resize_mask(grown, work_w, work_h), prompt=variant.prompt,
-                             negative=item.negative, seed=seed, denoise=variant.denoise)
+                             negative=item.negative, seed=seed, denoise=variant.denoise,
+                             instruction=item.instruction)
     generated = np.asarray(engine.inpaint(request), dtype=np.float32)
     if generated.shape != (work_h, work_w, 3):
         raise RuntimeError(f"the inpainting engine returned shape {generated.shape}, expected {(work_h, work_w, 3)}")
@@ -275,6 +280,8 @@ def run_action(running: np.ndarray, item: PreparedAction, engine: InpaintEngine,
     full[window.slices] = kept.grown
     chosen = report.kept
     report.seed, report.prompt, report.denoise = chosen.seed, chosen.prompt, chosen.denoise
+    if getattr(engine, "instructions", False):  # an edit model was given the action as a command
+        report.prompt = item.instruction
     report.window, report.working = window, kept.working
     report.seconds = time.perf_counter() - start
     return running, full, report
