@@ -17,18 +17,23 @@ if _HERE not in sys.path:
     sys.path.append(_HERE)
 
 WEB_DIRECTORY = None
+NODE_CLASS_MAPPINGS: dict = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
-try:
-    from cielr_core.dependencies import check_requirements
+# ComfyUI loads this file as a package. Loaded as a plain module (pytest collecting a checkout whose
+# folder name is no Python identifier, such as comfyui-cielr) there is no pack to register.
+if __package__:
+    try:
+        from cielr_core.dependencies import check_requirements
 
-    check_requirements(os.path.join(_HERE, "requirements.txt"))
-    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-    from .nodes.model_folders import register_model_folders
+        check_requirements(os.path.join(_HERE, "requirements.txt"))
+        from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+        from .nodes.model_folders import register_model_folders
 
-    register_model_folders()
-except Exception:
-    logging.getLogger("cielr").error("CIELR nodes could not be loaded; the reason follows as "
-                                     "'Cannot import ... module for custom nodes'")
-    raise
+        register_model_folders()
+    except Exception:
+        logging.getLogger("cielr").error("CIELR nodes could not be loaded; the reason follows as "
+                                         "'Cannot import ... module for custom nodes'")
+        raise
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -100,14 +100,21 @@ def test_json_schema_rejected_falls_back_to_json_mode_with_schema(scripted_serve
     first, second = scripted_server.requests
     assert first.body["response_format"]["type"] == "json_schema"
     assert second.body["response_format"] == {"type": "json_object", "schema": strict_schema(Labels)}
-    system, user = second.body["messages"]
-    assert system == PROMPT[0].model_dump(), "the rules stay a prefix the server can reuse"
-    assert '"maxItems":5' in user["content"], "the schema goes into the prompt, last"
-    assert user["content"].startswith(PROMPT[1].content)
+    assert second.body["messages"] == [m.model_dump() for m in PROMPT], "the server enforces it: no copy"
     # The backend remembers: the next call goes straight to the format that worked.
     assert llm.complete(PROMPT, Labels).labels == ["lamp"]
     assert len(scripted_server.requests) == 3
     assert scripted_server.requests[2].body["response_format"]["type"] == "json_object"
+
+
+def test_schema_goes_into_a_repair_round_last_when_the_server_may_ignore_it(scripted_server):
+    scripted_server.error(400, "response_format type 'json_schema' is not supported")
+    scripted_server.answer({"labels": "cup"})  # a server that took the schema field but ignored it
+    scripted_server.answer({"labels": ["cup"]})
+    assert scripted(scripted_server).complete(PROMPT, Labels).labels == ["cup"]
+    repair = scripted_server.requests[2].body["messages"]
+    assert repair[:2] == [m.model_dump() for m in PROMPT], "the rules stay a prefix the server can reuse"
+    assert repair[-1]["role"] == "user" and '"maxItems":5' in repair[-1]["content"], "the schema, last"
 
 
 def test_server_error_naming_response_format_is_a_rejection_not_retried(scripted_server):

@@ -5,8 +5,9 @@ Uses ``requests``: ComfyUI installs it, the pack's other HTTP code and tests use
 
 Structured output is asked for as a JSON-schema ``response_format`` (OpenAI, vLLM, Ollama, LM
 Studio); a server that rejects it gets JSON mode with the schema attached (llama.cpp's form, which
-llama-cpp-python's server needs to constrain decoding), then plain JSON mode, then plain text, the
-schema always in the prompt once it is not the standard field. The backend remembers what worked.
+llama-cpp-python's server needs to constrain decoding; the schema goes into the prompt of a repair
+round only), then plain JSON mode, then plain text, the schema in the prompt (last, after the task,
+so the requests keep their shared prefix) once the server does not enforce it. The backend remembers what worked.
 The API key is read from the environment variable *named* by ``api_key_env`` at each call: it is
 never stored on the object, never logged, and never part of an error message.
 """
@@ -141,11 +142,17 @@ class RemoteLLM:
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": schema.__name__, "schema": strict_schema(schema), "strict": True}}
             return body
-        # From here on the server may not enforce the schema, so the model has to read it.
-        body["messages"] = _with_schema_hint(messages, schema)
         if self.format == "json_object_schema":
+            # llama.cpp's form: the server decodes under the schema, so a copy in the prompt would only
+            # cost each request a few hundred tokens. A repair round states it, for a server that takes
+            # the field but ignores it.
             body["response_format"] = {"type": "json_object", "schema": strict_schema(schema)}
-        elif self.format == "json_object":
+            if any(m["role"] == "assistant" for m in messages):
+                body["messages"] = _with_schema_hint(messages, schema)
+            return body
+        # From here on the server does not enforce the schema, so the model has to read it.
+        body["messages"] = _with_schema_hint(messages, schema)
+        if self.format == "json_object":
             body["response_format"] = {"type": "json_object"}
         return body
 
