@@ -21,3 +21,18 @@ def box_scene(width: int, height: int, spec: dict[int, tuple[str, tuple]], score
                for i, (label, box) in spec.items()]
     scene = Scene(width, height, objects)
     return build_scene(scene) if built else scene
+
+
+def speaker_scene() -> tuple[np.ndarray, np.ndarray, tuple, Scene]:
+    """Benchmark photo 0 with its ground-truth mask (the speaker): (photo, mask, mask box, a scene whose
+    only object, #1, is the speaker)."""
+    from PIL import Image
+
+    from tests.conftest import CIEBENCH, load_photo
+
+    image = load_photo(0)
+    h, w = image.shape[:2]
+    mask = np.asarray(Image.open(CIEBENCH / "0" / "0_mask.png").convert("L")) > 127
+    ys, xs = np.nonzero(mask)
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    return image, mask, box, Scene(w, h, [make_object(1, "speaker", 0.9, box, mask)])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from cielr_core.editing.regions import grow, placement_mask
 from cielr_core.plan import Action
@@ -13,21 +12,15 @@ from cielr_core.scene import make_object
 from cielr_core.scene.model import Scene
 from cielr_core.verify import VerifySettings, prompt_noun, verify_action
 from cielr_core.verify.colours import colour_in
-from tests.conftest import CIEBENCH, load_photo
 from tests.fixtures.scripted_detector import ScriptedDetector
+from tests.scenes import speaker_scene
 
 RED = np.array([220, 30, 30], np.float64)
 
 
 @pytest.fixture(scope="module")
 def photo():
-    """(photo, speaker mask, speaker box, scene with the speaker as #1 and the floor below it as #2)."""
-    image = load_photo(0)
-    h, w = image.shape[:2]
-    mask = np.asarray(Image.open(CIEBENCH / "0" / "0_mask.png").convert("L")) > 127
-    ys, xs = np.nonzero(mask)
-    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-    return image, mask, box, Scene(w, h, [make_object(1, "speaker", 0.9, box, mask)])
+    return speaker_scene()
 
 
 def background_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from cielr_core.editing import EditSettings, InpaintRequest, execute_plan, grown_mask
 from cielr_core.errors import InputError
 from cielr_core.plan import Plan
 from cielr_core.progress import Progress
-from cielr_core.scene import make_object
-from cielr_core.scene.model import Scene
 from cielr_core.verify import Verifier
-from tests.conftest import CIEBENCH, load_photo
 from tests.fixtures.scripted_detector import ScriptedDetector
+from tests.scenes import speaker_scene
 
 RED, BLUE, GREEN = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)
 SMALL = {"working_size": 64, "grow": 8, "feather": 4, "context": 16}
@@ -41,12 +38,7 @@ class Painter:
 
 @pytest.fixture(scope="module")
 def photo():
-    image = load_photo(0)
-    h, w = image.shape[:2]
-    mask = np.asarray(Image.open(CIEBENCH / "0" / "0_mask.png").convert("L")) > 127
-    ys, xs = np.nonzero(mask)
-    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-    return image, mask, box, Scene(w, h, [make_object(1, "speaker", 0.9, box, mask)])
+    return speaker_scene()
 
 
 def seen_when(colour, mask, box):
