@@ -47,14 +47,14 @@ def unmet(requirements: list[Requirement]) -> list[str]:
     try:  # packaging comes with pip, torch and transformers; without it only presence is checked
         from packaging.markers import Marker
         from packaging.specifiers import SpecifierSet
-        from packaging.version import Version
+        from packaging.version import InvalidVersion, Version
     except ImportError:
         Marker = SpecifierSet = Version = None
+        InvalidVersion = ValueError
     problems = []
     for req in requirements:
-        if req.marker:
-            if Marker is None or not Marker(req.marker).evaluate():
-                continue
+        if req.marker and (Marker is None or not Marker(req.marker).evaluate()):
+            continue
         try:
             installed = metadata.version(req.name)
         except metadata.PackageNotFoundError:
@@ -63,7 +63,7 @@ def unmet(requirements: list[Requirement]) -> list[str]:
         if req.specifier and SpecifierSet is not None:
             try:
                 ok = SpecifierSet(req.specifier).contains(Version(installed), prereleases=True)
-            except Exception:  # a local build with an unparsable version: trust it
+            except InvalidVersion:  # a local build with an unparsable version: trust it
                 ok = True
             if not ok:
                 problems.append(f"{req.name}{req.specifier} ({installed} installed)")

@@ -50,9 +50,9 @@ LEFT_OUT = {"storyicon/comfyui_segment_anything": "bundles groundingdino-py itse
             "trimesh[easy]": "installed as plain trimesh (the extras build native code)"}
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+def run(cmd: list[str], check: bool = False, **kw) -> subprocess.CompletedProcess:
     print("$", " ".join(cmd[:6]), "..." if len(cmd) > 6 else "", flush=True)
-    return subprocess.run(cmd, text=True, **kw)
+    return subprocess.run(cmd, text=True, check=check, **kw)
 
 
 def pip(venv: Path, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import DATA, REPO  # noqa: E402  (one home for the data path)
+from benchmarks.common import DATA, REPO  # one home for the data path
 PANEL_HEIGHT = 300
 
 
