@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 
 # A path outside the repository, unless an environment variable chose it.
-OUTSIDE = re.compile(r"""\.\./shared|["']shared["']|REPO\.parent|parents\[(?:[2-9])\]""")
+OUTSIDE = re.compile(r"""\.\./shared|\.parents?(?:\[\d\])? ?/ ?["']shared["']|REPO\.parent|parents\[[2-9]\]""")
 
 
 def test_tests_benchmarks_and_scripts_read_nothing_outside_the_repository():

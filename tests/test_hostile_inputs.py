@@ -228,7 +228,7 @@ def test_build_scene_node_on_tiny_images(c, size):
         with pytest.raises(InputError, match="5 channels"):
             node.build(image, one_object_scene(w, h))
     else:
-        scene, text, preview = node.build(image, one_object_scene(w, h))
+        scene, text, preview, _ = node.build(image, one_object_scene(w, h))
         assert tuple(preview.shape) == (1, h, w, 3) and scene.objects[0].area == 1.0
         assert json.loads(text)["width"] == w
     assert torch.equal(image, before)
@@ -241,7 +241,7 @@ def test_depth_map_with_odd_channels_and_sizes(c, size):
     whatever the channel count; a map of another size is resized to the image."""
     image, depth = comfy_image(6, 8, 3), comfy_image(*size, c, seed=1)
     before = depth.clone()
-    scene, _, _ = CIELRBuildScene().build(image, one_object_scene(8, 6, (2, 2, 6, 5)), depth)
+    scene, *_ = CIELRBuildScene().build(image, one_object_scene(8, 6, (2, 2, 6, 5)), depth)
     assert scene.objects[0].depth is not None and 0.0 <= scene.objects[0].depth <= 1.0
     if size == (1, 1):
         assert scene.objects[0].depth == pytest.approx(float(depth[0, 0, 0, 0]), abs=1e-6)

@@ -75,6 +75,7 @@ def test_cancel_during_the_second_candidate(editing_server, sd15_models):  # noq
     ends as interrupted, before the third candidate."""
     import asyncio
     import uuid
+    from concurrent.futures import ThreadPoolExecutor
 
     import aiohttp
 
@@ -101,7 +102,9 @@ def test_cancel_during_the_second_candidate(editing_server, sd15_models):  # noq
                     return event, seen
         raise AssertionError("the websocket closed before the job ended")
 
-    event, seen = asyncio.run(asyncio.wait_for(run(), timeout=600))
+    # a thread of its own: the browser tests' Playwright keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        event, seen = pool.submit(asyncio.run, asyncio.wait_for(run(), timeout=600)).result()
     assert event["type"] == "execution_interrupted", event
     assert event["data"]["node_type"] == "CIELRInpaintActions"
     assert steps < seen < 2 * steps + 2  # stopped inside candidate 2, never reached candidate 3's end
