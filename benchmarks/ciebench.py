@@ -31,9 +31,9 @@ MODELS = CACHE / "bench-models"
 
 def build_models(root: Path) -> Path:
     """A ComfyUI-style models folder with the tiny test models (built once)."""
-    from tests.fixtures.gdino_models import build_tiny_gdino
-    from tests.fixtures.sam_models import build_tiny_sam
-    from tests.fixtures.sd_models import build_tiny_inpaint_pipeline
+    from devkit.gdino_models import build_tiny_gdino
+    from devkit.sam_models import build_tiny_sam
+    from devkit.sd_models import build_tiny_inpaint_pipeline
 
     if (root / "ready").is_file():
         return root
@@ -62,7 +62,8 @@ def main() -> None:
     ap.add_argument("--skip-oracle", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true")
     args = ap.parse_args()
-    from tests.fixtures.llm_servers import SMOLLM2, start_llama_server, stop_llama_server
+    from devkit import SMOLLM2
+    from devkit.llm_servers import start_llama_server, stop_llama_server
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the LLM server started here stops too
     models = build_models(MODELS)

@@ -6,7 +6,6 @@ Importing it puts the repository on ``sys.path`` (the scripts run as ``python be
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -15,8 +14,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-DATA = Path(os.environ.get("CIELR_DATA", REPO / "tests" / "data")) / "ciebench-dev"
-CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr"))
+from devkit import CACHE  # noqa: E402,F401  (the benchmarks import them from here)
+from devkit import CIEBENCH as DATA  # noqa: E402,F401
+
 MIB = 1 << 20
 
 

@@ -194,7 +194,7 @@ def versus_graph(args, files, base: Path) -> None:
 
     from cielr_core.editing.execute import EditSettings, action_region
     from cielr_core.editing.stitch import working_size
-    from tests.fixtures.comfyui import start_comfyui, stop_comfyui
+    from devkit.comfyui import start_comfyui, stop_comfyui
 
     mask = np.asarray(Image.open(base / "input" / "bench_mask.png").convert("L")) > 127
     window, _, _ = action_region(mask, EditSettings(grow=8, feather=8, context=64, working_size=args.working_size))
@@ -234,7 +234,7 @@ def versus_graph(args, files, base: Path) -> None:
 
 
 def run_timed(server, prompt: dict) -> tuple[dict, float, PeakRSS]:
-    from tests.fixtures.comfyui import describe, execution_error
+    from devkit.comfyui import describe, execution_error
 
     with PeakRSS(server.process.pid) as mem:
         entry = server.run(prompt, timeout=3600)
@@ -269,8 +269,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-    from tests.fixtures.comfyui import start_comfyui, stop_comfyui
-    from tests.fixtures.sd_models import build_sd15_checkpoints
+    from devkit.comfyui import start_comfyui, stop_comfyui
+    from devkit.sd_models import build_sd15_checkpoints
 
     files = build_sd15_checkpoints(TEST_MODELS)
     base = Path(tempfile.mkdtemp(prefix="cielr-bench-edit-"))

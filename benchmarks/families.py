@@ -2,7 +2,7 @@
 
     python benchmarks/families.py [--steps 2] [--working-size 256] [--sample 7] [--only flux1-dev,...]
 
-Uses the tests' random-weight models (tests/fixtures/family_models.py; built on first use) in a
+Uses the tests' random-weight models (devkit/family_models.py; built on first use) in a
 real ComfyUI server: SDXL and SDXL inpainting with their input blocks at full depth and middle and
 output blocks at 1 transformer; Flux.1 dev/Fill/Kontext and Flux.2 at 1 double + 1 single block
 (of 19 + 38, and 8 + 48); Qwen-Image(-Edit) at 1 block of 60; Z-Image at 1 main layer of 30 (plus
@@ -67,10 +67,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-    from tests.conftest import REPO
-    from tests.fixtures.comfyui import describe, execution_error, start_comfyui, stop_comfyui
-    from tests.fixtures.family_models import build_family_models, link_models
-    from tests.test_families_comfyui import CASES
+    from devkit.comfyui import TEST_NODES, describe, execution_error, start_comfyui, stop_comfyui
+    from devkit.family_models import CASES, build_family_models, link_models
 
     cases = [c for c in CASES if not args.only or c.id in args.only.split(",")]
     paths = build_family_models(CACHE / "test-models")
@@ -78,7 +76,7 @@ def main() -> None:
     link_models(paths, base / "models")
     (base / "custom_nodes" / "cielr_bench_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "cielr_bench_nodes" / "__init__.py").write_text(BENCH_NODE)
-    (base / "custom_nodes" / "cielr_test_nodes").symlink_to(REPO / "tests" / "comfy_test_nodes")
+    (base / "custom_nodes" / "cielr_test_nodes").symlink_to(TEST_NODES)
     area = prepare_inputs(base, args.sample, args.size)
     rows = []
     server = start_comfyui(base)

@@ -45,9 +45,10 @@ def bench_labels(n: int) -> list[str]:
 
 def default_models() -> tuple[Path, Path]:
     """Full-size random-weight groundingdino_swint_ogc.pth + bert-base-uncased, built once."""
-    from tests.fixtures.gdino_models import build_full_bert, build_full_release
+    from devkit import CACHE
+    from devkit.gdino_models import build_full_bert, build_full_release
 
-    cache = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr")) / "test-models"
+    cache = CACHE / "test-models"
     return build_full_release(cache, "SwinT-OGC"), build_full_bert(cache)
 
 
@@ -61,13 +62,13 @@ def bench_detector(weights: str | Path | None = None, text_encoder: str | Path |
     """Seconds per ``detect`` call and forward passes for each label count (best of ``repeats``).
 
     ``implementation``: the pack's loader ("transformers"), or "groundingdino-py" for a released
-    checkpoint run by the reference implementation (tests/fixtures/gdino_reference.py)."""
+    checkpoint run by the reference implementation (devkit/gdino_reference.py)."""
     import torch
 
     from cielr_core.perception.detector import load_grounding_dino
 
     if implementation == "groundingdino-py":
-        from tests.fixtures.gdino_reference import load_reference
+        from devkit.gdino_reference import load_reference
 
         def load_grounding_dino(weights: Any, text_encoder: Any, device: str) -> Any:  # noqa: F811
             return load_reference(weights, text_encoder).to(device)
@@ -75,7 +76,7 @@ def bench_detector(weights: str | Path | None = None, text_encoder: str | Path |
     if weights is None:
         weights, text_encoder = default_models()
     if image is None:
-        from tests.conftest import load_photo
+        from devkit import load_photo
 
         image = load_photo(0)
     start = time.perf_counter()

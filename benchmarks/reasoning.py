@@ -43,11 +43,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common import CACHE, DATA, REPO  # (importing it puts the repository on sys.path)
+from common import DATA, REPO  # (importing it puts the repository on sys.path)
+
+from devkit import SMOLLM2
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-SMOLLM2 = Path(os.environ.get("CIELR_SMOLLM2", CACHE / "llm" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
 STAGES = ("propose", "perceive", "refine", "decompose")
 
 
@@ -167,8 +168,8 @@ def start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 def tiny_perception(folder: Path):
     from cielr_core.perception import load_grounding_dino, load_sam
-    from tests.fixtures.gdino_models import build_tiny_gdino
-    from tests.fixtures.sam_models import build_tiny_sam
+    from devkit.gdino_models import build_tiny_gdino
+    from devkit.sam_models import build_tiny_sam
 
     weights, bert = build_tiny_gdino(folder)
     sam = build_tiny_sam(folder / "tiny_sam.pth")

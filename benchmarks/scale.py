@@ -102,17 +102,17 @@ def five_action_plan(ids: list[int]):
 
 def _models(tiny: bool, folder: Path):
     """(detector, segmenter, inpaint pipeline folder); tiny ones are built into ``folder``."""
-    from tests.fixtures.sd_models import build_tiny_inpaint_pipeline
+    from devkit.sd_models import build_tiny_inpaint_pipeline
 
     if tiny:
-        from tests.fixtures.gdino_models import build_tiny_gdino
-        from tests.fixtures.sam_models import build_tiny_sam
+        from devkit.gdino_models import build_tiny_gdino
+        from devkit.sam_models import build_tiny_sam
 
         sam = build_tiny_sam(folder / "sam_tiny.pth")
         gdino, bert = build_tiny_gdino(folder / "gdino")
     else:
-        from tests.fixtures.gdino_models import build_full_bert, build_full_release
-        from tests.fixtures.sam_models import VIT_B_NAME, build_full_sam_vit_b
+        from devkit.gdino_models import build_full_bert, build_full_release
+        from devkit.sam_models import VIT_B_NAME, build_full_sam_vit_b
 
         sam = TEST_MODELS / VIT_B_NAME
         if not sam.is_file():

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from common import CACHE, DATA  # (importing it puts the repository on sys.path)
 
+from devkit import COMFYUI
+
 TEST_MODELS = CACHE / "test-models"
 
 
@@ -52,22 +54,21 @@ def models(tiny: bool, folder: Path, steps: int):
 
     settings = SamplerSettings(steps=steps, cfg=7.5)
     if tiny:
-        from tests.fixtures.gdino_models import build_tiny_gdino
-        from tests.fixtures.sd_models import build_tiny_inpaint_pipeline
+        from devkit.gdino_models import build_tiny_gdino
+        from devkit.sd_models import build_tiny_inpaint_pipeline
 
         gdino, bert = build_tiny_gdino(folder / "gdino")
         engine = DiffusersEngine.from_path(build_tiny_inpaint_pipeline(folder / "sd"), settings=settings)
         return load_grounding_dino(gdino, bert), engine, "tiny random GroundingDINO + tiny SD inpainting UNet"
-    import os
 
     from cielr_core.editing.sd_configs import write_sd15_config
-    from tests.fixtures.gdino_models import build_full_bert, build_full_release
+    from devkit.gdino_models import build_full_bert, build_full_release
 
     gdino, bert = build_full_release(TEST_MODELS, "SwinT-OGC"), build_full_bert(TEST_MODELS)
     checkpoint = TEST_MODELS / "cielr-random-sd15-inpainting-fp16.safetensors"
     if not checkpoint.is_file():
         raise SystemExit(f"{checkpoint} is missing: run the ComfyUI editing tests once to build it")
-    tokenizer = Path(os.environ["CIELR_COMFYUI"]) / "comfy" / "sd1_tokenizer"
+    tokenizer = COMFYUI / "comfy" / "sd1_tokenizer"
     config = write_sd15_config(folder / "sd15-config", tokenizer, in_channels=9)
     engine = DiffusersEngine.from_path(checkpoint, config, settings=settings)
     return (load_grounding_dino(gdino, bert), engine,
@@ -82,7 +83,7 @@ def cost(detector, engine, steps: int, repeat: int, working_size: int) -> dict:
     from cielr_core.scene import make_object
     from cielr_core.scene.model import Scene
     from cielr_core.verify import Verifier
-    from tests.conftest import load_photo
+    from devkit import load_photo
 
     image = load_photo(0)
     h, w = image.shape[:2]

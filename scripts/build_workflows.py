@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from tests.fixtures.browser import CHROMIUM_FLAGS, chromium_path  # noqa: E402
-from tests.fixtures.comfyui import COMFYUI, start_comfyui, stop_comfyui  # noqa: E402
 from workflow_specs import MODELS, PHOTO, WORKFLOWS  # noqa: E402
+
+from devkit import COMFYUI  # noqa: E402
+from devkit.browser import CHROMIUM_FLAGS, chromium_path  # noqa: E402
+from devkit.comfyui import start_comfyui, stop_comfyui  # noqa: E402
 
 # Thumbnails show the graph, not the menus and banners around it.
 HIDE_CHROME_CSS = """

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import DATA, REPO  # one home for the data path
+
 PANEL_HEIGHT = 300
 
 
@@ -49,7 +50,7 @@ def main() -> None:
     from cielr_core.scene import build_scene, make_object
     from cielr_core.scene.model import Scene
     from cielr_core.scene.render import render_preview
-    from tests.fixtures.sd_models import build_tiny_inpaint_pipeline
+    from devkit.sd_models import build_tiny_inpaint_pipeline
 
     meta = json.loads((DATA / "data.json").read_text())[args.sample]
     photo = load_image(DATA / meta["image path"])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from devkit import CACHE, CIEBENCH, DATA, REPO, load_photo  # noqa: F401  (tests import them from here)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -21,20 +22,6 @@ pytest_plugins = [
     "tests.fixtures.sd_models",
     "tests.fixtures.workflows",
 ]
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CIELR_DATA", REPO / "tests" / "data"))
-CIEBENCH = DATA / "ciebench-dev"
-CACHE = Path(os.environ.get("CIELR_CACHE", Path.home() / ".cache" / "cielr"))
-
-
-def load_photo(index: int) -> np.ndarray:
-    """A real benchmark photo as RGB uint8 (some files are JPEG data with a .png name)."""
-    from PIL import Image
-
-    meta = json.loads((CIEBENCH / "data.json").read_text())[str(index)]
-    with Image.open(CIEBENCH / meta["image path"]) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 @pytest.fixture(scope="session")

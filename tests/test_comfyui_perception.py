@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from devkit.comfyui import describe, execution_error
 from tests.conftest import CIEBENCH
-from tests.fixtures.comfyui import describe, execution_error
 
 pytestmark = pytest.mark.slow
 

@@ -28,8 +28,8 @@ from cielr_core.perception.detector import (
     token_spans,
 )
 from cielr_core.progress import Progress
-from tests.fixtures import gdino_models as gm
-from tests.fixtures.gdino_reference import (
+from devkit import gdino_models as gm
+from devkit.gdino_reference import (
     ReferenceDetector,
     assert_same_outputs,
     load_reference,
@@ -490,7 +490,7 @@ def test_same_outputs_on_transformers_4_57(tiny_gdino, tmp_path):
     weights, bert = (str(p) for p in tiny_gdino)
     gm.reference_outputs(weights, bert, image, str(tmp_path / "v5.npz"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TRANSFORMERS4), str(REPO)])}
-    code = ("import sys; from tests.fixtures.gdino_models import reference_outputs; "
+    code = ("import sys; from devkit.gdino_models import reference_outputs; "
             "reference_outputs(*sys.argv[1:])")
     run = subprocess.run([sys.executable, "-c", code, weights, bert, image, str(tmp_path / "v4.npz")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -542,7 +542,7 @@ def test_hf_folder_needs_grounding_dino_config(tiny_gdino, tmp_path):
 @pytest.mark.slow
 def test_full_size_swint_ogc_and_bert_base_load_and_match_groundingdino(full_swint, photo):
     """The release's layout ({"model": ...}, "module." keys) loads strictly and runs as groundingdino-py
-    runs it (tolerances in tests/fixtures/gdino_reference.py)."""
+    runs it (tolerances in devkit/gdino_reference.py)."""
     weights, bert = full_swint
     sd = torch.load(weights, weights_only=True)
     assert list(sd) == ["model"] and all(k.startswith("module.") for k in sd["model"])

@@ -1,7 +1,7 @@
 """Released GroundingDINO checkpoints on transformers give groundingdino-py's outputs.
 
 groundingdino-py (a test requirement only) is the reference: the same file is run by it and by the
-pack's transformers path. Tolerances (``tests/fixtures/gdino_reference.py``): logits within 2e-4
+pack's transformers path. Tolerances (``devkit/gdino_reference.py``): logits within 2e-4
 (they reach about 50; observed differences up to about 7e-5, float32 rounding) and normalised boxes
 within 5e-6 (observed under 1e-6); detections: same labels in the same order, boxes within 0.01 px,
 scores within 5e-5. The full-size SwinT-OGC and SwinB-COGCOOR comparisons are in test_detector.py,
@@ -21,15 +21,15 @@ import torch
 
 from cielr_core.errors import CheckpointError
 from cielr_core.perception.detector import Detector, gdino_image_tensor, load_grounding_dino
-from tests.conftest import REPO, load_photo
-from tests.fixtures import gdino_models as gm
-from tests.fixtures.gdino_reference import (
+from devkit import gdino_models as gm
+from devkit.gdino_reference import (
     assert_same_detections,
     assert_same_outputs,
     groundingdino_image_tensor,
     load_reference,
     raw_outputs,
 )
+from tests.conftest import REPO, load_photo
 
 PHOTOS = (0, 12)
 
@@ -191,7 +191,7 @@ def test_compat_layer_is_narrow(pair):
     from groundingdino.util import get_tokenlizer
     from transformers import BertModel
 
-    from tests.fixtures import gdino_compat
+    from devkit import gdino_compat
 
     ref = pair[1]
     # groundingdino's factories are restored after the build, and no transformers class is patched.
@@ -204,7 +204,7 @@ def test_compat_layer_is_narrow(pair):
 
 
 def test_extended_mask_matches_transformers_4_semantics():
-    from tests.fixtures.gdino_compat import _extended_attention_mask
+    from devkit.gdino_compat import _extended_attention_mask
 
     class Holder:
         dtype = torch.float32

@@ -16,8 +16,8 @@ import pytest
 import requests
 from PIL import Image
 
+from devkit.comfyui import describe, execution_error
 from tests.conftest import CIEBENCH
-from tests.fixtures.comfyui import describe, execution_error
 
 pytestmark = pytest.mark.slow
 

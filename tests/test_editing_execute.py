@@ -252,7 +252,7 @@ def test_single_checkpoint_file_with_a_local_config(sd15_models, tmp_path, photo
 
     from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings
     from cielr_core.editing.sd_configs import write_sd15_config
-    from tests.fixtures.sd_models import COMFYUI
+    from devkit import COMFYUI
 
     config = write_sd15_config(tmp_path / "sd15-inpainting", COMFYUI / "comfy" / "sd1_tokenizer", in_channels=9)
     engine = DiffusersEngine.from_path(sd15_models.inpainting, config=config,

@@ -1,7 +1,7 @@
 """CIELR Inpaint Actions with every checkpoint family users swap in, in a real ComfyUI server.
 
 The diffusion models and VAEs are random-weight models of the real architectures, built from
-ComfyUI's own classes at reduced depth (tests/fixtures/family_models.py) and loaded through
+ComfyUI's own classes at reduced depth (devkit/family_models.py) and loaded through
 ComfyUI's own loaders (CheckpointLoaderSimple, UNETLoader, VAELoader), which detect the family from
 the weights. The text encoders are stand-ins of the real conditioning shapes (a test-only node;
 the real ones are 5-17 GB). A second test-only node records what the diffusion model received on
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
 
 import pytest
 import requests
 
+from devkit.comfyui import TEST_NODES, describe, execution_error, start_comfyui, stop_comfyui
+from devkit.family_models import CASES, MODELS, SHARES_WEIGHTS, Case, build_family_models, link_models
 from tests.conftest import CIEBENCH, REPO
-from tests.fixtures.comfyui import describe, execution_error, start_comfyui, stop_comfyui
-from tests.fixtures.family_models import MODELS, build_family_models, link_models
 from tests.test_editing_comfyui import _check_exact, _gdino, edit_prompt
 
 pytestmark = pytest.mark.slow
@@ -37,58 +36,12 @@ def family_server(tmp_path_factory, perception_models_dir, model_cache):
         (models / item.name).symlink_to(item)
     link_models(paths, models)
     (base / "custom_nodes").mkdir()
-    (base / "custom_nodes" / "cielr_test_nodes").symlink_to(REPO / "tests" / "comfy_test_nodes")
+    (base / "custom_nodes" / "cielr_test_nodes").symlink_to(TEST_NODES)
     (base / "input").mkdir()
     shutil.copy(CIEBENCH / "0" / "0.png", base / "input" / "cielr_edit_photo.png")
     server = start_comfyui(base)
     yield server
     stop_comfyui(server)
-
-
-def _file(name: str) -> str:
-    return MODELS[name].file
-
-
-@dataclass
-class Case:
-    id: str
-    loaders: dict  # node id -> node; "10" gives MODEL (and VAE at 2 for checkpoints), "12" a VAE if present
-    clip: str  # stand-in text encoder family
-    config: str  # the class ComfyUI must detect
-    label: str  # the family name the report must give
-    concat: bool  # the model receives inpaint concat conditioning
-    reference: bool  # the model receives the crop as a reference latent
-    guidance: float | None  # the guidance value the model receives (None: not set by us)
-    edit_mode: str = "auto"
-    guidance_input: float = 0.0
-    cfg: float = 1.0
-    inputs: dict = field(default_factory=dict)
-
-
-def _unet(name: str, vae: str, dtype: str = "default") -> dict:
-    return {"10": {"class_type": "UNETLoader", "inputs": {"unet_name": _file(name), "weight_dtype": dtype}},
-            "12": {"class_type": "VAELoader", "inputs": {"vae_name": _file(vae)}}}
-
-
-def _checkpoint(name: str) -> dict:
-    return {"10": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": _file(name)}}}
-
-
-CASES = [  # the cases sharing weights follow each other, so the loaded model is reused
-    Case("sdxl", _checkpoint("sdxl"), "sdxl", "SDXL", "SDXL", False, False, None, cfg=2.0),
-    Case("sdxl-inpainting", _checkpoint("sdxl-inpainting"), "sdxl", "SDXL", "SDXL", True, False, None, cfg=2.0),
-    Case("qwen-image", _unet("qwen-image", "qwen-image-vae"), "qwen_image", "QwenImage", "Qwen-Image", False, False,
-         None),
-    Case("qwen-image-edit", _unet("qwen-image", "qwen-image-vae"), "qwen_image", "QwenImage", "Qwen-Image", False,
-         True, None, edit_mode="instruction edit"),
-    Case("z-image", _unet("z-image", "flux-vae"), "z_image", "ZImage", "Z-Image", False, False, None),
-    Case("flux2-dev", _unet("flux2-dev", "flux2-vae", "fp8_e4m3fn"), "flux2", "Flux2", "Flux.2", False, True, 4.0),
-    Case("flux1-fill", _unet("flux-fill", "flux-vae"), "flux", "FluxInpaint", "Flux.1 Fill", True, False, 30.0),
-    Case("flux1-kontext", _unet("flux-dev", "flux-vae"), "flux", "Flux", "Flux.1 dev / Kontext", False, True, 2.5,
-         edit_mode="instruction edit", guidance_input=2.5),
-    Case("flux1-dev", _unet("flux-dev", "flux-vae"), "flux", "Flux", "Flux.1 dev / Kontext", False, False, 3.5),
-]
-SHARES_WEIGHTS = {"qwen-image-edit", "flux1-dev"}  # with the case before
 
 
 def family_prompt(server, case: Case, log_file: str) -> dict:
@@ -160,7 +113,7 @@ def test_two_actions_with_each_family(family_server, case, tmp_path):
 def test_flux_model_with_an_sd_vae_is_named(family_server):
     case = CASES[-1]  # Flux.1 dev, still loaded from the last case
     prompt = family_prompt(family_server, case, "")
-    prompt["12"]["inputs"]["vae_name"] = _file("sd-vae")
+    prompt["12"]["inputs"]["vae_name"] = MODELS["sd-vae"].file
     error = execution_error(_run(family_server, prompt))
     assert error is not None and error["node_type"] == "CIELRInpaintActions", error
     message = error["exception_message"]
@@ -169,7 +122,7 @@ def test_flux_model_with_an_sd_vae_is_named(family_server):
 
 def test_a_video_model_is_refused_by_family(family_server):
     prompt = family_prompt(family_server, CASES[2], "")  # Qwen-Image's VAE makes Wan 2.1 latents
-    prompt["10"]["inputs"]["unet_name"] = _file("wan21-t2v")
+    prompt["10"]["inputs"]["unet_name"] = MODELS["wan21-t2v"].file
     error = execution_error(_run(family_server, prompt))
     assert error is not None and error["node_type"] == "CIELRInpaintActions", error
     message = error["exception_message"]

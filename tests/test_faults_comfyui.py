@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 import requests
 
-from tests.fixtures.comfyui import ComfyServer, describe, execution_error, start_comfyui, stop_comfyui
-from tests.fixtures.llm_servers import Reply, first_enum, schema_name, start_llama_server, stop_llama_server
-from tests.fixtures.sam_models import build_tiny_sam
+from devkit.comfyui import ComfyServer, describe, execution_error, start_comfyui, stop_comfyui
+from devkit.llm_servers import start_llama_server, stop_llama_server
+from devkit.sam_models import build_tiny_sam
+from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.workflows import TEST_WIDGETS, TWO_ACTIONS, api_prompt, outputs_by_type, saved_image
 
 pytestmark = pytest.mark.slow

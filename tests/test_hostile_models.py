@@ -27,7 +27,7 @@ import torch
 
 from cielr_core.errors import CheckpointError, CIELRError
 from cielr_core.llm import LLMError
-from tests.fixtures.comfyui import COMFYUI
+from devkit import COMFYUI
 
 REPO = Path(__file__).resolve().parents[1]
 

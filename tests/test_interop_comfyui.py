@@ -1,7 +1,7 @@
 """CIELR between other packs, in the real ComfyUI server (POST /prompt).
 
 Masks are made by core nodes from a real photo (SolidMask + MaskComposite rectangles, a threshold of
-the photo's red channel), SEGS and BBOX lists by the test-only nodes in tests/comfy_test_nodes (the
+the photo's red channel), SEGS and BBOX lists by the test-only nodes in devkit/comfy_nodes (the
 way Impact Pack and Florence-2 packs build them: Impact itself is not installed here), and the plan
 drives core SetLatentNoiseMask + KSampler with the random full-size SD1.5 checkpoint.
 """
@@ -16,8 +16,8 @@ import pytest
 import requests
 from PIL import Image
 
+from devkit.comfyui import describe, execution_error
 from tests.conftest import CIEBENCH
-from tests.fixtures.comfyui import describe, execution_error
 
 pytestmark = pytest.mark.slow
 

@@ -192,7 +192,7 @@ _NODE_SCRIPT = textwrap.dedent(r'''
 def test_comfyui_frees_the_llama_cpp_model_and_the_next_call_loads_it_again(smollm2_gguf, tmp_path):
     """The node under ComfyUI's real memory management (CPU): registered as a loaded model, freed when
     ComfyUI needs the room or unloads everything, and answering as before after it comes back."""
-    from tests.fixtures.comfyui import COMFYUI
+    from devkit import COMFYUI
 
     if not (COMFYUI / "folder_paths.py").is_file():
         pytest.fail(f"ComfyUI is not installed at {COMFYUI}: run the tests through scripts/test.sh")

@@ -16,7 +16,7 @@ from cielr_core import metrics as M
 from cielr_core.errors import InputError
 from cielr_core.llm import RemoteLLM, strict_schema
 from cielr_core.metrics import Metric, SampleResult, Unavailable
-from tests.fixtures.tokens import byte_to_unicode
+from devkit.tokens import byte_to_unicode
 
 RNG = np.random.default_rng(1234)
 

@@ -86,7 +86,7 @@ def test_comfyui_lists_the_pack_as_import_failed_and_names_the_missing_package(t
     # A real ComfyUI whose Python lacks segment-anything (hidden from import and from package
     # metadata by a sitecustomize): start-up carries on, the pack is "(IMPORT FAILED)", and the
     # log names the package and the command that installs it.
-    from tests.fixtures.comfyui import start_comfyui, stop_comfyui
+    from devkit.comfyui import start_comfyui, stop_comfyui
 
     hide = Path(__file__).parent / "fixtures" / "hide_packages"
     pythonpath = os.pathsep.join(p for p in (str(hide), os.environ.get("PYTHONPATH", "")) if p)

@@ -17,8 +17,8 @@ import requests
 
 from cielr_core.plan import Plan, plan_from_json
 from cielr_core.scene import scene_from_json
+from devkit.comfyui import describe, execution_error, start_comfyui, stop_comfyui
 from tests.conftest import CIEBENCH
-from tests.fixtures.comfyui import describe, execution_error, start_comfyui, stop_comfyui
 
 pytestmark = pytest.mark.slow
 

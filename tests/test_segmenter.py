@@ -19,8 +19,8 @@ from cielr_core.perception.segmenter import (
     sam_architecture,
 )
 from cielr_core.progress import Progress
+from devkit.sam_models import TINY_ARCH
 from tests.conftest import load_photo
-from tests.fixtures.sam_models import TINY_ARCH
 
 OFFICIAL = {
     "vit_b": dict(encoder_embed_dim=768, encoder_depth=12, encoder_num_heads=12,

@@ -71,3 +71,23 @@ def test_no_api_key_in_widget_defaults(comfyui):
 def test_the_key_patterns_match_real_key_shapes():
     assert any(p.search("sk-" + "a1" * 20) for p in KEY_PATTERNS)
     assert any(p.search("Authorization: Bearer " + "x" * 32) for p in KEY_PATTERNS)
+
+
+def _imports_of(folder: str, package: str) -> list[str]:
+    """Lines under ``folder`` that import ``package`` (or a module in it), at any indentation."""
+    pattern = re.compile(rf"^\s*(from\s+{package}(\.|\s+import)|import\s+{package}(\.|\s|$))")
+    return [f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+            for path in sorted((REPO / folder).rglob("*.py"))
+            for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+
+
+def test_tests_and_benchmarks_do_not_import_each_other():
+    """What both need (model builders, servers, data paths) lives in devkit/."""
+    crossings = (_imports_of("benchmarks", "tests") + _imports_of("scripts", "tests")
+                 + _imports_of("devkit", "tests") + _imports_of("tests", "benchmarks"))
+    assert not crossings, "\n".join(crossings)
+
+
+def test_the_product_never_imports_the_devkit():
+    assert not _imports_of("cielr_core", "devkit") + _imports_of("nodes", "devkit")
+    assert _imports_of("tests", "devkit")  # the check above does find imports where there are some

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.fixtures.comfyui import describe, execution_error
+from devkit.comfyui import describe, execution_error
 from tests.test_editing_comfyui import _check_exact, _gdino, _saved, edit_prompt, editing_server  # noqa: F401
 
 pytestmark = pytest.mark.slow

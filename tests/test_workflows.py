@@ -12,8 +12,8 @@ import pytest
 import requests
 from PIL import Image
 
+from devkit.comfyui import describe, execution_error
 from tests.conftest import REPO
-from tests.fixtures.comfyui import describe, execution_error
 from tests.fixtures.workflows import (
     TEST_WIDGETS,
     TWO_ACTIONS,

@@ -1,0 +1,188 @@
+"""Diffusion models for the editing tests, built in code (no download, random weights).
+
+- ``build_tiny_inpaint_pipeline(folder)``: a tiny diffusers ``StableDiffusionInpaintPipeline`` (UNet
+  with 9 input channels, a 4-level VAE that downsamples by 8 like SD's, a 2-layer CLIP text encoder
+  with a byte-level tokenizer written deterministically), saved in diffusers layout. Seconds.
+- ``build_sd15_checkpoints(folder)``: full-size SD1.5 checkpoints with random weights, built from
+  ComfyUI's own model classes in a subprocess that imports the ComfyUI install (the test process
+  never imports ``comfy``): a plain SD1.5 (4-channel UNet), an inpainting one (9-channel UNet), both
+  fp16 safetensors in the original single-file layout that CheckpointLoaderSimple reads, and a VAE
+  with 16 latent channels (an SD3/Flux-like VAE) for the MODEL/VAE mismatch test. Cached in the
+  ``model_cache`` folder; about 20 s and 2 GB per checkpoint the first time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from devkit import COMFYUI, SETUP_HINT, SetupError
+from devkit.tokens import byte_to_unicode
+
+SD15_NAME = "cielr-random-sd15-fp16.safetensors"
+SD15_INPAINT_NAME = "cielr-random-sd15-inpainting-fp16.safetensors"
+VAE16_NAME = "cielr-random-vae-16ch.safetensors"
+BUILD_VERSION = "1"  # bump when the builder changes so cached files are rebuilt
+TINY_SEED = 0
+
+
+@dataclass(frozen=True)
+class SD15Files:
+    checkpoint: Path  # SD1.5, 4-channel UNet
+    inpainting: Path  # SD1.5 inpainting, 9-channel UNet
+    vae16: Path  # a VAE whose latents do not fit SD1.5
+
+
+# --- tiny diffusers pipeline -------------------------------------------------------------------
+
+def write_byte_tokenizer(folder: Path) -> int:
+    """A CLIP tokenizer over single bytes (no merges), written in a fixed order: deterministic.
+    Returns the vocabulary size."""
+    chars = list(byte_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    (folder / "special_tokens_map.json").write_text(json.dumps(
+        {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+         "unk_token": "<|endoftext|>"}))
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
+         "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}))
+    return len(vocab)
+
+
+def build_tiny_inpaint_pipeline(folder: str | Path, seed: int = TINY_SEED) -> Path:
+    """Save a tiny random SD inpainting pipeline (diffusers layout) into ``folder``."""
+    import shutil
+
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    tok_dir = folder / "_tokenizer_src"  # the pipeline saves its own copy under tokenizer/
+    vocab_size = write_byte_tokenizer(tok_dir)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=9, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 16, 16), layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=8, sample_size=64)
+    text = CLIPTextModel(CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
+        max_position_embeddings=77, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1))
+    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionInpaintPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
+                                          scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                          requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(tok_dir)
+    return folder
+
+
+# --- full-size SD1.5 from ComfyUI's classes, in a subprocess -------------------------------------
+
+_BUILDER = textwrap.dedent(r'''
+    import sys, torch
+    sys.path.insert(0, sys.argv[1])
+    out_sd15, out_inpaint, out_vae16 = sys.argv[2:5]
+    import comfy.cli_args
+    comfy.cli_args.args.cpu = True  # before model_management is imported: no GPU probing
+    import comfy.ops
+    import comfy.utils
+    from comfy.clip_model import CLIPTextModel
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    import json, os
+
+    torch.manual_seed(0)
+    ops = comfy.ops.disable_weight_init  # ComfyUI's own layers; they skip init, so we do it below
+    INIT = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear, torch.nn.GroupNorm,
+            torch.nn.LayerNorm, torch.nn.Embedding)
+
+    def init(module):
+        with torch.no_grad():
+            for m in module.modules():
+                for cls in INIT:
+                    if isinstance(m, cls):
+                        cls.reset_parameters(m)  # torch's default init, not comfy's no-op
+                        break
+        return module
+
+    def half(sd, prefix):
+        return {prefix + k: v.detach().to(torch.float16).contiguous() for k, v in sd.items()}
+
+    # SD1.5's UNet config, as comfy.model_detection lists it (SD15 / SD15_diffusers_inpaint)
+    SD15 = dict(image_size=32, out_channels=4, use_spatial_transformer=True, legacy=False, adm_in_channels=None,
+                model_channels=320, num_res_blocks=[2, 2, 2, 2], transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+                channel_mult=[1, 2, 4, 4], transformer_depth_middle=1, use_linear_in_transformer=False,
+                context_dim=768, num_heads=8, num_head_channels=-1,
+                transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+                use_temporal_attention=False, use_temporal_resblock=False)
+
+    def vae_sd(z):
+        dd = {"double_z": True, "z_channels": z, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+              "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+        return init(AutoencoderKL(ddconfig=dd, embed_dim=z)).state_dict()
+
+    clip_cfg = json.load(open(os.path.join(sys.argv[1], "comfy", "sd1_clip_config.json")))
+    clip = init(CLIPTextModel(clip_cfg, torch.float32, "cpu", ops)).state_dict()
+    clip.pop("text_projection.weight", None)  # SD1.5 files do not carry it
+    shared = {**half(clip, "cond_stage_model.transformer."), **half(vae_sd(4), "first_stage_model.")}
+
+    for in_channels, path in ((4, out_sd15), (9, out_inpaint)):
+        unet = init(UNetModel(in_channels=in_channels, dtype=torch.float32, device="cpu", operations=ops, **SD15))
+        sd = {**half(unet.state_dict(), "model.diffusion_model."), **shared}
+        del unet
+        comfy.utils.save_torch_file(sd, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        del sd
+    comfy.utils.save_torch_file(half(vae_sd(16), ""), out_vae16 + ".tmp")
+    os.replace(out_vae16 + ".tmp", out_vae16)
+''')
+
+
+@cache
+def build_sd15_checkpoints(folder: str | Path) -> SD15Files:
+    """Build (or reuse) the full-size random SD1.5 files in ``folder``."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "cielr-random-sd15.lock", "w") as lock:  # other test runs may build at the same time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(folder)
+
+
+def _build_locked(folder: Path) -> SD15Files:
+    files = SD15Files(folder / SD15_NAME, folder / SD15_INPAINT_NAME, folder / VAE16_NAME)
+    stamp = folder / "cielr-random-sd15.version"
+    if all(p.is_file() for p in (files.checkpoint, files.inpainting, files.vae16)) and \
+            stamp.is_file() and stamp.read_text() == BUILD_VERSION:
+        return files
+    if not (COMFYUI / "comfy").is_dir():
+        raise SetupError(f"ComfyUI is not installed at {COMFYUI}: {SETUP_HINT}")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", _BUILDER, str(COMFYUI), str(files.checkpoint),
+                           str(files.inpainting), str(files.vae16)],
+                          cwd=COMFYUI, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    if proc.returncode != 0:
+        raise SetupError(f"building the random SD1.5 checkpoints failed:\n{proc.stderr[-4000:]}")
+    stamp.write_text(BUILD_VERSION)
+    return files
