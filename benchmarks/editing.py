@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, DATA, MIB, PeakRSS  # (importing it puts the repository on sys.path)
+from common import CACHE, DATA, MIB, MemoryMonitor  # (importing it puts the repository on sys.path)
 
 TEST_MODELS = CACHE / "test-models"
 SIZE = 1024
@@ -233,10 +233,10 @@ def versus_graph(args, files, base: Path) -> None:
     print(f"pixels the graph changed outside the input mask (grow band and resampling): {outside}")
 
 
-def run_timed(server, prompt: dict) -> tuple[dict, float, PeakRSS]:
+def run_timed(server, prompt: dict) -> tuple[dict, float, MemoryMonitor]:
     from devkit.comfyui import describe, execution_error
 
-    with PeakRSS(server.process.pid) as mem:
+    with MemoryMonitor(server.process.pid) as mem:
         entry = server.run(prompt, timeout=3600)
     error = execution_error(entry)
     if error:

@@ -25,7 +25,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from common import CACHE, MIB, PeakRSS  # (importing it puts the repository on sys.path)
+from common import CACHE, MIB, MemoryMonitor  # (importing it puts the repository on sys.path)
 from editing import BENCH_NODE, prepare_inputs
 
 DEPTH = {"sdxl": "input blocks full, middle + output 1 transformer", "flux1": "1 + 1 of 19 + 38 blocks",
@@ -87,7 +87,7 @@ def main() -> None:
             requests.post(f"{server.url}/free", json={"unload_models": True, "free_memory": True}, timeout=60)
             print(f"{case.id} ...", flush=True)
             log = str(base / f"{case.id}.jsonl")
-            with PeakRSS(server.process.pid) as mem:
+            with MemoryMonitor(server.process.pid) as mem:
                 cold = server.run(job(case, args.steps, args.working_size, 1, log), timeout=3600)
                 warm = server.run(job(case, args.steps, args.working_size, 2, log), timeout=3600)
             for entry in (cold, warm):

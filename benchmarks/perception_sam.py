@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, DATA, MIB, PeakRSS  # (importing it puts the repository on sys.path)
+from common import CACHE, DATA, MIB, MemoryMonitor  # (importing it puts the repository on sys.path)
 
 CACHED_VIT_B = CACHE / "test-models" / "sam_vit_b_01ec64.pth"
 
@@ -58,7 +58,7 @@ def random_boxes(n: int, w: int, h: int, seed: int = 0) -> np.ndarray:
 
 
 def _timed(seg, image: np.ndarray, boxes: np.ndarray) -> tuple[float, int, np.ndarray]:
-    with PeakRSS() as mem:
+    with MemoryMonitor() as mem:
         t = time.perf_counter()
         masks = seg.segment(image, boxes)
         dt = time.perf_counter() - t

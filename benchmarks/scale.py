@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, DATA, MIB, REPO, PeakRSS  # (importing it puts the repository on sys.path)
+from common import CACHE, DATA, MIB, REPO, MemoryMonitor  # (importing it puts the repository on sys.path)
 
 TEST_MODELS = CACHE / "test-models"
 WIDTH, HEIGHT = 8000, 6000
@@ -139,7 +139,7 @@ def run_case(n: int, tiny: bool = False, steps: int = 2, working_size: int = 512
     @contextmanager
     def stage(name: str):
         start = time.perf_counter()
-        with PeakRSS() as rss:
+        with MemoryMonitor() as rss:
             yield
         stages[name] = {"seconds": time.perf_counter() - start, "peak_mb": rss.peak / MIB}
 

@@ -108,7 +108,8 @@ def cost(detector, engine, steps: int, repeat: int, working_size: int) -> dict:
 
 
 def pass_rate(detector, engine, samples: int, candidates: int, working_size: int) -> dict:
-    from cielr_core.bench import BenchModels, BenchOptions, run_bench
+    from cielr_core.bench.options import BenchModels, BenchOptions
+    from cielr_core.bench.runner import run_bench
     from cielr_core.editing import EditSettings
     from cielr_core.pipeline import PipelineSettings
 

@@ -545,7 +545,8 @@ def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    from .bench import BenchModels, BenchOptions, run_bench
+    from .bench.options import BenchModels, BenchOptions
+    from .bench.runner import run_bench
 
     if not settings.metrics_sizes or any(not 11 <= s <= 8192 for s in settings.metrics_sizes):
         raise InputError(f"--sizes must be sizes from 11 to 8192, got {settings.metrics_sizes}")
@@ -573,10 +574,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: Reporter) 
                            sizes=tuple(settings.metrics_sizes), progress=not args.quiet)
 
     def load() -> BenchModels:
-        from .metrics import load_clip, load_lpips
+        from .evaluation import load_clip, load_lpips
 
         _quiet_libraries(args.debug)
-        t0 = time.perf_counter()
         detector = segmenter = None
         if perception_paths is not None:
             detector, segmenter = load_perception(perception_paths, device)
@@ -585,8 +585,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: Reporter) 
                            settings.metrics_lpips_net, device)
         clip = load_clip(settings.metrics_clip or None, device)
         return BenchModels(engine=engine, detector=detector, segmenter=segmenter, llm=llm, settings=psettings,
-                           lpips=lpips, clip=clip, idcs=settings.metrics_idcs,
-                           load_seconds=time.perf_counter() - t0)
+                           lpips=lpips, clip=clip, idcs=settings.metrics_idcs)
 
     report = run_bench(options, load, bench_fingerprint(settings, args.oracle, paths), log=reporter.say)
     s = report.summary["samples"]

@@ -21,7 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cielr_core.bench import BenchModels, BenchOptions, markdown, read_record, record_path, run_bench
+from cielr_core.bench.files import read_record, record_path
+from cielr_core.bench.options import BenchModels, BenchOptions
+from cielr_core.bench.report import markdown
+from cielr_core.bench.runner import run_bench
 from cielr_core.datasets import read_dataset
 from cielr_core.editing import EditSettings
 from cielr_core.pipeline import PipelineSettings
@@ -46,7 +49,7 @@ def engine(tiny_inpaint_pipeline_dir):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def oracle_models(engine) -> BenchModels:
-    from cielr_core.metrics import load_clip, load_lpips
+    from cielr_core.evaluation import load_clip, load_lpips
 
     # as the command line loads them: no weights here, so both report why they are not computed
     return BenchModels(engine=engine, settings=PipelineSettings(edit=EDIT), lpips=load_lpips(), clip=load_clip())
@@ -83,31 +86,31 @@ def deterministic_parts(out: Path) -> dict:
             "metrics.md": md[md.index("## Metrics"):md.index("## Time per stage")]}
 
 
-def as_float(v) -> float:
-    return float(v) if isinstance(v, str) else v
-
-
 # ------------------------------------------------------------------------------- oracle
 
 def test_oracle_full_pass_background_is_bit_exact_on_every_sample(full_oracle):
     report = full_oracle
     assert report.entries == 20 and report.ran == 19 and report.skipped == 0
-    ok = [r for r in report.records if r["status"] == "ok"]
-    assert [r["id"] for r in ok] == READABLE
+    ok = [r for r in report.records if r.status == "ok"]
+    assert [r.id for r in ok] == READABLE
     for r in ok:
-        m = r["metrics"]
-        assert as_float(m["strict_psnr"]["value"]) == math.inf, r["id"]
-        assert m["strict_max_diff"]["value"] == 0, r["id"]
-        assert as_float(m["outside_edit_psnr"]["value"]) == math.inf, r["id"]
-        assert m["iou"]["value"] == 1.0, r["id"]  # grow 0: the edited region is the ground-truth mask
-        assert r["plan"]["actions"][0]["op"] == "replace" and r["plan"]["actions"][0]["prompt"]
-        assert r["edited_pixels"] > 0
+        m = r.metrics
+        assert m["strict_psnr"].value == math.inf, r.id
+        assert m["strict_max_diff"].value == 0, r.id
+        assert m["outside_edit_psnr"].value == math.inf, r.id
+        assert m["iou"].value == 1.0, r.id  # grow 0: the edited region is the ground-truth mask
+        assert r.plan["actions"][0]["op"] == "replace" and r.plan["actions"][0]["prompt"]
+        assert r.edited_pixels > 0
+    # the record on disk says the same, infinities written as "inf"
+    stored = json.loads(record_path(report.out, ok[0].id).read_text())
+    assert stored["metrics"]["strict_psnr"] == {"status": "ok", "value": "inf"}
+    assert stored["status"] == "ok" and stored["stage"] is None and stored["failure"] is None
     # the saved image tells the same story: outside the ground-truth mask, every pixel is the input's
     sample = next(s for s in read_dataset(CIEBENCH).samples if s.id == "0")
     from cielr_core.datasets import load_sample
 
     loaded = load_sample(sample)
-    edited = np.asarray(Image.open(report.out / ok[0]["image"]))
+    edited = np.asarray(Image.open(report.out / ok[0].image))
     assert np.array_equal(edited[~loaded.mask], loaded.image[~loaded.mask])
     assert not np.array_equal(edited[loaded.mask], loaded.image[loaded.mask])  # and the inside was edited
     s = report.summary["metrics"]["strict_psnr"]
@@ -118,8 +121,8 @@ def test_oracle_full_pass_background_is_bit_exact_on_every_sample(full_oracle):
 def test_oracle_failures_are_recorded_and_counted_both_ways(full_oracle):
     out = full_oracle.out
     bad = read_record(record_path(out, "5"), "5")
-    assert bad["status"] == "failed" and bad["stage"] == "dataset"
-    assert "320x240" in bad["failure"] and "796x597" in bad["failure"]
+    assert bad.status == "failed" and bad.stage == "dataset"
+    assert "320x240" in bad.failure and "796x597" in bad.failure
     rows = {r[0]: r for r in read_csv(out / "summary.csv")}
     header = read_csv(out / "summary.csv")[0]
     psnr = dict(zip(header, rows["strict_psnr"]))
@@ -141,7 +144,7 @@ def test_oracle_failures_are_recorded_and_counted_both_ways(full_oracle):
     assert summary["complete"] and summary["samples"] == {"total": 20, "ok": 19, "failed": 1,
                                                            "failed_by_stage": {"dataset": 1}}
     assert summary["memory"]["process_peak_rss_mb"] > 0
-    assert all(r["peak_rss_mb"].get("edit", 0) > 0 for r in full_oracle.records if r["status"] == "ok")
+    assert all(r.peak_rss_mb.get("edit", 0) > 0 for r in full_oracle.records if r.status == "ok")
 
 
 def test_resume_after_limit_gives_the_same_table(tmp_path, oracle_models, full_oracle):
@@ -159,7 +162,7 @@ def test_resume_after_limit_gives_the_same_table(tmp_path, oracle_models, full_o
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, oracle_models):
-    from cielr_core.bench import BenchError
+    from cielr_core.bench.options import BenchError
 
     out = tmp_path / "run"
     run_bench(oracle_options(out, limit=1), oracle_models, FINGERPRINT)
@@ -278,14 +281,14 @@ def malformed_dataset(tmp_path) -> Path:
 
 def test_malformed_entries_are_recorded_failures_with_reasons(malformed_dataset, tmp_path, oracle_models):
     report = run_bench(oracle_options(tmp_path / "out", dataset=malformed_dataset), oracle_models, FINGERPRINT)
-    by_id = {r["id"]: r for r in report.records}
+    by_id = {r.id: r for r in report.records}
     assert list(by_id) == ["good", "missing_image", "missing_mask", "wrong_size", "grey_jpeg_mask",
                            "rgb_jpeg_mask", "empty_mask", "empty_instruction", "truncated_image", "not_an_image",
                            "no_fields"]  # dataset order, nothing dropped
-    ok = {k for k, r in by_id.items() if r["status"] == "ok"}
+    ok = {k for k, r in by_id.items() if r.status == "ok"}
     assert ok == {"good", "grey_jpeg_mask", "rgb_jpeg_mask"}
     for k in ok:
-        assert as_float(by_id[k]["metrics"]["strict_psnr"]["value"]) == math.inf
+        assert by_id[k].metrics["strict_psnr"].value == math.inf
     expected = {
         "missing_image": ("dataset", "image file missing: missing_image/1.png"),
         "missing_mask": ("dataset", "mask file missing: missing_mask/2_mask.png"),
@@ -298,8 +301,8 @@ def test_malformed_entries_are_recorded_failures_with_reasons(malformed_dataset,
     }
     for k, (stage, reason) in expected.items():
         r = by_id[k]
-        assert r["status"] == "failed" and r["stage"] == stage and reason in r["failure"], (k, r)
-        assert read_record(record_path(report.out, k), k)["failure"] == r["failure"]
+        assert r.status == "failed" and r.stage == stage and reason in r.failure, (k, r)
+        assert read_record(record_path(report.out, k), k).failure == r.failure
     s = report.summary
     assert s["samples"] == {"total": 11, "ok": 3, "failed": 8, "failed_by_stage": {"dataset": 6, "load": 2}}
     assert s["metrics"]["strict_psnr"]["all"] == {**s["metrics"]["strict_psnr"]["all"], "ok": 3, "failed": 8}
@@ -322,10 +325,10 @@ def test_smartedit_layout(tmp_path, oracle_models):
     (root / "reason_test.txt").write_text("\n".join(lines) + "\n")
     report = run_bench(oracle_options(tmp_path / "out", dataset=root), oracle_models, FINGERPRINT)
     assert report.summary["layout"] == "smartedit"
-    assert [r["id"] for r in report.records] == ["1", "10", "2"]
+    assert [r.id for r in report.records] == ["1", "10", "2"]
     for r in report.records:
-        assert r["status"] == "ok" and as_float(r["metrics"]["strict_psnr"]["value"]) == math.inf
-    assert report.records[1]["plan"]["actions"][0]["prompt"] == data["10"]["CLIP"][0]
+        assert r.status == "ok" and r.metrics["strict_psnr"].value == math.inf
+    assert report.records[1].plan["actions"][0]["prompt"] == data["10"]["CLIP"][0]
 
 
 # ------------------------------------------------------------------------------- the pipeline
@@ -375,20 +378,20 @@ def test_pipeline_bench_with_a_scripted_llm(tmp_path, scripted_server, engine, t
     report = run_bench(options, models, FINGERPRINT)
     r0, r1, r2 = report.records
     for r in (r0, r2):
-        assert r["status"] == "ok", r
-        assert set(r["seconds"]) >= {"load", "labels", "perceive", "scene", "refine", "decompose", "edit", "metrics",
-                                     "total"}
-        assert r["labels"] == ["lamp", "tv"] and r["refinement"]["stop"] == "sufficient"
-        assert r["plan"]["actions"][0]["prompt"] == "a floor lamp"
-        assert r["llm"]["calls"] == 3 and r["llm"]["repairs"] == 0
-        m = r["metrics"]
-        assert as_float(m["outside_edit_psnr"]["value"]) == math.inf  # outside the edited region: bit-exact
-        assert m["outside_edit_max_diff"]["value"] == 0
-        assert 0.0 <= m["iou"]["value"] <= 1.0 and m["strict_psnr"]["status"] == "ok"
+        assert r.status == "ok", r
+        assert set(r.seconds) >= {"load", "labels", "perceive", "scene", "refine", "decompose", "edit", "metrics",
+                                  "total"}
+        assert r.labels == ["lamp", "tv"] and r.refinement.stop == "sufficient"
+        assert r.plan["actions"][0]["prompt"] == "a floor lamp"
+        assert r.llm["calls"] == 3 and r.llm["repairs"] == 0
+        m = r.metrics
+        assert m["outside_edit_psnr"].value == math.inf  # outside the edited region: bit-exact
+        assert m["outside_edit_max_diff"].value == 0
+        assert 0.0 <= m["iou"].value <= 1.0 and m["strict_psnr"].status == "ok"
     # the sample whose plan the LLM would not write is a recorded failure of the decompose stage
-    assert r1["status"] == "failed" and r1["stage"] == "decompose" and r1["error_type"] == "LLMAnswerError"
-    assert "not a valid PlanAnswer" in r1["failure"] and r1["llm"]["repairs"] == 1
-    assert set(r1["seconds"]) >= {"labels", "perceive", "decompose"}
+    assert r1.status == "failed" and r1.stage == "decompose" and r1.error_type == "LLMAnswerError"
+    assert "not a valid PlanAnswer" in r1.failure and r1.llm["repairs"] == 1
+    assert set(r1.seconds) >= {"labels", "perceive", "decompose"}
     t = report.summary["timings"]
     assert set(t) >= {"labels", "perceive", "scene", "refine", "decompose", "edit", "metrics", "total"}
     assert t["perceive"]["samples"] == 2 and t["perceive"]["peak_rss_mb"] > 0
@@ -449,16 +452,16 @@ def test_pipeline_bench_with_smollm2_on_llama_cpp(tmp_path, llama_server, engine
     report = run_bench(BenchOptions(CIEBENCH, tmp_path / "smollm2", sizes=SIZES, progress=False, limit=1), models,
                        {"llm": "smollm2"})
     (r,) = report.records
-    assert r["id"] == "0" and r["llm"]["calls"] >= 2 and r["seconds"]["labels"] > 0
-    if r["status"] == "ok":
-        assert r["labels"] and r["plan"]["actions"] and len(r["objects"]) <= 4
-        assert as_float(r["metrics"]["outside_edit_psnr"]["value"]) == math.inf
-        assert {"perceive", "refine", "decompose", "edit", "metrics"} <= set(r["seconds"])
+    assert r.id == "0" and r.llm["calls"] >= 2 and r.seconds["labels"] > 0
+    if r.status == "ok":
+        assert r.labels and r.plan["actions"] and len(r.objects) <= 4
+        assert r.metrics["outside_edit_psnr"].value == math.inf
+        assert {"perceive", "refine", "decompose", "edit", "metrics"} <= set(r.seconds)
     else:
-        assert r["stage"] in ("labels", "perceive", "scene", "refine", "decompose", "edit") and r["failure"]
+        assert r.stage in ("labels", "perceive", "scene", "refine", "decompose", "edit") and r.failure
     s = report.summary
     assert s["samples"]["total"] == 1 and s["samples"]["ok"] + s["samples"]["failed"] == 1
-    assert s["llm"]["calls"] == r["llm"]["calls"]
+    assert s["llm"]["calls"] == r.llm["calls"]
     assert (report.out / "summary.md").is_file() and (report.out / "summary.csv").is_file()
 
 
@@ -469,13 +472,13 @@ def test_best_of_three_records_every_candidate_and_the_rule(tmp_path, engine, ti
     models = BenchModels(engine=engine, detector=tiny_detector, settings=settings)
     report = run_bench(oracle_options(tmp_path / "best3", limit=1), models, FINGERPRINT)
     record = report.records[0]
-    assert record["status"] == "ok", record
-    for action in record["verdicts"]:
+    assert record.status == "ok", record
+    for action in record.verdicts:
         assert [c["number"] for c in action["candidates"]] == [1, 2, 3]
         assert sum(c["kept"] for c in action["candidates"]) == 1
         assert all(c["verdict"]["status"] in ("passed", "failed") and c["verdict"]["evidence"]
                    for c in action["candidates"])
     v = report.summary["verification"]
-    assert v["candidates_sampled"] == 3 * len(record["verdicts"]) == 3 * v["verified"]
+    assert v["candidates_sampled"] == 3 * len(record.verdicts) == 3 * v["verified"]
     assert sum(v["kept_candidate"].values()) == v["verified"] and "the kept candidate" in v["rule"]
     assert "Selection rule: each action is sampled with seeds s + k" in markdown(report.summary)

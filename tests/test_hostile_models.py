@@ -231,7 +231,7 @@ def test_diffusers_single_checkpoint_file(tmp_path, marker, tiny_inpaint_pipelin
 
 @pytest.mark.parametrize("style", STYLES)
 def test_lpips_weights(tmp_path, marker, style):
-    from cielr_core.metrics import LPIPSModel, Unavailable, load_lpips
+    from cielr_core.evaluation import LPIPSModel, Unavailable, load_lpips
 
     backbone = write_malicious(tmp_path / "squeezenet1_1-b8a52dc0.pth", marker, style)
     linear = write_malicious(tmp_path / "squeeze.pth", marker, style, _Exec)
@@ -245,7 +245,7 @@ def test_lpips_weights(tmp_path, marker, style):
 def test_clip_folder(tmp_path, marker, style):
     from transformers import CLIPConfig
 
-    from cielr_core.metrics import CLIPScorer, Unavailable, load_clip
+    from cielr_core.evaluation import CLIPScorer, Unavailable, load_clip
 
     folder = tmp_path / "clip-vit-large-patch14"
     CLIPConfig(text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,

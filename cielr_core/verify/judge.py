@@ -13,9 +13,9 @@ import numpy as np
 from pydantic import Field
 
 from ..editing.stitch import Window
+from ..evaluation import side_by_side
 from ..llm.base import LLMError, Message
 from ..llm.schema import Answer
-from ..metrics import side_by_side
 from ..plan import Action
 from ..scene.model import Scene
 from ..verdict import Check

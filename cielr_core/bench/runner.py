@@ -1,0 +1,349 @@
+"""Running a benchmark: one sample end to end, and the whole (resumable) run over a dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..datasets import Problem, Sample, SampleError, detect_layout, iter_dataset, load_sample
+from ..editing import execute_plan
+from ..errors import CIELRError
+from ..evaluation import evaluate_edit
+from ..llm import LLMConnectionError
+from ..pipeline import PipelineResult, run_pipeline
+from .files import dump_json, jsonable, read_record, record_path, safe_name, save_image, write_atomic
+from .memory import MemoryMonitor, process_peak_rss
+from .options import BenchError, BenchModels, BenchOptions, BenchReport, ModelLoader
+from .oracle import oracle_scene_and_plan
+from .records import (
+    DATASET_STAGE,
+    RUN_FORMAT,
+    ObjectSummary,
+    RefinementSummary,
+    SampleInfo,
+    SampleRecord,
+    problem_record,
+)
+from .report import write_reports
+from .summary import summarise_run
+
+# ------------------------------------------------------------------------------- progress
+
+class _SimpleBar:
+    """A line per sample on stderr, when tqdm is not installed."""
+
+    def __init__(self, total: int, disable: bool):
+        self.total, self.n, self.disable = total, 0, disable
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        if not self.disable:
+            print(f"[{self.n}/{self.total}] {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, enabled: bool, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _SimpleBar(total, not enabled)
+    return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, mininterval=0.5)
+
+
+def _usage(llm: Any) -> dict[str, int]:
+    u = getattr(llm, "usage", None)
+    if u is None:
+        return {}
+    return {k: int(v) for k, v in dataclasses.asdict(u).items() if v is not None}  # None: not reported
+
+
+
+def _error_text(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class _StageTracker:
+    """Which stage is running (for failure records, the progress bar and the memory monitor)."""
+
+    def __init__(self, monitor: MemoryMonitor, on_change: Callable[[str], None] | None = None):
+        self.monitor = monitor
+        self.on_change = on_change
+        self.current: str | None = None
+        self.last: str | None = None
+        self.seconds: dict[str, float] = {}  # the stages' times as seen from here (kept when a stage raises)
+        self._start = 0.0
+
+    def __call__(self, stage: str, event: str = "start") -> None:
+        if event == "start":
+            self.current = self.last = stage
+            self._start = time.perf_counter()
+            self.monitor.set_stage(stage)
+            if self.on_change is not None:
+                self.on_change(stage)
+        else:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - self._start
+            self.current = None
+            self.monitor.set_stage(None)
+
+
+def run_sample(sample: Sample, models: BenchModels, options: BenchOptions, monitor: MemoryMonitor,
+               on_stage: Callable[[str], None] | None = None) -> tuple[SampleRecord, np.ndarray | None,
+                                                                        np.ndarray | None]:
+    """One sample end to end: (its record, the edited image, the edited-region mask); never raises
+    for a problem of the sample (only for an unreachable LLM and for Ctrl-C)."""
+    monitor.reset()
+    track = _StageTracker(monitor, on_stage)
+    seconds: dict[str, float] = {}
+    record = SampleRecord(id=sample.id, mode=options.mode, sample=SampleInfo.model_validate(sample.to_dict()))
+    usage_before = _usage(models.llm)
+    edited = edited_mask = None
+    start = time.perf_counter()
+
+    def timed(stage: str, fn: Callable[[], Any]) -> Any:
+        track(stage)
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
+            track(stage, "end")
+
+    try:
+        loaded = timed("load", lambda: load_sample(sample))
+        if options.oracle:
+            scene, plan = timed("scene", lambda: oracle_scene_and_plan(loaded))
+            settings = dataclasses.replace(models.settings.edit, grow=0)
+            result = PipelineResult(scene=scene, plan=plan)
+            verifier = models.settings.verifier(models.detector, models.segmenter, models.llm)
+            result.edit = timed("edit", lambda: execute_plan(loaded.image, scene, plan, models.engine,
+                                                             settings, verifier=verifier))
+        else:
+            result = run_pipeline(loaded.image, sample.instruction, detector=models.detector,
+                                  segmenter=models.segmenter, llm=models.llm, engine=models.engine,
+                                  settings=models.settings, on_stage=track)
+            seconds.update(result.seconds)
+        edited, edited_mask = result.edit.image, result.edit.mask > 0
+        _describe_result(record, result)
+        describe, score = _idcs_callables(models)
+        metrics = timed("metrics", lambda: evaluate_edit(
+            loaded.image, edited, loaded.mask, target_text=sample.target_text, edited_mask=edited_mask,
+            instruction=sample.instruction, sizes=options.sizes, lpips=models.lpips, clip=models.clip,
+            describe=describe, score=score))
+        record.metrics = metrics
+    except (LLMConnectionError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 (a sample's failure is a result, recorded with its reason)
+        stage = track.current or track.last or "load"
+        reason = e.reason if isinstance(e, SampleError) else _error_text(e)
+        record.status, record.stage, record.failure = "failed", stage, reason
+        record.error_type = type(e).__name__
+        for k, v in track.seconds.items():  # the pipeline's own times died with it: the stages as timed here
+            seconds.setdefault(k, v)
+        if not isinstance(e, CIELRError):  # an unexpected error: keep where it came from
+            import traceback
+
+            record.traceback = traceback.format_exc(limit=-6)
+    seconds["total"] = time.perf_counter() - start
+    record.seconds = {k: round(v, 4) for k, v in seconds.items()}
+    record.peak_rss_mb = monitor.peaks_mb()
+    used = _usage(models.llm)
+    if used:
+        record.llm = {k: used[k] - usage_before.get(k, 0) for k in used}
+    return record, edited, edited_mask
+
+
+def _describe_result(record: SampleRecord, result: PipelineResult) -> None:
+    record.labels = list(result.labels)
+    if result.scene is not None:
+        record.objects = [ObjectSummary(id=o.id, label=o.label, score=round(float(o.score), 4),
+                                        area=round(float(o.area), 5)) for o in result.scene.objects]
+    if result.refinement is not None:
+        record.refinement = RefinementSummary(rounds=len(result.refinement.rounds),
+                                              stop=result.refinement.stop, added=result.refinement.added)
+    if result.plan is not None:
+        record.plan = result.plan.model_dump(exclude_none=True)
+    if result.edit is not None:
+        record.actions = [r.line() for r in result.edit.reports]
+        # every candidate's verdict and which one was kept (the best-of-N protocol, reproducible)
+        record.verdicts = [r.to_dict() for r in result.edit.reports]
+        record.edited_pixels = int(np.count_nonzero(result.edit.mask > 0))
+
+
+def _idcs_callables(models: BenchModels):
+    if not models.idcs or models.llm is None:
+        return None, None
+    from functools import partial
+
+    from ..evaluation import describe_with_vlm, idcs_with_llm
+
+    vision = getattr(models.llm, "supports_images", False)
+    describe = partial(describe_with_vlm, models.llm) if vision else None
+    return describe, partial(idcs_with_llm, models.llm)
+
+
+
+
+# ------------------------------------------------------------------------------- the run
+
+def dataset_entries(options: BenchOptions) -> tuple[list[Sample | Problem], list[str], str]:
+    """The run's entries in dataset order (``limit`` applied), the dataset's notes, its layout."""
+    layout = options.layout or detect_layout(options.dataset)
+    notes: list[str] = []
+    entries: list[Sample | Problem] = []
+    for item in iter_dataset(options.dataset, layout, options.check, options.text_file, notes):
+        if options.limit is not None and len(entries) >= options.limit:
+            break
+        entries.append(item)
+    return entries, notes, layout
+
+
+def _run_file(out: Path) -> Path:
+    return out / "run.json"
+
+
+def prepare_output(options: BenchOptions, layout: str,
+                   fingerprint: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Create the output folder, or check that it holds a run of the same configuration."""
+    out = options.out
+    run_file = _run_file(out)
+    identity = {"dataset": str(Path(options.dataset).resolve()), "layout": layout, "mode": options.mode,
+                "sizes": list(options.sizes), "settings": jsonable(dict(fingerprint or {}))}
+    if options.overwrite and out.exists():
+        import shutil
+
+        for sub in ("samples", "images"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        run_file.unlink(missing_ok=True)
+    if run_file.is_file():
+        try:
+            run = json.loads(run_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise BenchError(f"{run_file} is unreadable ({e}); use another --out folder or "
+                             "--overwrite") from None
+        before = run.get("identity", {})
+        if before != identity:
+            diffs = _differences(before, identity)
+            raise BenchError(
+                f"{out} holds results of another configuration ({'; '.join(diffs[:6])}). Resuming would mix "
+                "two configurations in one table: use another --out folder, or --overwrite to start again.")
+        return run
+    elif out.exists() and any((out / "samples").glob("*.json")):
+        raise BenchError(f"{out} holds sample records but no run.json: use another --out folder or "
+                         "--overwrite")
+    run = {"format": RUN_FORMAT, "identity": identity, "sessions": []}
+    write_atomic(run_file, dump_json(run))
+    return run
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += _differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} before, {vb!r} now")
+    return out
+
+
+def run_bench(options: BenchOptions, models: BenchModels | ModelLoader,
+              fingerprint: Mapping[str, Any] | None = None,
+              log: Callable[[str], None] | None = None) -> BenchReport:
+    """Run (or resume) a benchmark; see ``cielr_core.bench``. ``models`` may be a loader, called only when
+    a sample is left to run. ``fingerprint``: the settings that define the run (checked on resume)."""
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    options.out = Path(options.out)
+    if options.limit is not None and options.limit < 1:
+        raise BenchError(f"--limit must be at least 1, got {options.limit}")
+    entries, notes, layout = dataset_entries(options)
+    run = prepare_output(options, layout, fingerprint)
+    session: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "entries": len(entries),
+                               "ran": 0, "skipped": 0, "model_load_seconds": None}
+    records: dict[str, SampleRecord] = {}
+    loaded_models: BenchModels | None = models if isinstance(models, BenchModels) else None
+    bar = progress_bar(len(entries), options.progress, f"bench {options.mode}")
+    counts = {"ok": 0, "failed": 0}
+    interrupted = False
+    aborted: BaseException | None = None
+    try:
+        with MemoryMonitor(interval=0.01) as monitor:
+            for entry in entries:
+                if isinstance(entry, Problem):
+                    rec = problem_record(entry, options.mode)
+                    write_atomic(record_path(options.out, entry.id), dump_json(rec))
+                    records[entry.id] = rec
+                    counts["failed"] += 1
+                    bar.update(1)
+                    continue
+                path = record_path(options.out, entry.id)
+                old = read_record(path, entry.id)
+                retry = old is not None and options.retry_failed and old.failed
+                if old is not None and old.stage != DATASET_STAGE and not retry:
+                    records[entry.id] = old
+                    session["skipped"] += 1
+                    counts[old.status] += 1
+                    bar.update(1)
+                    continue
+                if loaded_models is None:
+                    bar.set_postfix_str("loading models")
+                    t0 = time.perf_counter()
+                    monitor.set_stage("model load")
+                    loaded_models = models()  # type: ignore[operator]
+                    monitor.set_stage(None)
+                    session["model_load_seconds"] = round(time.perf_counter() - t0, 3)
+                    session["model_load_peak_rss_mb"] = monitor.peaks_mb().get("model load")
+
+                def show(stage: str, sid: str = entry.id) -> None:
+                    bar.set_postfix_str(f"{sid}: {stage} (ok {counts['ok']}, failed {counts['failed']})")
+
+                rec, edited, edited_mask = run_sample(entry, loaded_models, options, monitor, show)
+                if options.save_images and edited is not None:
+                    name = safe_name(entry.id)
+                    save_image(options.out / "images" / f"{name}.png", edited)
+                    save_image(options.out / "images" / f"{name}_mask.png",
+                               edited_mask.astype(np.uint8) * 255)
+                    rec.image = f"images/{name}.png"
+                write_atomic(path, dump_json(rec))
+                records[entry.id] = rec
+                session["ran"] += 1
+                counts[rec.status] += 1
+                bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    except LLMConnectionError as e:
+        aborted = e
+    finally:
+        bar.close()
+    ordered = [records[e.id] for e in entries if e.id in records]
+    session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    peak = process_peak_rss()
+    session["process_peak_rss_mb"] = None if peak is None else round(peak / 2 ** 20, 1)
+    session["interrupted"] = interrupted or aborted is not None
+    run.setdefault("sessions", []).append(session)
+    write_atomic(_run_file(options.out), dump_json(run))
+    summary = summarise_run(ordered, entries, notes, layout, options, run)
+    files = write_reports(options.out, ordered, summary)
+    report = BenchReport(options.out, len(entries), session["ran"], session["skipped"], ordered, summary,
+                         files, interrupted or aborted is not None)
+    if aborted is not None:
+        log(f"stopped: {aborted}\n{len(ordered)} of {len(entries)} entries have records in {options.out}; "
+            "run the same command again to continue.")
+        raise aborted
+    if interrupted:
+        log(f"interrupted: {len(ordered)} of {len(entries)} entries have records in {options.out}; run the "
+            "same command again to continue.")
+        raise KeyboardInterrupt
+    return report
