@@ -1,8 +1,8 @@
 """Perception benchmark: SAM cost for 1/16/64 boxes and detection time for 1/8/32 labels.
 
 Runs benchmarks/perception_sam.py and benchmarks/perception_detector.py with their defaults (each also
-runs alone, with more options). Full-size architectures (SAM ViT-B, GroundingDINO SwinT-OGC) with random weights: the cost of a
-forward pass does not depend on the weights' values. Prints tables; run with
+runs alone, with more options). Full-size architectures (SAM ViT-B, GroundingDINO SwinT-OGC) with random
+weights: the cost of a forward pass does not depend on the weights' values. Prints tables; run with
     python benchmarks/perception.py [--device cpu]
 """
 

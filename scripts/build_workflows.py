@@ -40,7 +40,8 @@ FIT_JS = """
     .concat(app.graph._groups.map(g => [g.pos[0], g.pos[1], g.pos[0] + g.size[0], g.pos[1] + g.size[1]]));
   const x0 = Math.min(...rects.map(r => r[0])), y0 = Math.min(...rects.map(r => r[1]));
   const x1 = Math.max(...rects.map(r => r[2])), y1 = Math.max(...rects.map(r => r[3]));
-  const margin = 60, scale = Math.min((el.clientWidth - 2 * margin) / (x1 - x0), (el.clientHeight - 2 * margin) / (y1 - y0), 1.2);
+  const margin = 60;
+  const scale = Math.min((el.clientWidth - 2 * margin) / (x1 - x0), (el.clientHeight - 2 * margin) / (y1 - y0), 1.2);
   canvas.ds.scale = scale;
   canvas.ds.offset = [margin / scale - x0, margin / scale - y0];
   canvas.setDirty(true, true);

@@ -125,11 +125,15 @@ def main() -> int:
 
     print(f"\n== Installing {args.requirements.name} into that ComfyUI ==")
     print(f"pip planned {len(planned)} installs: {', '.join(f'{n} {v}' for n, v in sorted(planned.items())) or '-'}")
-    print(f"added     {len(added):3d}: {', '.join(f'{n} {v}' for n, v in sorted(added.items())) or '-'}")
-    print(f"changed   {len(changed):3d}: {', '.join(f'{n} {a} -> {b}' for n, (a, b) in sorted(changed.items())) or '-'}")
-    print(f"downgrade {len(downgrades):3d}: {', '.join(f'{n} {a} -> {b}' for n, (a, b) in sorted(downgrades.items())) or '-'}")
-    print(f"removed   {len(removed):3d}: {', '.join(removed) or '-'}")
-    print(f"pip check before: {len(problems_before)} problem(s); after: {len(problems_after)}; new: {len(new_problems)}")
+    def listed(items: list[str]) -> str:
+        return ", ".join(items) or "-"
+
+    print(f"added     {len(added):3d}: {listed([f'{n} {v}' for n, v in sorted(added.items())])}")
+    print(f"changed   {len(changed):3d}: {listed([f'{n} {a} -> {b}' for n, (a, b) in sorted(changed.items())])}")
+    print(f"downgrade {len(downgrades):3d}: {listed([f'{n} {a} -> {b}' for n, (a, b) in sorted(downgrades.items())])}")
+    print(f"removed   {len(removed):3d}: {listed(list(removed))}")
+    print(f"pip check before: {len(problems_before)} problem(s); after: {len(problems_after)}; "
+          f"new: {len(new_problems)}")
     for line in new_problems:
         print(f"  new: {line}")
     print("Left out of the user's environment:", "; ".join(f"{k} ({v})" for k, v in LEFT_OUT.items()))

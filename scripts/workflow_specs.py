@@ -131,7 +131,8 @@ def _edit_graph(llm_node: tuple, checkpoint: str, note: str, verify: bool = Fals
             ("gdino", 0, "inpaint", "detector"), ("sam", 0, "inpaint", "segmenter"),
             ("image", 0, "verify", "image_before"), ("inpaint", 0, "verify", "image_after"),
             ("refine", 0, "verify", "scene"), ("decompose", 0, "verify", "plan"), ("gdino", 0, "verify", "detector"),
-            ("sam", 0, "verify", "segmenter"), ("verify", 0, "verdict", "source"), ("verify", 2, "verify_view", "images"),
+            ("sam", 0, "verify", "segmenter"), ("verify", 0, "verdict", "source"),
+            ("verify", 2, "verify_view", "images"),
         ]
         groups.append(("Verification", [1280, 1280, 880, 590], GREEN))
     return {"nodes": nodes, "links": links, "groups": groups}
@@ -188,14 +189,15 @@ WORKFLOWS["cielr_manual_plan"] = {
         ("build", 0, "plan", "scene"),
         ("image", 0, "inpaint", "image"), ("build", 0, "inpaint", "scene"), ("plan", 0, "inpaint", "plan"),
         ("ckpt", 0, "inpaint", "model"), ("ckpt", 1, "inpaint", "clip"), ("ckpt", 2, "inpaint", "vae"),
-        ("inpaint", 0, "save", "images"), ("inpaint", 1, "mask_image", "mask"), ("mask_image", 0, "mask_view", "images"),
+        ("inpaint", 0, "save", "images"), ("inpaint", 1, "mask_image", "mask"),
+        ("mask_image", 0, "mask_view", "images"),
     ],
     "groups": [("Input and models", [20, 20, 380, 980], BLUE), ("Perception", [440, 20, 820, 920], GREEN),
                ("Editing", [1280, 20, 880, 980], ORANGE)],
     "models": PERCEPTION_MODELS + ["v1-5-pruned-emaonly-fp16.safetensors"],
 }
 
-# ---------------------------------------------------------------- bring your own masks (other packs in, core sampler out)
+# ------------------------------------------------------- bring your own masks (other packs in, core sampler out)
 DRESS_PINK = 0xFFA6D6  # the dress's colour in ComfyUI's input/example.png: Image Color To Mask segments it exactly
 WORKFLOWS["cielr_bring_your_own_masks"] = {
     "nodes": [
@@ -272,7 +274,8 @@ WORKFLOWS["cielr_bring_your_own_masks"] = {
         ("sampler", 0, "decode", "samples"), ("ckpt", 2, "decode", "vae"),
         ("image", 0, "composite", "destination"), ("decode", 0, "composite", "source"),
         ("regions", 4, "composite", "mask"),
-        ("composite", 0, "save", "images"), ("regions", 4, "mask_image", "mask"), ("mask_image", 0, "mask_view", "images"),
+        ("composite", 0, "save", "images"), ("regions", 4, "mask_image", "mask"),
+        ("mask_image", 0, "mask_view", "images"),
     ],
     "groups": [("Photo and your masks (any segmentation)", [20, 20, 720, 1100], BLUE),
                ("Scene (CIELR)", [780, 20, 400, 1140], GREEN), ("Plan (CIELR + LLM)", [1200, 20, 400, 1310], PURPLE),

@@ -478,7 +478,7 @@ def test_to_moves_the_model(tiny_gdino):
     assert isinstance(d.model, torch.nn.Module)
 
 
-# --- transformers 4.57 gives the same outputs (the conversion follows its layout) -----------------------------------------------
+# --- transformers 4.57 gives the same outputs (the conversion follows its layout) ------------------------------
 
 
 def test_same_outputs_on_transformers_4_57(tiny_gdino, tmp_path):

@@ -263,7 +263,8 @@ def test_two_jobs_back_to_back_do_not_share_state(edit_server, converted, script
     assert "replace" in alone[0][1] and "remove" in alone[1][1]
     assert not np.array_equal(alone[0][0], alone[1][0])
     ids = [edit_server.queue(first), edit_server.queue(second)]  # both waiting before the first runs
-    together = [edit_result(edit_server, p, edit_server.wait(i, timeout=900)) for p, i in zip((first, second), ids, strict=True)]
+    together = [edit_result(edit_server, p, edit_server.wait(i, timeout=900))
+                for p, i in zip((first, second), ids, strict=True)]
     for (image_alone, plan_alone), (image, plan) in zip(alone, together, strict=True):
         assert plan == plan_alone
         assert np.array_equal(image, image_alone)

@@ -72,7 +72,8 @@ ANY_JSON = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=5)
 OPS = st.sampled_from(["remove", "replace", "recolor", "add"]) | st.sampled_from(
     ["", "REMOVE", "delete", "move", "rm -rf /", "__import__('os')", "remove "]) | st.text(max_size=8)
 PLACEMENTS = st.sampled_from(["on_top_of", "left_of", "right_of", "above", "below", "in_front_of", "behind",
-                              "inside", "near"]) | st.sampled_from(["", "under", "ON_TOP_OF", None]) | st.text(max_size=8)
+                              "inside", "near"]) \
+    | st.sampled_from(["", "under", "ON_TOP_OF", None]) | st.text(max_size=8)
 # ids near the scene's, far from it, huge, negative, and things that only look like ids
 IDS_ANY = (st.sampled_from(IDS) | st.integers(-3, 12) | st.integers(min_value=-2**64, max_value=2**64)
            | st.sampled_from([10**30, -1, 0, 2**31, 2**63, 2**64 + 2]) | st.booleans()

@@ -109,7 +109,8 @@ def test_boxes_without_a_segmenter_become_box_shaped_masks():
     imported = scene_from_parts(W, H, parts)
     (lamp,) = imported.scene.objects
     assert lamp.id == 1 and lamp.attributes[MASK_ATTRIBUTE] == FROM_BOX_SHAPE
-    assert np.array_equal(lamp.mask, box_mask((10.5, 5, 30, 20), W, H)) and lamp.mask.sum() == 20 * 15  # pixel centres inside
+    # pixel centres inside the box
+    assert np.array_equal(lamp.mask, box_mask((10.5, 5, 30, 20), W, H)) and lamp.mask.sum() == 20 * 15
     assert "box 2 (gone) has no area inside the 96x64 image" in imported.text()
     assert "box-shaped masks" in imported.text()
     assert f"mask={FROM_BOX_SHAPE}" in scene_to_text(build_scene(imported.scene))  # the LLM reads it too

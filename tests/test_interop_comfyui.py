@@ -339,7 +339,8 @@ def test_plan_to_masks_drives_core_sampler_nodes(server, sd15_models):
                       "inputs": {"destination": ["small", 0], "source": ["decode", 0], "x": 0, "y": 0,
                                  "resize_source": True, "mask": ["regions", 4]}},
         "save": {"class_type": "SaveImage", "inputs": {"images": ["composite", 0], "filename_prefix": "cielr_p2m"}},
-        "save_small": {"class_type": "SaveImage", "inputs": {"images": ["small", 0], "filename_prefix": "cielr_p2m_in"}},
+        "save_small": {"class_type": "SaveImage",
+                       "inputs": {"images": ["small", 0], "filename_prefix": "cielr_p2m_in"}},
         # where each mask is above 0, exactly (MaskToImage alone would round faint feather weights to 0)
         "binary": {"class_type": "ThresholdMask", "inputs": {"mask": ["regions", 0], "value": 0.0}},
         **save_masks("binary", 0, "cielr_p2m_masks"),

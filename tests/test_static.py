@@ -28,6 +28,12 @@ def test_ruff_security_rules_pass_on_library_and_nodes():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_every_python_file_keeps_the_configured_line_length():
+    done = subprocess.run([*ruff(), "check", "--no-cache", "--select", "E501", "--output-format", "concise", "."],
+                          cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
 def test_the_security_rules_do_catch_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def run(answer):\n    return eval(answer)\n")
@@ -65,7 +71,8 @@ def test_no_api_key_in_widget_defaults(comfyui):
                 options = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
                 default = str(options.get("default", ""))
                 assert not any(p.search(default) for p in KEY_PATTERNS), f"{name}.{field} default looks like a key"
-                assert "api_key" not in field or field.endswith("_env"), f"{name}.{field}: keys come from the environment"
+                assert "api_key" not in field or field.endswith("_env"), \
+                    f"{name}.{field}: keys come from the environment"
 
 
 def test_the_key_patterns_match_real_key_shapes():

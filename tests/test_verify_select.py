@@ -109,7 +109,8 @@ def test_recolor_retries_raise_the_denoise_and_firm_up_the_prompt(photo):
                           verifier=Verifier(ScriptedDetector([("speaker", box, 0.8)])))
     assert [round(r.denoise, 2) for r in engine.requests] == [0.6, 0.75, 0.9]
     assert engine.requests[0].prompt == "a red speaker"
-    assert engine.requests[1].prompt.startswith("a red speaker, ") and engine.requests[2].prompt != engine.requests[1].prompt
+    assert engine.requests[1].prompt.startswith("a red speaker, ")
+    assert engine.requests[2].prompt != engine.requests[1].prompt
     assert "colour moved toward red" in result.verdict_table()
 
 
