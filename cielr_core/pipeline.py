@@ -30,7 +30,7 @@ from .plan import Plan, validate_plan
 from .progress import NO_PROGRESS, Progress
 from .reasoning import Refinement, clean_labels, decompose, propose_labels, refine_scene
 from .reasoning.refine import NO_ROUNDS
-from .scene import Scene, build_scene
+from .scene import Scene, build_scene, check_same_size
 from .scene.model import Box
 from .verify import Verifier, VerifySettings
 
@@ -147,9 +147,7 @@ def run_pipeline(image: np.ndarray, instruction: str, *, detector: Detector, seg
     rgb = to_rgb_uint8(image)
     result = PipelineResult()
     if scene is not None:
-        if (scene.width, scene.height) != (rgb.shape[1], rgb.shape[0]):
-            raise InputError(f"the scene was built for a {scene.width}x{scene.height} image but the image is "
-                             f"{rgb.shape[1]}x{rgb.shape[0]}; use the image the scene was made from")
+        check_same_size(scene, rgb)
         with _timed(result, "scene", on_stage):
             built = scene if scene.relations is not None else build_scene(scene, depth=depth)
         result.labels = list(dict.fromkeys(o.label for o in built.objects))

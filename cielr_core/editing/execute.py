@@ -16,7 +16,7 @@ from ..images import MAX_SIDE
 from ..plan import Action, Plan, validate_plan
 from ..progress import NO_PROGRESS, Progress
 from ..scene.masks import mask_box
-from ..scene.model import Scene
+from ..scene.model import Scene, check_same_size
 from ..verdict import ActionVerifier, Verdict
 from . import regions, stitch
 from .candidates import (
@@ -186,9 +186,7 @@ def check_image(image: np.ndarray, scene: Scene) -> None:
     h, w = image.shape[:2]
     if max(h, w) > MAX_SIDE:
         raise InputError(f"image is {w}x{h}; the largest side supported is {MAX_SIDE}")
-    if (w, h) != (scene.width, scene.height):
-        raise InputError(f"the scene was built for a {scene.width}x{scene.height} image but the image is {w}x{h}; "
-                         "use the image the scene was made from")
+    check_same_size(scene, image)
 
 
 def prepare(image: np.ndarray, scene: Scene, plan: Plan, settings: EditSettings) -> list[PreparedAction]:
