@@ -23,12 +23,13 @@ import numpy as np
 from .editing import EditResult, EditSettings, InpaintEngine, execute_plan
 from .errors import InputError
 from .images import to_rgb_uint8
+from .labels import MAX_LABEL_CHARS, clean_labels
 from .llm import LLM
 from .perception import detect_objects, perceive
 from .perception.perceive import Detector, Segmenter
 from .plan import Plan, validate_plan
 from .progress import NO_PROGRESS, Progress
-from .reasoning import Refinement, clean_labels, decompose, propose_labels, refine_scene
+from .reasoning import Refinement, decompose, propose_labels, refine_scene
 from .reasoning.refine import NO_ROUNDS
 from .scene import Scene, build_scene, check_same_size
 from .scene.model import Box
@@ -106,7 +107,8 @@ def _perceive_and_refine(rgb: np.ndarray, instruction: str, detector: Detector, 
     """labels -> perceive -> scene -> refine, timed into ``result``."""
     with _timed(result, "labels", on_stage):
         if llm is None:
-            result.labels = clean_labels(settings.extra_labels)
+            result.labels = clean_labels(settings.extra_labels, strip_decoration=True,
+                                         max_chars=MAX_LABEL_CHARS)
             if not result.labels:
                 raise InputError("without an LLM the labels must be given: name the objects to look for, "
                                  "e.g. 'tv, speaker, lamp'")

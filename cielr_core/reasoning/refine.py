@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..labels import MAX_LABEL_CHARS, clean_labels
 from ..llm import LLM
 from ..progress import NO_PROGRESS, Progress
 from ..scene import Scene, build_scene, merge_objects
 from ..scene.model import Box, SceneObject
 from .answers import verdict_type
-from .labels import clean_labels
 from .prompts import SCENE_CHARS, check_instruction, refine_messages, scene_text
 
 MAX_ROUNDS = 10
@@ -133,7 +133,7 @@ def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None
         view = scene_text(current, scene_chars)
         asked = [label if within is None else f"{label} (inside #{within})" for label, within in searched]
         verdict = llm.complete(refine_messages(instruction, view, asked), verdict_type(view.ids))
-        labels = clean_labels(verdict.missing_labels)
+        labels = clean_labels(verdict.missing_labels, strip_decoration=True, max_chars=MAX_LABEL_CHARS)
         within = verdict.search_within
         step = RefineRound(index, bool(verdict.sufficient), labels, within, " ".join(verdict.note.split()))
         rounds.append(step)
