@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, MissingDependencyError, ModelNotFoundError
+from .model_folders import find_in_folders, subfolders
 from .perception import sources
 
 # cielr_core.editing's defaults, repeated so that --help does not import torch (a test keeps them equal).
@@ -153,15 +154,6 @@ ALL_OPTIONS = MODEL_OPTIONS + PERCEPTION_OPTIONS + LLM_OPTIONS + EDIT_OPTIONS + 
 BY_SECTION: dict[str, dict[str, Option]] = {}
 for _o in ALL_OPTIONS:
     BY_SECTION.setdefault(_o.section, {})[_o.key] = _o
-
-# Model folder keys -> sub-folders of a ComfyUI models folder (as the nodes register them).
-MODEL_FOLDERS = {
-    "grounding-dino": ("grounding-dino", "groundingdino"),
-    "bert-base-uncased": ("bert-base-uncased",),
-    "sams": ("sams",),
-    "LLM": ("LLM",),
-    "inpaint": ("diffusers", "checkpoints", "inpaint"),
-}
 
 
 # ------------------------------------------------------------------------------- argparse
@@ -310,12 +302,6 @@ def resolve_settings(args: argparse.Namespace, options: Sequence[Option] = ALL_O
 
 # ------------------------------------------------------------------------------- model files
 
-def model_folders(models_dir: str, key: str) -> list[Path]:
-    if not models_dir:
-        return []
-    return [Path(os.path.expanduser(models_dir)) / sub for sub in MODEL_FOLDERS[key]]
-
-
 def find_model(value: str, key: str, what: str, expected: Sequence[str], source: str, models_dir: str = "",
                folder_ok: bool = True) -> Path:
     """A model path from a flag or config value: an existing path as given, else the name looked up in
@@ -323,7 +309,7 @@ def find_model(value: str, key: str, what: str, expected: Sequence[str], source:
 
     ModelNotFoundError (every folder searched, the names expected, where to get them) otherwise.
     """
-    folders = model_folders(models_dir, key)
+    folders = subfolders(models_dir, key) if models_dir else []
     if value:
         p = Path(os.path.expanduser(value))
         if p.exists():
@@ -331,14 +317,9 @@ def find_model(value: str, key: str, what: str, expected: Sequence[str], source:
         names = [value]
     else:
         names = []
-    for folder in folders:
-        # a models folder that is itself the model (models/bert-base-uncased holds config.json)
-        if folder_ok and folder.name in (names or list(expected)) and (folder / "config.json").is_file():
-            return folder
-        for name in names or expected:
-            candidate = folder / name
-            if candidate.exists():
-                return candidate
+    found = find_in_folders(folders, names or list(expected), folder_ok)
+    if found is not None:
+        return found
     searched: list[str | Path] = [Path.cwd()] if value and not Path(value).is_absolute() else []
     searched += folders
     if not value and not folders:
@@ -401,7 +382,7 @@ def resolve_device(device: str) -> str:
 
 
 __all__ = [
-    "ALL_OPTIONS", "EDIT_OPTIONS", "LLM_OPTIONS", "METRIC_OPTIONS", "MODEL_FOLDERS", "MODEL_OPTIONS",
+    "ALL_OPTIONS", "EDIT_OPTIONS", "LLM_OPTIONS", "METRIC_OPTIONS", "MODEL_OPTIONS",
     "PERCEPTION_OPTIONS", "Option", "Settings", "add_options", "config_values", "find_inpaint_model",
     "find_local_llm", "find_model", "find_perception_models", "read_toml", "resolve_device", "resolve_settings",
 ]
