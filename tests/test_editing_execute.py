@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cielr_core.defaults import BACKGROUND_PROMPT
 from cielr_core.editing import (
-    BACKGROUND_PROMPT,
     EditSettings,
     InpaintEngine,
     InpaintRequest,
