@@ -123,8 +123,8 @@ EDIT_OPTIONS = (
     Option("models", "inpaint_config", str, "", "for a single checkpoint file: a local folder with the "
            "pipeline's config files in diffusers layout (nothing is downloaded)", path=True, metavar="DIR"),
     Option("edit", "seed", int, 0, "sampling seed (action n uses seed + n - 1)", metavar="N"),
-    Option("edit", "steps", int, 20, "sampling steps per action", metavar="N"),
-    Option("edit", "cfg", float, 7.5, "classifier-free guidance scale", metavar="X"),
+    Option("edit", "steps", int, defaults.STEPS, "sampling steps per action", metavar="N"),
+    Option("edit", "cfg", float, defaults.CFG, "classifier-free guidance scale", metavar="X"),
     Option("edit", "grow", int, defaults.GROW, "pixels the target mask is grown by", metavar="PX"),
     Option("edit", "feather", int, defaults.FEATHER,
            "blend band inside the grown mask, pixels", metavar="PX"),

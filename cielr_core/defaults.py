@@ -16,6 +16,10 @@ CONTEXT = 64  # pixels of surroundings around the grown mask the model sees
 WORKING_SIZE = 512  # crops are sampled at about WORKING_SIZE^2 pixels (512 for SD1.5, 1024 for SDXL)
 BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"
 RECOLOR_DENOISE = 0.6  # a recolor keeps the object's shape: less noise than remove/replace/add (1.0)
+STEPS = 20  # sampling steps per action
+# Guidance of the library and the command line (diffusers' own default). The CIELR Inpaint Actions
+# node keeps ComfyUI's KSampler default, 7.0, as its cfg input, so saved workflows load unchanged.
+CFG = 7.5
 
 # the OpenAI-compatible LLM client
 LLM_TIMEOUT = 120.0  # seconds per request

@@ -207,8 +207,9 @@ class CIELRInpaintActions:
              detector=None, segmenter=None, llm=None, candidates: int = 1, retries: int = 0,
              guidance: float = 0.0, edit_mode: str = "auto"):
         from cielr_core.editing import EditSettings, execute_plan, prepare
+        from cielr_core.editing.engine import SamplerSettings
 
-        from .comfy_engine import ComfyEngine, SamplerSettings, StepPreview
+        from .comfy_engine import ComfyEngine, StepPreview
 
         rgb = single_image(image, "CIELR Inpaint Actions")
         # everything about the plan and the models is checked before the first sample
