@@ -27,7 +27,7 @@ from .images import to_rgb_uint8
 from .labels import MAX_LABEL_CHARS, clean_labels
 from .llm import LLM
 from .perception import detect_objects, perceive
-from .perception.perceive import Detector, Segmenter
+from .perception.perceive import DetectorLike, SegmenterLike
 from .plan import Plan, validate_plan
 from .progress import NO_PROGRESS, Progress
 from .reasoning import Refinement, decompose, propose_labels, refine_scene
@@ -60,7 +60,8 @@ class PipelineSettings:
     def verifies(self) -> bool:
         return self.verify or self.judge or self.edit.candidates > 1 or self.edit.retries > 0
 
-    def verifier(self, detector: Detector | None, segmenter: Segmenter | None, llm: LLM | None) -> Verifier | None:
+    def verifier(self, detector: DetectorLike | None, segmenter: SegmenterLike | None,
+                 llm: LLM | None) -> Verifier | None:
         if not self.verifies:
             return None  # the default costs nothing extra
         # the second look uses the thresholds of the first
@@ -92,7 +93,8 @@ def _timed(result: PipelineResult, stage: str, hook: StageHook | None = None) ->
             hook(stage, "end")
 
 
-def detector_callable(image: np.ndarray, detector: Detector, segmenter: Segmenter, settings: PipelineSettings):
+def detector_callable(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike,
+                      settings: PipelineSettings):
     """The seam refinement uses to look again: detect these labels, optionally inside a box."""
 
     def detect(labels: list[str], within: Box | None) -> Scene:
@@ -102,7 +104,7 @@ def detector_callable(image: np.ndarray, detector: Detector, segmenter: Segmente
     return detect
 
 
-def _perceive_and_refine(rgb: np.ndarray, instruction: str, detector: Detector, segmenter: Segmenter,
+def _perceive_and_refine(rgb: np.ndarray, instruction: str, detector: DetectorLike, segmenter: SegmenterLike,
                          llm: LLM | None, settings: PipelineSettings, depth: np.ndarray | None, progress: Progress,
                          on_stage: StageHook | None, result: PipelineResult) -> Refinement:
     """labels -> perceive -> scene -> refine, timed into ``result``."""
@@ -127,7 +129,8 @@ def _perceive_and_refine(rgb: np.ndarray, instruction: str, detector: Detector, 
                             max_rounds=settings.max_rounds, depth=depth, progress=progress)
 
 
-def run_pipeline(image: np.ndarray, instruction: str, *, detector: Detector, segmenter: Segmenter, llm: LLM | None,
+def run_pipeline(image: np.ndarray, instruction: str, *, detector: DetectorLike, segmenter: SegmenterLike,
+                 llm: LLM | None,
                  engine: InpaintEngine | None = None, settings: PipelineSettings = PipelineSettings(),
                  depth: np.ndarray | None = None, plan: Plan | None = None, until: str = "edit",
                  progress: Progress = NO_PROGRESS, on_stage: StageHook | None = None,

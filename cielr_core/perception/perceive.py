@@ -16,16 +16,21 @@ from ..scene.model import Box
 from .detections import Detections
 
 
-class Detector(Protocol):
+class DetectorLike(Protocol):
+    """What perception needs of a detector: ``detector.Detector`` (GroundingDINO) is one."""
+
     def detect(self, image: np.ndarray, labels: list[str], box_threshold: float = ...,
                text_threshold: float = ..., within: Box | None = ..., progress: Progress = ...) -> Detections: ...
 
 
-class Segmenter(Protocol):
+class SegmenterLike(Protocol):
+    """What perception needs of a segmenter: ``segmenter.Segmenter`` (SAM) is one."""
+
     def segment(self, image: np.ndarray, boxes: np.ndarray, progress: Progress = ...) -> np.ndarray: ...
 
 
-def detect_objects(image: np.ndarray, detector: Detector, segmenter: Segmenter | None, labels: list[str], *,
+def detect_objects(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike | None,
+                   labels: list[str], *,
                    box_threshold: float = 0.3, text_threshold: float = 0.25, within: Box | None = None,
                    parent: int | None = None, start_id: int = 1, progress: Progress = NO_PROGRESS) -> Scene:
     """Detect ``labels`` (optionally inside one box) and segment every box; ids start at ``start_id``.
@@ -54,7 +59,7 @@ def detect_objects(image: np.ndarray, detector: Detector, segmenter: Segmenter |
     return scene
 
 
-def perceive(image: np.ndarray, detector: Detector, segmenter: Segmenter, labels: str | list[str], *,
+def perceive(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike, labels: str | list[str], *,
              box_threshold: float = 0.3, text_threshold: float = 0.25, progress: Progress = NO_PROGRESS) -> Scene:
     """The first look at a photo: every instance of every label, as a raw scene."""
     names = clean_labels(labels)
