@@ -91,7 +91,7 @@ PERCEPTION_OPTIONS = (
            "GroundingDINO box threshold", metavar="X"),
     Option("perception", "text_threshold", float, defaults.TEXT_THRESHOLD,
            "GroundingDINO text threshold", metavar="X"),
-    Option("perception", "max_rounds", int, defaults.MAX_ROUNDS,
+    Option("perception", "max_rounds", int, defaults.REFINE_ROUNDS,
            "refinement rounds (0 turns refinement off)", metavar="N"),
 )
 LLM_OPTIONS = (

@@ -7,7 +7,7 @@
 # perception: GroundingDINO's thresholds and the rounds of scene refinement
 BOX_THRESHOLD = 0.3
 TEXT_THRESHOLD = 0.25
-MAX_ROUNDS = 3
+REFINE_ROUNDS = 3  # default rounds; reasoning.refine.MAX_ROUNDS is the most allowed
 
 # editing
 GROW = 8  # pixels the target mask is grown by (covers halos and SAM's tight edges)

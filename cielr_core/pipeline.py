@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .defaults import BOX_THRESHOLD, MAX_ROUNDS, TEXT_THRESHOLD
+from .defaults import BOX_THRESHOLD, REFINE_ROUNDS, TEXT_THRESHOLD
 from .editing import EditResult, EditSettings, InpaintEngine, execute_plan
 from .errors import InputError
 from .images import to_rgb_uint8
@@ -48,7 +48,7 @@ class PipelineSettings:
     extra_labels: str = ""  # object names to detect besides the LLM's proposals
     box_threshold: float = BOX_THRESHOLD
     text_threshold: float = TEXT_THRESHOLD
-    max_rounds: int = MAX_ROUNDS
+    max_rounds: int = REFINE_ROUNDS
     edit: EditSettings = field(default_factory=EditSettings)
     # Each action is looked at again by the detector when asked, and always when there are candidates
     # to choose between or retries to trigger; ``judge`` adds the LLM's look when it accepts images.

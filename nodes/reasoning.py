@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cielr_core.defaults import BOX_THRESHOLD, REFINE_ROUNDS, TEXT_THRESHOLD
 from cielr_core.progress import Progress
 
 from .bridge import comfy_progress, single_image
@@ -68,13 +69,13 @@ class CIELRRefineScene:
             "llm": ("CIELR_LLM", {"tooltip": LLM_TIP}),
             "instruction": ("STRING", {"multiline": True, "default": "", "tooltip": INSTRUCTION_TIP}),
             "max_rounds": ("INT", {
-                "default": 3, "min": 0, "max": 10,
+                "default": REFINE_ROUNDS, "min": 0, "max": 10,
                 "tooltip": "At most this many LLM verdicts (each may add objects). 0 passes the scene "
                            "through unchanged (relations are computed if missing)."}),
             "box_threshold": ("FLOAT", {
-                "default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01,
+                "default": BOX_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                 "tooltip": "Detector confidence for the objects looked for in a round."}),
-            "text_threshold": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.01,
+            "text_threshold": ("FLOAT", {"default": TEXT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                                          "tooltip": "Minimum confidence that a box matches its label."}),
         }, "optional": {
             # optional so scenes from other packs' masks can be refined without GroundingDINO

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..errors import CheckpointError, InputError
 from ..images import to_rgb_uint8
 from ..labels import clean_labels
@@ -216,8 +217,8 @@ class Detector:
         """The forward passes ``detect`` would run for these labels (for progress totals)."""
         return pack_captions(clean_labels(labels), self._count_tokens, self.max_text_len)
 
-    def detect(self, image: np.ndarray, labels: Iterable[str], box_threshold: float = 0.35,
-               text_threshold: float = 0.25, within: Sequence[float] | None = None,
+    def detect(self, image: np.ndarray, labels: Iterable[str], box_threshold: float = BOX_THRESHOLD,
+               text_threshold: float = TEXT_THRESHOLD, within: Sequence[float] | None = None,
                progress: Progress = NO_PROGRESS, max_detections: int = MAX_DETECTIONS,
                nms_iou: float = NMS_IOU) -> Detections:
         """Boxes for ``labels`` in pixels of ``image``, each with one of the (cleaned) labels.

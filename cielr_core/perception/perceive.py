@@ -6,6 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..errors import InputError
 from ..images import to_rgb_uint8
 from ..labels import clean_labels
@@ -31,7 +32,8 @@ class SegmenterLike(Protocol):
 
 def detect_objects(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike | None,
                    labels: list[str], *,
-                   box_threshold: float = 0.3, text_threshold: float = 0.25, within: Box | None = None,
+                   box_threshold: float = BOX_THRESHOLD, text_threshold: float = TEXT_THRESHOLD,
+                   within: Box | None = None,
                    parent: int | None = None, start_id: int = 1, progress: Progress = NO_PROGRESS) -> Scene:
     """Detect ``labels`` (optionally inside one box) and segment every box; ids start at ``start_id``.
 
@@ -60,7 +62,8 @@ def detect_objects(image: np.ndarray, detector: DetectorLike, segmenter: Segment
 
 
 def perceive(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike, labels: str | list[str], *,
-             box_threshold: float = 0.3, text_threshold: float = 0.25, progress: Progress = NO_PROGRESS) -> Scene:
+             box_threshold: float = BOX_THRESHOLD, text_threshold: float = TEXT_THRESHOLD,
+             progress: Progress = NO_PROGRESS) -> Scene:
     """The first look at a photo: every instance of every label, as a raw scene."""
     names = clean_labels(labels)
     if not names:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..defaults import REFINE_ROUNDS
 from ..errors import InputError
 from ..labels import MAX_LABEL_CHARS, clean_labels
 from ..llm import LLM
@@ -107,7 +108,8 @@ def _is_duplicate(o: SceneObject, scene: Scene) -> bool:
     return any(e.label.strip().lower() == label and _iou(o, e) >= DUPLICATE_IOU for e in scene.objects)
 
 
-def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None, *, max_rounds: int = 3,
+def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None, *,
+                 max_rounds: int = REFINE_ROUNDS,
                  depth: np.ndarray | None = None, scene_chars: int = SCENE_CHARS,
                  progress: Progress = NO_PROGRESS) -> Refinement:
     """Run the chain of scene updates; returns the final scene (relations computed) and the trace.

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..editing.regions import box_mask
 from ..editing.stitch import Window, crop_window
 from ..images import to_rgb_uint8
@@ -42,8 +43,8 @@ _CUT = re.compile(r",|;|(?<![\w-])(with|on|in|at|that|which|who|under|over|near|
 
 @dataclass(frozen=True)
 class VerifySettings:
-    box_threshold: float = 0.3  # detector thresholds for the second look
-    text_threshold: float = 0.25
+    box_threshold: float = BOX_THRESHOLD  # detector thresholds for the second look
+    text_threshold: float = TEXT_THRESHOLD
     match_iou: float = 0.5  # a detection this close to an object's old mask is that object
     inside_fraction: float = 0.3  # share of a new object's box inside the edited region
     context: int = 32  # pixels around the edited region the detector sees
