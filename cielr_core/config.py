@@ -283,9 +283,6 @@ class Settings:
         except KeyError:
             raise AttributeError(name) from None
 
-    def as_dict(self, options: Iterable[Option] = ALL_OPTIONS) -> dict[str, Any]:
-        return {o.name: self._values[o.name] for o in options if o.name in self._values}
-
 
 def resolve_settings(args: argparse.Namespace, options: Sequence[Option] = ALL_OPTIONS) -> Settings:
     """Defaults, then the --config file, then flags."""
