@@ -1,4 +1,4 @@
-"""Hostile input, part 3: instructions and images (issue 7).
+"""Hostile input, part 3: instructions and images.
 
 Instructions: prompt injection, HTML / markdown / JSON markup, control characters and 100 kB of text,
 sent through propose / refine / decompose to a scripted OpenAI-compatible server on loopback. The

@@ -1,4 +1,4 @@
-"""Hostile input, part 1: property-based fuzzing of the plan JSON and the scene JSON (issue 7).
+"""Hostile input, part 1: property-based fuzzing of the plan JSON and the scene JSON.
 
 Plans typed into ``CIELRPlanFromJSON`` and scene files read by ``scene_from_json`` are untrusted
 (SECURITY.md). Whatever the text, the outcome is one of two things:

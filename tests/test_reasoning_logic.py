@@ -2,7 +2,8 @@
 
 Deterministic: the scene is built by hand, the detector is a function that records its calls, and
 every LLM answer is scripted (tests/fixtures/llm_servers.py). Covers the refinement loop, the
-plan with its repair round, label proposals, the prompts, and the fault list of issue 3.
+plan with its repair round, label proposals, the prompts, and the LLM faults (server down, HTTP 500,
+timeouts, bad answers and verdicts, prompt injection).
 """
 
 from __future__ import annotations

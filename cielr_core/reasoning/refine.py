@@ -1,4 +1,4 @@
-"""Refinement: the chain of scene updates (DESIGN section 1).
+"""Refinement: the chain of scene updates, each round an LLM verdict that may add objects.
 
 Each round the LLM reads the instruction and the scene and returns a verdict: ``sufficient``,
 ``missing_labels``, ``search_within`` (an object id, for parts) and a ``note``. Missing labels are
