@@ -28,7 +28,8 @@ def subfolders(models_dir: str | Path, key: str) -> list[Path]:
     return [Path(os.path.expanduser(models_dir)) / sub for sub in subs]
 
 
-def find_in_folders(folders: Iterable[str | Path], names: Sequence[str], folder_ok: bool = True) -> Path | None:
+def find_in_folders(folders: Iterable[str | Path], names: Sequence[str],
+                    folder_ok: bool = True) -> Path | None:
     """The first of ``names`` that exists in ``folders`` (searched in order), or None.
 
     With ``folder_ok`` a folder that is itself named one of ``names`` and holds config.json is the

@@ -94,8 +94,9 @@ def test_help_does_not_import_torch():
     script = ("import runpy, sys\nsys.argv = ['cielr_core', 'edit', '--help']\n"
               "try:\n    runpy.run_module('cielr_core', run_name='__main__')\nexcept SystemExit:\n    pass\n"
               "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True, timeout=120, check=False)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
     assert "--recolor-denoise" in done.stdout, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 

@@ -28,10 +28,11 @@ def test_folders_are_searched_in_order_and_a_named_folder_may_be_the_model(tmp_p
 def test_a_missing_model_names_every_folder_and_the_expected_files(tmp_path):
     (tmp_path / "sams").mkdir()
     (tmp_path / "sams" / "m.pth").write_bytes(b"x")
-    assert find_model("m.pth", "sams", "SAM model", ["m.pth"], "src", str(tmp_path)) == tmp_path / "sams" / "m.pth"
+    found = find_model("m.pth", "sams", "SAM model", ["m.pth"], "src", str(tmp_path))
+    assert found == tmp_path / "sams" / "m.pth"
     with pytest.raises(ModelNotFoundError) as err:
-        find_model("n.pth", "grounding-dino", "GroundingDINO model", ["groundingdino_swint_ogc.pth"], "the page",
-                   str(tmp_path))
+        find_model("n.pth", "grounding-dino", "GroundingDINO model", ["groundingdino_swint_ogc.pth"],
+                   "the page", str(tmp_path))
     message = str(err.value)
     assert str(tmp_path / "grounding-dino") in message and str(tmp_path / "groundingdino") in message
     assert "n.pth" in message and "groundingdino_swint_ogc.pth" in message and "the page" in message

@@ -12,8 +12,9 @@ from .render import (render_preview, scene_from_dict, scene_from_json, scene_to_
                      scene_to_text)
 
 __all__ = [
-    "PREDICATES", "Imported", "Part", "Relation", "Scene", "SceneObject", "build_scene", "check_mask", "check_same_size", "compute_relations",
-    "make_object", "merge_objects", "render_preview", "rle_decode", "rle_encode", "scene_from_detections",
-    "scene_from_dict", "scene_from_json", "scene_from_parts", "scene_to_dict", "scene_to_json", "scene_to_text",
-    "split_labels", "split_scores",
+    "PREDICATES", "Imported", "Part", "Relation", "Scene", "SceneObject", "build_scene", "check_mask",
+    "check_same_size", "compute_relations", "make_object", "merge_objects", "render_preview",
+    "rle_decode", "rle_encode", "scene_from_detections", "scene_from_dict", "scene_from_json",
+    "scene_from_parts", "scene_to_dict", "scene_to_json", "scene_to_text", "split_labels",
+    "split_scores",
 ]
