@@ -127,7 +127,8 @@ def run_case(n: int, tiny: bool = False, steps: int = 2, working_size: int = 512
     import torch
 
     from cielr_core.editing import EditSettings, execute_plan
-    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings
+    from cielr_core.editing.diffusers_engine import DiffusersEngine
+    from cielr_core.editing.engine import SamplerSettings
     from cielr_core.perception.detector import load_grounding_dino
     from cielr_core.perception.segmenter import load_sam
     from cielr_core.plan import validate_plan

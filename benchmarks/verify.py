@@ -49,7 +49,8 @@ class Timed:
 
 
 def models(tiny: bool, folder: Path, steps: int):
-    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings
+    from cielr_core.editing.diffusers_engine import DiffusersEngine
+    from cielr_core.editing.engine import SamplerSettings
     from cielr_core.perception.detector import load_grounding_dino
 
     settings = SamplerSettings(steps=steps, cfg=7.5)

@@ -338,7 +338,8 @@ def load_perception(paths: tuple[Path, Path | None, Path], device: str) -> tuple
 
 
 def load_engine(path: Path, config: Path | None, settings: Settings, device: str) -> Any:
-    from .editing.diffusers_engine import DiffusersEngine, SamplerSettings, load_inpaint_pipeline
+    from .editing.diffusers_engine import DiffusersEngine, load_inpaint_pipeline
+    from .editing.engine import SamplerSettings
 
     pipe = load_inpaint_pipeline(path, config, device=device)
     return DiffusersEngine(pipe, SamplerSettings(steps=settings.edit_steps, cfg=settings.edit_cfg))

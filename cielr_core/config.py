@@ -44,12 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import defaults
 from .errors import InputError, MissingDependencyError, ModelNotFoundError
+from .model_folders import find_in_folders, subfolders
 from .perception import sources
 
-# cielr_core.editing's defaults, repeated so that --help does not import torch (a test keeps them equal).
-BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"
-RECOLOR_DENOISE = 0.6
 
 @dataclass(frozen=True)
 class Option:
@@ -88,9 +87,12 @@ PERCEPTION_OPTIONS = (
            "file names in the models folder", path=True, metavar="FILE"),
     Option("perception", "labels", str, "", "object names to look for, comma-separated (added to the LLM's "
            "proposals; without an LLM these are the only labels)", metavar="TEXT"),
-    Option("perception", "box_threshold", float, 0.3, "GroundingDINO box threshold", metavar="X"),
-    Option("perception", "text_threshold", float, 0.25, "GroundingDINO text threshold", metavar="X"),
-    Option("perception", "max_rounds", int, 3, "refinement rounds (0 turns refinement off)", metavar="N"),
+    Option("perception", "box_threshold", float, defaults.BOX_THRESHOLD,
+           "GroundingDINO box threshold", metavar="X"),
+    Option("perception", "text_threshold", float, defaults.TEXT_THRESHOLD,
+           "GroundingDINO text threshold", metavar="X"),
+    Option("perception", "max_rounds", int, defaults.REFINE_ROUNDS,
+           "refinement rounds (0 turns refinement off)", metavar="N"),
 )
 LLM_OPTIONS = (
     Option("llm", "base_url", str, "", "OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1 (llama.cpp), "
@@ -104,11 +106,14 @@ LLM_OPTIONS = (
     Option("llm", "temperature", float, 0.0, "sampling temperature (0: greedy, repeatable)",
            flag="--llm-temperature", metavar="T"),
     Option("llm", "seed", int, 0, "LLM sampling seed", flag="--llm-seed", metavar="N"),
-    Option("llm", "timeout", float, 120.0, "seconds each LLM request may take", flag="--llm-timeout",
+    Option("llm", "timeout", float, defaults.LLM_TIMEOUT,
+           "seconds each LLM request may take", flag="--llm-timeout",
            metavar="S"),
-    Option("llm", "max_retries", int, 2, "extra tries after a connection error or HTTP 5xx/429",
+    Option("llm", "max_retries", int, defaults.LLM_MAX_RETRIES,
+           "extra tries after a connection error or HTTP 5xx/429",
            flag="--llm-retries", metavar="N"),
-    Option("llm", "max_tokens", int, 1024, "longest answer, in tokens", flag="--llm-max-tokens", metavar="N"),
+    Option("llm", "max_tokens", int, defaults.LLM_MAX_TOKENS,
+           "longest answer, in tokens", flag="--llm-max-tokens", metavar="N"),
     Option("llm", "vision", bool, False, "the model accepts images (labels are then proposed from the photo)",
            flag="--llm-vision"),
 )
@@ -118,16 +123,22 @@ EDIT_OPTIONS = (
     Option("models", "inpaint_config", str, "", "for a single checkpoint file: a local folder with the "
            "pipeline's config files in diffusers layout (nothing is downloaded)", path=True, metavar="DIR"),
     Option("edit", "seed", int, 0, "sampling seed (action n uses seed + n - 1)", metavar="N"),
-    Option("edit", "steps", int, 20, "sampling steps per action", metavar="N"),
-    Option("edit", "cfg", float, 7.5, "classifier-free guidance scale", metavar="X"),
-    Option("edit", "grow", int, 8, "pixels the target mask is grown by", metavar="PX"),
-    Option("edit", "feather", int, 8, "blend band inside the grown mask, pixels", metavar="PX"),
-    Option("edit", "context", int, 64, "pixels of surroundings the model sees around the mask", metavar="PX"),
-    Option("edit", "working_size", int, 512, "the crop is scaled to about PX x PX pixels of area (multiples of 8) before the model sees it", metavar="PX"),
+    Option("edit", "steps", int, defaults.STEPS, "sampling steps per action", metavar="N"),
+    Option("edit", "cfg", float, defaults.CFG, "classifier-free guidance scale", metavar="X"),
+    Option("edit", "grow", int, defaults.GROW, "pixels the target mask is grown by", metavar="PX"),
+    Option("edit", "feather", int, defaults.FEATHER,
+           "blend band inside the grown mask, pixels", metavar="PX"),
+    Option("edit", "context", int, defaults.CONTEXT,
+           "pixels of surroundings the model sees around the mask", metavar="PX"),
+    Option("edit", "working_size", int, defaults.WORKING_SIZE,
+           "the crop is scaled to about PX x PX pixels of area (multiples of 8) before the model sees it",
+           metavar="PX"),
     Option("edit", "negative", str, "", "negative prompt", metavar="TEXT"),
-    Option("edit", "background_prompt", str, BACKGROUND_PROMPT, "prompt of a remove action without its own",
+    Option("edit", "background_prompt", str, defaults.BACKGROUND_PROMPT,
+           "prompt of a remove action without its own",
            metavar="TEXT"),
-    Option("edit", "recolor_denoise", float, RECOLOR_DENOISE, "denoise of recolor actions", metavar="X"),
+    Option("edit", "recolor_denoise", float, defaults.RECOLOR_DENOISE,
+           "denoise of recolor actions", metavar="X"),
     Option("edit", "candidates", int, 1, "samples per action (seeds seed + k); the detector looks at each and "
            "the best verdict is kept: passing first, then the higher score, then the earlier seed", metavar="N"),
     Option("edit", "retries", int, 0, "when every candidate of an action failed: rounds that grow the mask, raise "
@@ -153,15 +164,6 @@ ALL_OPTIONS = MODEL_OPTIONS + PERCEPTION_OPTIONS + LLM_OPTIONS + EDIT_OPTIONS + 
 BY_SECTION: dict[str, dict[str, Option]] = {}
 for _o in ALL_OPTIONS:
     BY_SECTION.setdefault(_o.section, {})[_o.key] = _o
-
-# Model folder keys -> sub-folders of a ComfyUI models folder (as the nodes register them).
-MODEL_FOLDERS = {
-    "grounding-dino": ("grounding-dino", "groundingdino"),
-    "bert-base-uncased": ("bert-base-uncased",),
-    "sams": ("sams",),
-    "LLM": ("LLM",),
-    "inpaint": ("diffusers", "checkpoints", "inpaint"),
-}
 
 
 # ------------------------------------------------------------------------------- argparse
@@ -281,9 +283,6 @@ class Settings:
         except KeyError:
             raise AttributeError(name) from None
 
-    def as_dict(self, options: Iterable[Option] = ALL_OPTIONS) -> dict[str, Any]:
-        return {o.name: self._values[o.name] for o in options if o.name in self._values}
-
 
 def resolve_settings(args: argparse.Namespace, options: Sequence[Option] = ALL_OPTIONS) -> Settings:
     """Defaults, then the --config file, then flags."""
@@ -310,12 +309,6 @@ def resolve_settings(args: argparse.Namespace, options: Sequence[Option] = ALL_O
 
 # ------------------------------------------------------------------------------- model files
 
-def model_folders(models_dir: str, key: str) -> list[Path]:
-    if not models_dir:
-        return []
-    return [Path(os.path.expanduser(models_dir)) / sub for sub in MODEL_FOLDERS[key]]
-
-
 def find_model(value: str, key: str, what: str, expected: Sequence[str], source: str, models_dir: str = "",
                folder_ok: bool = True) -> Path:
     """A model path from a flag or config value: an existing path as given, else the name looked up in
@@ -323,7 +316,7 @@ def find_model(value: str, key: str, what: str, expected: Sequence[str], source:
 
     ModelNotFoundError (every folder searched, the names expected, where to get them) otherwise.
     """
-    folders = model_folders(models_dir, key)
+    folders = subfolders(models_dir, key) if models_dir else []
     if value:
         p = Path(os.path.expanduser(value))
         if p.exists():
@@ -331,14 +324,9 @@ def find_model(value: str, key: str, what: str, expected: Sequence[str], source:
         names = [value]
     else:
         names = []
-    for folder in folders:
-        # a models folder that is itself the model (models/bert-base-uncased holds config.json)
-        if folder_ok and folder.name in (names or list(expected)) and (folder / "config.json").is_file():
-            return folder
-        for name in names or expected:
-            candidate = folder / name
-            if candidate.exists():
-                return candidate
+    found = find_in_folders(folders, names or list(expected), folder_ok)
+    if found is not None:
+        return found
     searched: list[str | Path] = [Path.cwd()] if value and not Path(value).is_absolute() else []
     searched += folders
     if not value and not folders:
@@ -401,7 +389,7 @@ def resolve_device(device: str) -> str:
 
 
 __all__ = [
-    "ALL_OPTIONS", "EDIT_OPTIONS", "LLM_OPTIONS", "METRIC_OPTIONS", "MODEL_FOLDERS", "MODEL_OPTIONS",
+    "ALL_OPTIONS", "EDIT_OPTIONS", "LLM_OPTIONS", "METRIC_OPTIONS", "MODEL_OPTIONS",
     "PERCEPTION_OPTIONS", "Option", "Settings", "add_options", "config_values", "find_inpaint_model",
     "find_local_llm", "find_model", "find_perception_models", "read_toml", "resolve_device", "resolve_settings",
 ]

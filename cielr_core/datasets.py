@@ -219,24 +219,6 @@ def load_sample(sample: Sample, threshold: int = MASK_THRESHOLD) -> LoadedSample
     return LoadedSample(sample, image, mask)
 
 
-def load_raw_mask(sample: Sample) -> np.ndarray:
-    """The sample's 8-bit mask union, unthresholded (for ``metrics`` with ``soft_mask=True``)."""
-    try:
-        w, h = image_info(sample.image_path)[2]
-        return load_mask(sample.mask_paths, size=(w, h), threshold=None)
-    except InputError as e:
-        raise SampleError(sample.id, str(e)) from None
-
-
-def iter_loaded(dataset: Dataset, threshold: int = MASK_THRESHOLD) -> Iterator[LoadedSample | Problem]:
-    """Each sample decoded in turn (one in memory at a time), or a Problem when it cannot be."""
-    for sample in dataset.samples:
-        try:
-            yield load_sample(sample, threshold)
-        except SampleError as e:
-            yield Problem(sample.id, e.reason)
-
-
 def _verify(sample: Sample, check: str, root: Path) -> None:
     """Raise SampleError when the sample's files fail the chosen check."""
     files = [("image", sample.image_path)] + [("mask", p) for p in sample.mask_paths]
@@ -489,10 +471,8 @@ __all__ = [
     "detect_layout",
     "image_info",
     "iter_dataset",
-    "iter_loaded",
     "load_image",
     "load_mask",
-    "load_raw_mask",
     "load_sample",
     "read_dataset",
 ]

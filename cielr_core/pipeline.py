@@ -20,17 +20,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .defaults import BOX_THRESHOLD, REFINE_ROUNDS, TEXT_THRESHOLD
 from .editing import EditResult, EditSettings, InpaintEngine, execute_plan
 from .errors import InputError
 from .images import to_rgb_uint8
+from .labels import MAX_LABEL_CHARS, clean_labels
 from .llm import LLM
 from .perception import detect_objects, perceive
-from .perception.perceive import Detector, Segmenter
+from .perception.perceive import DetectorLike, SegmenterLike
 from .plan import Plan, validate_plan
 from .progress import NO_PROGRESS, Progress
-from .reasoning import Refinement, clean_labels, decompose, propose_labels, refine_scene
+from .reasoning import Refinement, decompose, propose_labels, refine_scene
 from .reasoning.refine import NO_ROUNDS
-from .scene import Scene, build_scene
+from .scene import Scene, build_scene, check_same_size
 from .scene.model import Box
 from .verify import Verifier, VerifySettings
 
@@ -44,9 +46,9 @@ StageHook = Callable[[str, str], None]
 @dataclass
 class PipelineSettings:
     extra_labels: str = ""  # object names to detect besides the LLM's proposals
-    box_threshold: float = 0.3
-    text_threshold: float = 0.25
-    max_rounds: int = 3
+    box_threshold: float = BOX_THRESHOLD
+    text_threshold: float = TEXT_THRESHOLD
+    max_rounds: int = REFINE_ROUNDS
     edit: EditSettings = field(default_factory=EditSettings)
     # Each action is looked at again by the detector when asked, and always when there are candidates
     # to choose between or retries to trigger; ``judge`` adds the LLM's look when it accepts images.
@@ -58,7 +60,8 @@ class PipelineSettings:
     def verifies(self) -> bool:
         return self.verify or self.judge or self.edit.candidates > 1 or self.edit.retries > 0
 
-    def verifier(self, detector: Detector | None, segmenter: Segmenter | None, llm: LLM | None) -> Verifier | None:
+    def verifier(self, detector: DetectorLike | None, segmenter: SegmenterLike | None,
+                 llm: LLM | None) -> Verifier | None:
         if not self.verifies:
             return None  # the default costs nothing extra
         # the second look uses the thresholds of the first
@@ -90,7 +93,8 @@ def _timed(result: PipelineResult, stage: str, hook: StageHook | None = None) ->
             hook(stage, "end")
 
 
-def detector_callable(image: np.ndarray, detector: Detector, segmenter: Segmenter, settings: PipelineSettings):
+def detector_callable(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike,
+                      settings: PipelineSettings):
     """The seam refinement uses to look again: detect these labels, optionally inside a box."""
 
     def detect(labels: list[str], within: Box | None) -> Scene:
@@ -100,13 +104,14 @@ def detector_callable(image: np.ndarray, detector: Detector, segmenter: Segmente
     return detect
 
 
-def _perceive_and_refine(rgb: np.ndarray, instruction: str, detector: Detector, segmenter: Segmenter,
+def _perceive_and_refine(rgb: np.ndarray, instruction: str, detector: DetectorLike, segmenter: SegmenterLike,
                          llm: LLM | None, settings: PipelineSettings, depth: np.ndarray | None, progress: Progress,
                          on_stage: StageHook | None, result: PipelineResult) -> Refinement:
     """labels -> perceive -> scene -> refine, timed into ``result``."""
     with _timed(result, "labels", on_stage):
         if llm is None:
-            result.labels = clean_labels(settings.extra_labels)
+            result.labels = clean_labels(settings.extra_labels, strip_decoration=True,
+                                         max_chars=MAX_LABEL_CHARS)
             if not result.labels:
                 raise InputError("without an LLM the labels must be given: name the objects to look for, "
                                  "e.g. 'tv, speaker, lamp'")
@@ -124,7 +129,8 @@ def _perceive_and_refine(rgb: np.ndarray, instruction: str, detector: Detector, 
                             max_rounds=settings.max_rounds, depth=depth, progress=progress)
 
 
-def run_pipeline(image: np.ndarray, instruction: str, *, detector: Detector, segmenter: Segmenter, llm: LLM | None,
+def run_pipeline(image: np.ndarray, instruction: str, *, detector: DetectorLike, segmenter: SegmenterLike,
+                 llm: LLM | None,
                  engine: InpaintEngine | None = None, settings: PipelineSettings = PipelineSettings(),
                  depth: np.ndarray | None = None, plan: Plan | None = None, until: str = "edit",
                  progress: Progress = NO_PROGRESS, on_stage: StageHook | None = None,
@@ -147,9 +153,7 @@ def run_pipeline(image: np.ndarray, instruction: str, *, detector: Detector, seg
     rgb = to_rgb_uint8(image)
     result = PipelineResult()
     if scene is not None:
-        if (scene.width, scene.height) != (rgb.shape[1], rgb.shape[0]):
-            raise InputError(f"the scene was built for a {scene.width}x{scene.height} image but the image is "
-                             f"{rgb.shape[1]}x{rgb.shape[0]}; use the image the scene was made from")
+        check_same_size(scene, rgb)
         with _timed(result, "scene", on_stage):
             built = scene if scene.relations is not None else build_scene(scene, depth=depth)
         result.labels = list(dict.fromkeys(o.label for o in built.objects))

@@ -20,6 +20,7 @@ Placement = Literal["on_top_of", "left_of", "right_of", "above", "below", "in_fr
                     "near"]
 MAX_ACTIONS = 8
 MAX_TARGETS = 16
+MAX_PROMPT = 200  # characters of an action's prompt, however the plan was written
 MAX_OBJECT_ID = 2**31 - 1  # the id range a scene file allows
 # A JSON integer, never coerced: `true` is not object #1 and "2" is not object #2 (nothing is guessed).
 ObjectId = Annotated[StrictInt, Field(ge=0, le=MAX_OBJECT_ID)]
@@ -31,7 +32,7 @@ class Action(BaseModel):
     op: Op
     targets: list[ObjectId] = Field(default_factory=list, max_length=MAX_TARGETS,
                                description="ids of the scene objects this action edits (empty for add)")
-    prompt: str = Field(default="", max_length=200, description="what the region shows afterwards")
+    prompt: str = Field(default="", max_length=MAX_PROMPT, description="what the region shows afterwards")
     anchor: ObjectId | None = Field(default=None, description="add: the object to place it by")
     placement: Placement | None = Field(default=None, description="add: where, relative to the anchor")
     strength: float | None = Field(default=None, ge=0.0, le=1.0, description="denoise override")

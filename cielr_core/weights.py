@@ -7,17 +7,13 @@ Every failure becomes a ``CheckpointError`` naming the file and what was expecte
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, ModelNotFoundError
-
-TENSOR_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
-
+from .errors import CheckpointError
 
 def load_checkpoint(path: str | Path, expected: str) -> Any:
     """Load a checkpoint container (a state dict, or a dict holding one) without running code."""
@@ -67,22 +63,6 @@ def strip_prefix(sd: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """Remove a prefix such as ``module.`` (left by DataParallel) from every key that has it."""
     n = len(prefix)
     return {(k[n:] if k.startswith(prefix) else k): v for k, v in sd.items()}
-
-
-def find_model_file(name: str, folders: Iterable[str | Path], what: str, expected_names: Iterable[str],
-                    source: str) -> Path:
-    """Resolve ``name`` (absolute path, or a path relative to one of ``folders``)."""
-    folders = [Path(f) for f in folders]
-    candidate = Path(os.path.expanduser(name)) if name else None
-    if candidate is not None and candidate.is_absolute() and candidate.exists():
-        return candidate
-    if name:
-        for folder in folders:
-            if (folder / name).exists():
-                return folder / name
-    names = [name] if name else []
-    names += [n for n in expected_names if n != name]
-    raise ModelNotFoundError(what, names, folders, source)
 
 
 def unsafe_pickle(e: BaseException) -> str:

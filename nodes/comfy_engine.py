@@ -13,25 +13,14 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from cielr_core.editing.engine import InpaintRequest
+from cielr_core.editing.engine import InpaintRequest, SamplerSettings
 from cielr_core.editing.families import EditMode, Family, choose_mode, family_of
 from cielr_core.errors import InputError
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    steps: int = 20
-    cfg: float = 7.0
-    sampler: str = "euler"
-    scheduler: str = "normal"
-    guidance: float = 0.0  # distilled guidance for models that read it; 0 = the family's default
-    edit_mode: str = "auto"  # "auto" | "inpaint" | "instruction edit"
 
 
 def latent_shape(model: Any) -> tuple[int, int]:

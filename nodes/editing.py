@@ -106,7 +106,7 @@ class CIELRActionMask:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from cielr_core.editing import BACKGROUND_PROMPT
+        from cielr_core.defaults import BACKGROUND_PROMPT
 
         return {"required": {
             "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
@@ -144,7 +144,7 @@ class CIELRInpaintActions:
     def INPUT_TYPES(cls):
         import comfy.samplers
 
-        from cielr_core.editing import BACKGROUND_PROMPT, OP_DENOISE
+        from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE
         from cielr_core.editing.families import EDIT_MODES
 
         return {"required": {
@@ -179,7 +179,7 @@ class CIELRInpaintActions:
             "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
                                              "tooltip": "What a remove action paints when it has no prompt of its "
                                                         "own."}),
-            "recolor_denoise": ("FLOAT", {"default": OP_DENOISE["recolor"], "min": 0.0, "max": 1.0, "step": 0.01,
+            "recolor_denoise": ("FLOAT", {"default": RECOLOR_DENOISE, "min": 0.0, "max": 1.0, "step": 0.01,
                                           "tooltip": "Denoise for recolor actions: lower keeps the object's shape. "
                                                      "Remove, replace and add use 1.0; an action's own strength "
                                                      "overrides both."}),
@@ -207,8 +207,9 @@ class CIELRInpaintActions:
              detector=None, segmenter=None, llm=None, candidates: int = 1, retries: int = 0,
              guidance: float = 0.0, edit_mode: str = "auto"):
         from cielr_core.editing import EditSettings, execute_plan, prepare
+        from cielr_core.editing.engine import SamplerSettings
 
-        from .comfy_engine import ComfyEngine, SamplerSettings, StepPreview
+        from .comfy_engine import ComfyEngine, StepPreview
 
         rgb = single_image(image, "CIELR Inpaint Actions")
         # everything about the plan and the models is checked before the first sample

@@ -218,7 +218,7 @@ class CIELRPlanToMasks:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from cielr_core.editing import BACKGROUND_PROMPT, OP_DENOISE
+        from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE
 
         from .editing import _region_inputs
 
@@ -233,7 +233,7 @@ class CIELRPlanToMasks:
                 "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
                                                  "tooltip": "What a remove action paints when it has no prompt of "
                                                             "its own."}),
-                "recolor_denoise": ("FLOAT", {"default": OP_DENOISE["recolor"], "min": 0.0, "max": 1.0,
+                "recolor_denoise": ("FLOAT", {"default": RECOLOR_DENOISE, "min": 0.0, "max": 1.0,
                                               "step": 0.01, "tooltip": "Denoise for recolor actions; an action's "
                                                                        "own strength overrides it."}),
             },

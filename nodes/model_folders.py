@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import os
 
-# folder key -> sub-folders of ComfyUI/models that feed it
-MODEL_FOLDERS = {
-    "grounding-dino": ("grounding-dino", "groundingdino"),
-    "bert-base-uncased": ("bert-base-uncased",),
-    "sams": ("sams",),
-    "LLM": ("LLM",),
-}
+from cielr_core.model_folders import MODEL_FOLDERS, find_in_folders, subfolders
 
 
 def register_model_folders() -> None:
@@ -19,9 +13,9 @@ def register_model_folders() -> None:
     except ImportError:  # imported outside ComfyUI (pytest imports the repository as a package)
         return
 
-    for key, subfolders in MODEL_FOLDERS.items():
-        for sub in subfolders:
-            folder_paths.add_model_folder_path(key, os.path.join(folder_paths.models_dir, sub))
+    for key in MODEL_FOLDERS:
+        for path in subfolders(folder_paths.models_dir, key):
+            folder_paths.add_model_folder_path(key, str(path))
 
 
 def folders(key: str) -> list[str]:
@@ -30,7 +24,7 @@ def folders(key: str) -> list[str]:
     try:
         return folder_paths.get_folder_paths(key)
     except KeyError:
-        return [os.path.join(folder_paths.models_dir, sub) for sub in MODEL_FOLDERS[key]]
+        return [str(p) for p in subfolders(folder_paths.models_dir, key)]
 
 
 def model_choices(key: str, suffixes: tuple[str, ...], defaults: list[str], dirs: bool = False) -> list[str]:
@@ -58,10 +52,5 @@ def model_choices(key: str, suffixes: tuple[str, ...], defaults: list[str], dirs
 
 
 def resolve(key: str, name: str) -> str | None:
-    for base in folders(key):
-        if os.path.basename(os.path.normpath(base)) == name and os.path.isfile(os.path.join(base, "config.json")):
-            return base
-        path = os.path.normpath(os.path.join(base, name))
-        if os.path.exists(path):
-            return path
-    return None
+    found = find_in_folders(folders(key), [name])
+    return None if found is None else str(found)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cielr_core.defaults import BOX_THRESHOLD, TEXT_THRESHOLD
+
 from .bridge import comfy_progress, single_image, to_image
 
 
@@ -22,10 +24,10 @@ class CIELRPerceive:
             "labels": ("STRING", {"multiline": True, "default": "tv, speaker, lamp, sofa, table",
                                   "tooltip": "Object names to find, separated by commas or new lines. "
                                              "Connect CIELR Propose Labels to let an LLM choose them."}),
-            "box_threshold": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01,
+            "box_threshold": ("FLOAT", {"default": BOX_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                                         "tooltip": "Minimum detector confidence for a box. Lower finds more, "
                                                    "with more false boxes."}),
-            "text_threshold": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.01,
+            "text_threshold": ("FLOAT", {"default": TEXT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                                          "tooltip": "Minimum confidence that a box matches its label."}),
         }}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cielr_core.errors import InputError
+from cielr_core.defaults import BOX_THRESHOLD, REFINE_ROUNDS, TEXT_THRESHOLD
 from cielr_core.progress import Progress
 
 from .bridge import comfy_progress, single_image
@@ -12,13 +12,6 @@ INSTRUCTION_TIP = ("The edit instruction, as complex and implicit as you like, e
                    "node of the graph.")
 LLM_TIP = "From CIELR LLM (OpenAI-compatible server) or CIELR LLM (local)."
 SCENE_TIP = "A scene from CIELR Build Scene (or Refine Scene)."
-
-
-def _same_size(rgb, scene, node: str) -> None:
-    h, w = rgb.shape[:2]
-    if (scene.width, scene.height) != (w, h):
-        raise InputError(f"{node}: the scene was built for a {scene.width}x{scene.height} image but the "
-                         f"image connected is {w}x{h}. Connect the same image that went into CIELR Perceive.")
 
 
 class CIELRProposeLabels:
@@ -76,13 +69,13 @@ class CIELRRefineScene:
             "llm": ("CIELR_LLM", {"tooltip": LLM_TIP}),
             "instruction": ("STRING", {"multiline": True, "default": "", "tooltip": INSTRUCTION_TIP}),
             "max_rounds": ("INT", {
-                "default": 3, "min": 0, "max": 10,
+                "default": REFINE_ROUNDS, "min": 0, "max": 10,
                 "tooltip": "At most this many LLM verdicts (each may add objects). 0 passes the scene "
                            "through unchanged (relations are computed if missing)."}),
             "box_threshold": ("FLOAT", {
-                "default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01,
+                "default": BOX_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                 "tooltip": "Detector confidence for the objects looked for in a round."}),
-            "text_threshold": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.01,
+            "text_threshold": ("FLOAT", {"default": TEXT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                                          "tooltip": "Minimum confidence that a box matches its label."}),
         }, "optional": {
             # optional so scenes from other packs' masks can be refined without GroundingDINO
@@ -98,9 +91,10 @@ class CIELRRefineScene:
                text_threshold: float, detector=None, segmenter=None):
         from cielr_core.perception import detect_objects
         from cielr_core.reasoning import refine_scene
+        from cielr_core.scene import check_same_size
 
         rgb = single_image(image, "CIELR Refine Scene")
-        _same_size(rgb, scene, "CIELR Refine Scene")
+        check_same_size(scene, rgb, "CIELR Refine Scene")
         progress = comfy_progress()
         cancel_only = Progress(on_check=progress.on_check)
 
@@ -140,9 +134,10 @@ class CIELRDecompose:
     def decompose(self, scene, llm, instruction: str, image=None):
         from cielr_core.plan import plan_to_json
         from cielr_core.reasoning import decompose
+        from cielr_core.scene import check_same_size
 
         if image is not None:
-            _same_size(single_image(image, "CIELR Decompose"), scene, "CIELR Decompose")
+            check_same_size(scene, single_image(image, "CIELR Decompose"), "CIELR Decompose")
 
         plan = decompose(scene, instruction, llm, progress=comfy_progress())
         return (plan, plan_to_json(plan))

@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from cielr_core.errors import InputError
-
 from .bridge import single_image, to_image, ui_images
-
-
-def _same_size(rgb: np.ndarray, scene, node: str) -> None:
-    h, w = rgb.shape[:2]
-    if (scene.width, scene.height) != (w, h):
-        raise InputError(f"{node}: the scene was built for a {scene.width}x{scene.height} image but the image "
-                         f"connected is {w}x{h}. Connect the same image that went into CIELR Perceive.")
 
 
 class CIELRBuildScene:
@@ -48,10 +37,10 @@ class CIELRBuildScene:
 
     def build(self, image, scene, depth=None):
         from cielr_core.reasoning import scene_text
-        from cielr_core.scene import build_scene, render_preview, scene_to_json
+        from cielr_core.scene import build_scene, check_same_size, render_preview, scene_to_json
 
         rgb = single_image(image, "CIELR Build Scene")
-        _same_size(rgb, scene, "CIELR Build Scene")
+        check_same_size(scene, rgb, "CIELR Build Scene")
         depth_map = None if depth is None else single_image(depth, "CIELR Build Scene (depth)")
         built = build_scene(scene, depth=depth_map)
         return (built, scene_to_json(built, indent=1), to_image(render_preview(rgb, built)), scene_text(built).text)
@@ -73,10 +62,10 @@ class CIELRScenePreview:
         }}
 
     def preview(self, image, scene):
-        from cielr_core.scene import render_preview
+        from cielr_core.scene import check_same_size, render_preview
 
         rgb = single_image(image, "CIELR Scene Preview")
-        _same_size(rgb, scene, "CIELR Scene Preview")
+        check_same_size(scene, rgb, "CIELR Scene Preview")
         overlay = render_preview(rgb, scene)
         return {"ui": ui_images(overlay), "result": (to_image(overlay),)}
 

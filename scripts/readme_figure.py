@@ -44,7 +44,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from cielr_core.datasets import load_image
-    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings, load_inpaint_pipeline
+    from cielr_core.editing.diffusers_engine import DiffusersEngine, load_inpaint_pipeline
+    from cielr_core.editing.engine import SamplerSettings
     from cielr_core.editing.execute import EditSettings, execute_plan
     from cielr_core.plan import plan_from_json
     from cielr_core.scene import build_scene, make_object

@@ -42,7 +42,8 @@ READABLE = [s.id for s in read_dataset(CIEBENCH, check="full").samples]  # 19 of
 
 @pytest.fixture(scope="module")
 def engine(tiny_inpaint_pipeline_dir):  # noqa: F811
-    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings, load_inpaint_pipeline
+    from cielr_core.editing.diffusers_engine import DiffusersEngine, load_inpaint_pipeline
+    from cielr_core.editing.engine import SamplerSettings
 
     return DiffusersEngine(load_inpaint_pipeline(tiny_inpaint_pipeline_dir), SamplerSettings(steps=1, cfg=1.0))
 

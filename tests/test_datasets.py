@@ -23,10 +23,8 @@ from cielr_core.datasets import (
     detect_layout,
     image_info,
     iter_dataset,
-    iter_loaded,
     load_image,
     load_mask,
-    load_raw_mask,
     load_sample,
     read_dataset,
 )
@@ -36,6 +34,15 @@ from .conftest import CIEBENCH as DEV
 
 def reasons(ds) -> dict[str, str]:
     return {p.id: p.reason for p in ds.problems}
+
+
+def iter_loaded(ds):
+    """Each sample decoded in turn, or a Problem when it cannot be."""
+    for sample in ds.samples:
+        try:
+            yield load_sample(sample)
+        except SampleError as e:
+            yield Problem(sample.id, e.reason)
 
 
 # ------------------------------------------------------------------------------- the real dev set
@@ -67,7 +74,9 @@ def test_dev_set_samples_load_as_rgb_with_binary_masks_of_their_size():
     raw = np.asarray(Image.open(DEV / "0" / "0_mask.png").convert("L"))
     assert len(np.unique(raw)) > 2  # not binary on disk
     assert np.array_equal(loaded[0].mask, raw > 127)
-    assert np.array_equal(load_raw_mask(ds.samples[0]), raw)
+    first = ds.samples[0]
+    size = image_info(first.image_path)[2]
+    assert np.array_equal(load_mask(first.mask_paths, size=size, threshold=None), raw)  # the soft mask
 
 
 def test_the_wrong_size_mask_also_fails_at_load_time_when_not_checked_up_front():

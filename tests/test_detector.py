@@ -20,7 +20,6 @@ from cielr_core.perception import gdino_configs, gdino_convert
 from cielr_core.perception.detections import Detections
 from cielr_core.perception.detector import (
     KNOWN_EXTRA_KEYS,
-    clean_labels,
     detections_from_logits,
     load_grounding_dino,
     make_caption,
@@ -87,13 +86,6 @@ def assert_inside(found: Detections, width: int, height: int) -> None:
 
 
 # --- labels, captions and the shared post-processing ----------------------------------------
-
-
-def test_clean_labels():
-    raw = ["  TV ", "tv", "", "...", " ?! ", "Floor   Lamp", "cup", "CUP"]
-    assert clean_labels(raw) == ["tv", "floor lamp", "cup"]
-    with pytest.raises(InputError, match="list"):
-        clean_labels("tv, lamp")
 
 
 def test_caption_layout_and_token_spans(det):

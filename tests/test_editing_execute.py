@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cielr_core.defaults import BACKGROUND_PROMPT
 from cielr_core.editing import (
-    BACKGROUND_PROMPT,
     EditSettings,
     InpaintEngine,
     InpaintRequest,
@@ -61,7 +61,8 @@ def photo_scene() -> tuple[np.ndarray, Scene]:
 
 @pytest.fixture(scope="module")
 def engine(tiny_inpaint_pipeline_dir):
-    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings
+    from cielr_core.editing.diffusers_engine import DiffusersEngine
+    from cielr_core.editing.engine import SamplerSettings
 
     return DiffusersEngine.from_path(tiny_inpaint_pipeline_dir, settings=SamplerSettings(steps=2, cfg=5.0))
 
@@ -250,7 +251,8 @@ def test_single_checkpoint_file_with_a_local_config(sd15_models, tmp_path, photo
     config folder (configs written by the library, tokenizer from ComfyUI's install)."""
     import gc
 
-    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings
+    from cielr_core.editing.diffusers_engine import DiffusersEngine
+    from cielr_core.editing.engine import SamplerSettings
     from cielr_core.editing.sd_configs import write_sd15_config
     from devkit import COMFYUI
 

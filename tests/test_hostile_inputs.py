@@ -1,4 +1,4 @@
-"""Hostile input, part 3: instructions and images (issue 7).
+"""Hostile input, part 3: instructions and images.
 
 Instructions: prompt injection, HTML / markdown / JSON markup, control characters and 100 kB of text,
 sent through propose / refine / decompose to a scripted OpenAI-compatible server on loopback. The
@@ -331,7 +331,8 @@ def test_8000px_image_edit_changes_only_the_mask(big_image, tiny_inpaint_pipelin
     """A real (tiny) inpainting pipeline on 8000 x 8000: only the crop around the target is sampled, every
     pixel outside the grown mask keeps its value, and the input tensor is untouched."""
     from cielr_core.editing import EditSettings, execute_plan
-    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings
+    from cielr_core.editing.diffusers_engine import DiffusersEngine
+    from cielr_core.editing.engine import SamplerSettings
     from cielr_core.plan import plan_from_json
 
     rgb = single_image(big_image, "CIELR Inpaint Actions")
@@ -351,7 +352,8 @@ def test_edit_on_a_one_pixel_image_and_odd_channels(tiny_inpaint_pipeline_dir, c
     """1 x 1 RGB edits (the crop is scaled up to the working size and back); other channel counts are a
     clear error that says what to do, before any sampling."""
     from cielr_core.editing import EditSettings, execute_plan
-    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings
+    from cielr_core.editing.diffusers_engine import DiffusersEngine
+    from cielr_core.editing.engine import SamplerSettings
     from cielr_core.plan import plan_from_json
 
     image = comfy_image(1, 1, c)

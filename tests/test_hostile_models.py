@@ -1,4 +1,4 @@
-"""Hostile input, part 2: a malicious pickle in every model file and folder the pack reads (issue 7).
+"""Hostile input, part 2: a malicious pickle in every model file and folder the pack reads.
 
 Each pickle's payload creates a marker file when unpickled (through ``os.system`` or ``exec``). For
 every loader (SAM, GroundingDINO file, GroundingDINO Hugging Face folder, its BERT folder, the local

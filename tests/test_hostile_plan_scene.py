@@ -1,4 +1,4 @@
-"""Hostile input, part 1: property-based fuzzing of the plan JSON and the scene JSON (issue 7).
+"""Hostile input, part 1: property-based fuzzing of the plan JSON and the scene JSON.
 
 Plans typed into ``CIELRPlanFromJSON`` and scene files read by ``scene_from_json`` are untrusted
 (SECURITY.md). Whatever the text, the outcome is one of two things:
@@ -25,7 +25,15 @@ from hypothesis import strategies as st
 
 from cielr_core.editing import EditSettings, prepare
 from cielr_core.errors import CIELRError, InputError
-from cielr_core.plan import MAX_ACTIONS, Plan, PlanError, plan_from_json, plan_problems, plan_to_json
+from cielr_core.plan import (
+    MAX_ACTIONS,
+    MAX_PROMPT,
+    Plan,
+    PlanError,
+    plan_from_json,
+    plan_problems,
+    plan_to_json,
+)
 from cielr_core.reasoning import scene_text
 from cielr_core.scene import (
     Scene,
@@ -158,7 +166,7 @@ def check_plan_text(text: str, scene: Scene = SCENE) -> Plan | None:
         assert all(type(t) is int and t in ids for t in a.targets), a
         assert a.anchor is None or (type(a.anchor) is int and a.anchor in ids), a
         assert a.strength is None or (math.isfinite(a.strength) and 0.0 <= a.strength <= 1.0)
-        assert len(a.prompt) <= 200
+        assert len(a.prompt) <= MAX_PROMPT
     assert plan_problems(plan, scene) == []
     # the plan survives its own JSON
     assert plan_from_json(plan_to_json(plan), scene) == plan

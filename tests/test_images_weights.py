@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cielr_core.errors import CheckpointError, InputError, ModelNotFoundError
+from cielr_core.errors import CheckpointError, InputError
 from cielr_core.images import to_rgb_uint8
-from cielr_core.weights import find_model_file, load_checkpoint, state_dict_of, strip_prefix
+from cielr_core.weights import load_checkpoint, state_dict_of, strip_prefix
 
 
 @pytest.mark.parametrize("shape,dtype,scale", [
@@ -85,14 +85,3 @@ def test_state_dict_unwrapping(tmp_path):
         state_dict_of({"model": {"epoch": 3}}, "f", "x")
     with pytest.raises(CheckpointError, match="list"):
         state_dict_of([1, 2], "f", "x")
-
-
-def test_find_model_file_lists_folders(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "m.pth").write_bytes(b"x")
-    assert find_model_file("m.pth", [tmp_path / "b", tmp_path / "a"], "M", ["m.pth"], "src") == tmp_path / "a" / "m.pth"
-    with pytest.raises(ModelNotFoundError) as err:
-        find_model_file("n.pth", [tmp_path / "a", tmp_path / "b"], "SAM model", ["sam_vit_b_01ec64.pth"], "the SAM page")
-    message = str(err.value)
-    assert str(tmp_path / "a") in message and str(tmp_path / "b") in message
-    assert "n.pth" in message and "sam_vit_b_01ec64.pth" in message and "the SAM page" in message

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cielr_core.errors import InputError
-from cielr_core.perception import detect_objects, parse_labels, perceive
+from cielr_core.perception import detect_objects, perceive
 from cielr_core.scene import build_scene, render_preview, scene_from_json, scene_to_json, scene_to_text
 from tests.conftest import load_photo
 
@@ -16,12 +16,6 @@ def tiny_segmenter(tiny_sam_path):
     from cielr_core.perception import load_sam
 
     return load_sam(tiny_sam_path)
-
-
-def test_parse_labels():
-    assert parse_labels("TV, speaker;\nfloor  lamp . sofa .") == ["tv", "speaker", "floor lamp", "sofa"]
-    assert parse_labels(["cup", "Cup ", "..."]) == ["cup"]
-    assert parse_labels(" , ;\n . ?! ") == []
 
 
 @pytest.mark.parametrize("labels", ["", "  ", ", . ;", "?!"])

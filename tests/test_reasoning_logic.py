@@ -2,7 +2,8 @@
 
 Deterministic: the scene is built by hand, the detector is a function that records its calls, and
 every LLM answer is scripted (tests/fixtures/llm_servers.py). Covers the refinement loop, the
-plan with its repair round, label proposals, the prompts, and the fault list of issue 3.
+plan with its repair round, label proposals, the prompts, and the LLM faults (server down, HTTP 500,
+timeouts, bad answers and verdicts, prompt injection).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from cielr_core.llm import LLMAnswerError, LLMConnectionError, LLMTimeoutError, 
 from cielr_core.plan import Plan, PlanError, validate_plan
 from cielr_core.progress import Progress
 from cielr_core.reasoning import (
-    clean_labels,
     compact_scene_text,
     decompose,
     decompose_detailed,
@@ -336,13 +336,6 @@ def test_label_answers_refuse_json_debris_and_sentences():
     assert parse_answer('{"labels": ["tv", "floor lamp"]}', LabelList)[0] is not None
     for bad in ["type':'array", "properties:", "the object commonly used to hold flowers", ""]:
         assert parse_answer(json.dumps({"labels": [bad]}), LabelList)[0] is None, bad
-
-
-def test_clean_labels():
-    assert clean_labels(["  The Speaker. ", "a tv", "TV", "", "...", "coffee  table; lamp"]) == \
-        ["speaker", "tv", "coffee table", "lamp"]
-    assert clean_labels("cup, the cup\nplate . bowl") == ["cup", "plate", "bowl"]
-    assert all(len(label) <= 40 for label in clean_labels(["word " * 20]))
 
 
 # ------------------------------------------------------------------------------ prompts and schemas

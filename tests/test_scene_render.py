@@ -236,7 +236,7 @@ def test_preview_tiny_large_float_and_empty():
 
 
 def test_preview_rejects_an_image_of_another_size():
-    with pytest.raises(InputError, match="image is 30x20 but the scene was built for 300x200"):
+    with pytest.raises(InputError, match="scene was built for a 300x200 image but the image is 30x20"):
         render_preview(np.zeros((20, 30, 3), np.uint8), table_and_cup())
 
 

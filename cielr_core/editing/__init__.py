@@ -8,7 +8,6 @@ ComfyUI sampler engine in ``nodes``). Heavy libraries (diffusers) load only when
 from .candidates import Attempt
 from .engine import InpaintEngine, InpaintRequest
 from .execute import (
-    BACKGROUND_PROMPT,
     OP_DENOISE,
     ActionReport,
     EditResult,
@@ -25,7 +24,7 @@ from .regions import action_mask, feather, grow, placement_mask, targets_mask
 from .stitch import Window, composite, crop_window, working_size
 
 __all__ = [
-    "BACKGROUND_PROMPT", "OP_DENOISE", "ActionRegion", "ActionReport", "Attempt", "EditResult", "EditSettings",
+    "OP_DENOISE", "ActionRegion", "ActionReport", "Attempt", "EditResult", "EditSettings",
     "InpaintEngine", "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "composite", "crop_window",
     "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask", "plan_regions", "prepare",
     "targets_mask", "working_size",

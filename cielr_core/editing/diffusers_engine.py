@@ -11,7 +11,6 @@ import contextlib
 import math
 import os
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,9 @@ import torch
 from ..errors import CheckpointError, InputError, ModelNotFoundError
 from ..progress import NO_PROGRESS, Progress
 from ..weights import unsafe_pickle
-from .engine import InpaintRequest
+from .engine import InpaintRequest, SamplerSettings
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    steps: int = 20
-    cfg: float = 7.5
 
 
 def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | None = None,

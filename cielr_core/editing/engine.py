@@ -12,6 +12,21 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..defaults import CFG, STEPS
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How an engine samples, for every action of a plan. The diffusers engine reads ``steps`` and
+    ``cfg`` (its pipeline brings its own scheduler); the ComfyUI engine reads them all."""
+
+    steps: int = STEPS
+    cfg: float = CFG  # the node always passes its own cfg input (default 7.0, as ComfyUI's KSampler)
+    sampler: str = "euler"
+    scheduler: str = "normal"
+    guidance: float = 0.0  # distilled guidance for models that read it; 0 = the family's default
+    edit_mode: str = "auto"  # "auto" | "inpaint" | "instruction edit"
+
 
 @dataclass(frozen=True)
 class InpaintRequest:

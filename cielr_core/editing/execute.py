@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..defaults import BACKGROUND_PROMPT, CONTEXT, FEATHER, GROW, RECOLOR_DENOISE, WORKING_SIZE
 from ..errors import InputError
 from ..images import MAX_SIDE
 from ..plan import Action, Plan, validate_plan
 from ..progress import NO_PROGRESS, Progress
 from ..scene.masks import mask_box
-from ..scene.model import Scene
+from ..scene.model import Scene, check_same_size
 from ..verdict import ActionVerifier, Verdict
 from . import regions, stitch
 from .candidates import (
@@ -32,20 +33,19 @@ from .candidates import (
 from .engine import InpaintEngine, InpaintRequest
 from .instructions import instruction
 
-BACKGROUND_PROMPT = "empty background, the surroundings continue seamlessly, nothing there"
-OP_DENOISE = {"remove": 1.0, "replace": 1.0, "add": 1.0, "recolor": 0.6}
+OP_DENOISE = {"remove": 1.0, "replace": 1.0, "add": 1.0, "recolor": RECOLOR_DENOISE}
 
 
 @dataclass(frozen=True)
 class EditSettings:
     seed: int = 0
-    grow: int = 8  # pixels the target mask is grown by (covers halos and SAM's tight edges)
-    feather: int = 8  # blend band inside the grown mask, pixels
-    context: int = 64  # pixels of surroundings around the grown mask the model sees
-    working_size: int = 512  # crops are sampled at about working_size^2 pixels (512 for SD1.5, 1024 for SDXL)
+    grow: int = GROW
+    feather: int = FEATHER
+    context: int = CONTEXT
+    working_size: int = WORKING_SIZE
     background_prompt: str = BACKGROUND_PROMPT  # remove without a prompt of its own
     negative: str = ""
-    recolor_denoise: float = OP_DENOISE["recolor"]
+    recolor_denoise: float = RECOLOR_DENOISE
     candidates: int = 1  # samples per action; the best verdict is kept (needs a verifier)
     retries: int = 0  # rounds with a grown mask / higher denoise / firmer prompt when every candidate failed
 
@@ -186,9 +186,7 @@ def check_image(image: np.ndarray, scene: Scene) -> None:
     h, w = image.shape[:2]
     if max(h, w) > MAX_SIDE:
         raise InputError(f"image is {w}x{h}; the largest side supported is {MAX_SIDE}")
-    if (w, h) != (scene.width, scene.height):
-        raise InputError(f"the scene was built for a {scene.width}x{scene.height} image but the image is {w}x{h}; "
-                         "use the image the scene was made from")
+    check_same_size(scene, image)
 
 
 def prepare(image: np.ndarray, scene: Scene, plan: Plan, settings: EditSettings) -> list[PreparedAction]:

@@ -25,6 +25,7 @@ import numpy as np
 import requests
 from pydantic import BaseModel
 
+from ..defaults import LLM_MAX_RETRIES, LLM_MAX_TOKENS, LLM_TIMEOUT
 from ..errors import InputError
 from ..images import to_rgb_uint8
 from .base import (
@@ -71,7 +72,8 @@ class RemoteLLM:
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "", temperature: float = 0.0,
-                 seed: int = 0, timeout: float = 120.0, max_retries: int = 2, max_tokens: int = 1024,
+                 seed: int = 0, timeout: float = LLM_TIMEOUT, max_retries: int = LLM_MAX_RETRIES,
+                 max_tokens: int = LLM_MAX_TOKENS,
                  vision: bool = False):
         if not base_url.startswith(("http://", "https://")):
             raise InputError(f"base_url must start with http:// or https://, got {base_url!r}")

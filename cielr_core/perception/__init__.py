@@ -5,7 +5,7 @@ Loaders import torch, transformers and segment_anything only when called.
 
 from ..errors import require
 from .detections import Detections
-from .perceive import detect_objects, parse_labels, perceive
+from .perceive import detect_objects, perceive
 
 
 def load_grounding_dino(weights, *args, **kwargs):
@@ -21,4 +21,4 @@ def load_sam(*args, **kwargs):
     return load(*args, **kwargs)
 
 
-__all__ = ["Detections", "detect_objects", "parse_labels", "perceive", "load_grounding_dino", "load_sam"]
+__all__ = ["Detections", "detect_objects", "perceive", "load_grounding_dino", "load_sam"]

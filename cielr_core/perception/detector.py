@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..errors import CheckpointError, InputError
 from ..images import to_rgb_uint8
+from ..labels import clean_labels
 from ..progress import NO_PROGRESS, Progress
 from ..weights import load_checkpoint, state_dict_of, strip_prefix, unsafe_pickle
 from . import gdino_configs, gdino_convert
@@ -52,20 +54,6 @@ _SEPARATORS = re.compile(r"[.?]")  # GroundingDINO treats these as phrase bounda
 
 
 # --- labels and captions --------------------------------------------------------------------
-
-
-def clean_labels(labels: Iterable[str]) -> list[str]:
-    """Strip, lowercase, collapse spaces, drop empty and punctuation-only labels, deduplicate."""
-    if isinstance(labels, str):
-        raise InputError("labels must be a list of strings, not one string; split it first")
-    out: list[str] = []
-    for label in labels:
-        if not isinstance(label, str):
-            raise InputError(f"labels must be strings, got {type(label).__name__}")
-        text = " ".join(label.strip().lower().split())
-        if any(ch.isalnum() for ch in text) and text not in out:
-            out.append(text)
-    return out
 
 
 def caption_text(label: str) -> str:
@@ -229,15 +217,15 @@ class Detector:
         """The forward passes ``detect`` would run for these labels (for progress totals)."""
         return pack_captions(clean_labels(labels), self._count_tokens, self.max_text_len)
 
-    def detect(self, image: np.ndarray, labels: Iterable[str], box_threshold: float = 0.35,
-               text_threshold: float = 0.25, within: Sequence[float] | None = None,
+    def detect(self, image: np.ndarray, labels: Iterable[str], box_threshold: float = BOX_THRESHOLD,
+               text_threshold: float = TEXT_THRESHOLD, within: Sequence[float] | None = None,
                progress: Progress = NO_PROGRESS, max_detections: int = MAX_DETECTIONS,
                nms_iou: float = NMS_IOU) -> Detections:
         """Boxes for ``labels`` in pixels of ``image``, each with one of the (cleaned) labels.
 
-        ``image``: anything ``to_rgb_uint8`` accepts. ``labels`` are stripped, lowercased and
-        deduplicated; with none left the model does not run. ``within``: an (x0, y0, x1, y1) box;
-        detection runs on that crop (parts of an object) and boxes stay inside it. ``progress``
+        ``image``: anything ``to_rgb_uint8`` accepts. ``labels`` go through
+        ``labels.clean_labels``; with none left the model does not run. ``within``: an (x0, y0, x1,
+        y1) box; detection runs on that crop (parts of an object) and boxes stay inside it. ``progress``
         advances once per forward pass (``len(self.captions(labels))`` of them) and may cancel
         between passes. Per-label NMS at ``nms_iou``, then the ``max_detections`` best by score.
         """

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 import numpy as np
 
+from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..errors import InputError
 from ..images import to_rgb_uint8
+from ..labels import clean_labels
 from ..progress import NO_PROGRESS, Progress
 from ..scene import Scene, scene_from_detections
 from ..scene.external import FROM_BOX_SHAPE, MASK_ATTRIBUTE, box_shaped_masks
@@ -16,28 +17,23 @@ from ..scene.model import Box
 from .detections import Detections
 
 
-class Detector(Protocol):
+class DetectorLike(Protocol):
+    """What perception needs of a detector: ``detector.Detector`` (GroundingDINO) is one."""
+
     def detect(self, image: np.ndarray, labels: list[str], box_threshold: float = ...,
                text_threshold: float = ..., within: Box | None = ..., progress: Progress = ...) -> Detections: ...
 
 
-class Segmenter(Protocol):
+class SegmenterLike(Protocol):
+    """What perception needs of a segmenter: ``segmenter.Segmenter`` (SAM) is one."""
+
     def segment(self, image: np.ndarray, boxes: np.ndarray, progress: Progress = ...) -> np.ndarray: ...
 
 
-def parse_labels(text: str | list[str]) -> list[str]:
-    """Labels from free text: separated by commas, semicolons, new lines or GroundingDINO's " . "."""
-    parts = text if isinstance(text, list) else re.split(r"[,;\n]|\s\.\s|\.$", text)
-    labels: list[str] = []
-    for part in parts:
-        label = " ".join(part.strip().strip(".").lower().split())
-        if re.search(r"\w", label) and label not in labels:  # punctuation alone names nothing
-            labels.append(label)
-    return labels
-
-
-def detect_objects(image: np.ndarray, detector: Detector, segmenter: Segmenter | None, labels: list[str], *,
-                   box_threshold: float = 0.3, text_threshold: float = 0.25, within: Box | None = None,
+def detect_objects(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike | None,
+                   labels: list[str], *,
+                   box_threshold: float = BOX_THRESHOLD, text_threshold: float = TEXT_THRESHOLD,
+                   within: Box | None = None,
                    parent: int | None = None, start_id: int = 1, progress: Progress = NO_PROGRESS) -> Scene:
     """Detect ``labels`` (optionally inside one box) and segment every box; ids start at ``start_id``.
 
@@ -65,10 +61,11 @@ def detect_objects(image: np.ndarray, detector: Detector, segmenter: Segmenter |
     return scene
 
 
-def perceive(image: np.ndarray, detector: Detector, segmenter: Segmenter, labels: str | list[str], *,
-             box_threshold: float = 0.3, text_threshold: float = 0.25, progress: Progress = NO_PROGRESS) -> Scene:
+def perceive(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike, labels: str | list[str], *,
+             box_threshold: float = BOX_THRESHOLD, text_threshold: float = TEXT_THRESHOLD,
+             progress: Progress = NO_PROGRESS) -> Scene:
     """The first look at a photo: every instance of every label, as a raw scene."""
-    names = parse_labels(labels)
+    names = clean_labels(labels)
     if not names:
         raise InputError("no object names to look for: type at least one label, e.g. 'tv, speaker, lamp' "
                          f"(got {str(labels)[:80]!r})")

@@ -26,15 +26,13 @@ import numpy as np
 from ..errors import CheckpointError, InputError
 from ..images import to_rgb_uint8
 from ..progress import NO_PROGRESS, Progress
-from ..weights import load_checkpoint, state_dict_of, strip_prefix, read_json_object
+from ..weights import load_checkpoint, read_json_object, state_dict_of, strip_prefix
+from .sources import SAM_FILES
 
 if TYPE_CHECKING:
     import torch
 
-EXPECTED = ("a Segment Anything checkpoint such as sam_vit_b_01ec64.pth "
-            "(or sam_vit_l_0b3195.pth, sam_vit_h_4b8939.pth)")
-SOURCE = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
-FILE_NAMES = ("sam_vit_b_01ec64.pth", "sam_vit_l_0b3195.pth", "sam_vit_h_4b8939.pth")
+EXPECTED = f"a Segment Anything checkpoint such as {SAM_FILES[0]} (or {', '.join(SAM_FILES[1:])})"
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)

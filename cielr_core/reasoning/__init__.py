@@ -6,7 +6,7 @@ and the plan types come from ``cielr_core.plan``. No text a model writes is ever
 
 from .answers import LabelList, object_id_type, plan_answer_type, verdict_type
 from .decompose import Decomposition, answer_to_plan, decompose, decompose_detailed
-from .labels import clean_labels, propose_labels
+from .labels import propose_labels
 from .prompts import SceneView, compact_scene_text, scene_text
 from .refine import Detect, Refinement, RefineRound, refine_scene, trace_text
 
@@ -18,7 +18,6 @@ __all__ = [
     "Refinement",
     "SceneView",
     "answer_to_plan",
-    "clean_labels",
     "compact_scene_text",
     "decompose",
     "decompose_detailed",

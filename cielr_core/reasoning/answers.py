@@ -26,7 +26,9 @@ from ..plan import Placement
 MAX_LABELS = 6  # labels proposed per instruction
 MAX_MISSING = 5  # labels asked for per refinement round
 MAX_NOTE = 160
-MAX_PROMPT = 120  # characters of an action's prompt (the Plan allows 200; answers stay short)
+# Characters of an action's prompt in the LLM's answer: a tighter bound of its own than the plan's
+# (plan.MAX_PROMPT), so a constrained answer stays a short description, not a paragraph.
+MAX_ANSWER_PROMPT = 120
 MAX_STEPS = 6
 MAX_STEP_TARGETS = 8
 
@@ -129,21 +131,21 @@ def plan_answer_type(ids: Sequence[int]) -> type[Answer]:
     class RemoveStep(Answer):
         op: Literal["remove"]
         targets: Targets
-        prompt: Annotated[str, Text] = Field(max_length=MAX_PROMPT)
+        prompt: Annotated[str, Text] = Field(max_length=MAX_ANSWER_PROMPT)
 
     class ReplaceStep(Answer):
         op: Literal["replace"]
         targets: Targets
-        prompt: Annotated[str, Text] = Field(min_length=1, max_length=MAX_PROMPT)
+        prompt: Annotated[str, Text] = Field(min_length=1, max_length=MAX_ANSWER_PROMPT)
 
     class RecolorStep(Answer):
         op: Literal["recolor"]
         targets: Targets
-        prompt: Annotated[str, Text] = Field(min_length=1, max_length=MAX_PROMPT)
+        prompt: Annotated[str, Text] = Field(min_length=1, max_length=MAX_ANSWER_PROMPT)
 
     class AddStep(Answer):
         op: Literal["add"]
-        prompt: Annotated[str, Text] = Field(min_length=1, max_length=MAX_PROMPT)
+        prompt: Annotated[str, Text] = Field(min_length=1, max_length=MAX_ANSWER_PROMPT)
         anchor: Id
         placement: Placement
 

@@ -1,4 +1,4 @@
-"""Refinement: the chain of scene updates (DESIGN section 1).
+"""Refinement: the chain of scene updates, each round an LLM verdict that may add objects.
 
 Each round the LLM reads the instruction and the scene and returns a verdict: ``sufficient``,
 ``missing_labels``, ``search_within`` (an object id, for parts) and a ``note``. Missing labels are
@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..defaults import REFINE_ROUNDS
 from ..errors import InputError
+from ..labels import MAX_LABEL_CHARS, clean_labels
 from ..llm import LLM
 from ..progress import NO_PROGRESS, Progress
 from ..scene import Scene, build_scene, merge_objects
 from ..scene.model import Box, SceneObject
 from .answers import verdict_type
-from .labels import clean_labels
 from .prompts import SCENE_CHARS, check_instruction, refine_messages, scene_text
 
 MAX_ROUNDS = 10
@@ -107,7 +108,8 @@ def _is_duplicate(o: SceneObject, scene: Scene) -> bool:
     return any(e.label.strip().lower() == label and _iou(o, e) >= DUPLICATE_IOU for e in scene.objects)
 
 
-def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None, *, max_rounds: int = 3,
+def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None, *,
+                 max_rounds: int = REFINE_ROUNDS,
                  depth: np.ndarray | None = None, scene_chars: int = SCENE_CHARS,
                  progress: Progress = NO_PROGRESS) -> Refinement:
     """Run the chain of scene updates; returns the final scene (relations computed) and the trace.
@@ -133,7 +135,7 @@ def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None
         view = scene_text(current, scene_chars)
         asked = [label if within is None else f"{label} (inside #{within})" for label, within in searched]
         verdict = llm.complete(refine_messages(instruction, view, asked), verdict_type(view.ids))
-        labels = clean_labels(verdict.missing_labels)
+        labels = clean_labels(verdict.missing_labels, strip_decoration=True, max_chars=MAX_LABEL_CHARS)
         within = verdict.search_within
         step = RefineRound(index, bool(verdict.sufficient), labels, within, " ".join(verdict.note.split()))
         rounds.append(step)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InputError
+
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels of the original image
 
 
@@ -54,3 +56,19 @@ class Scene:
             if o.id == object_id:
                 return o
         raise KeyError(f"no object with id {object_id} in the scene (ids: {[o.id for o in self.objects]})")
+
+
+def check_same_size(scene: Scene, image: np.ndarray, node: str = "") -> None:
+    """Raise InputError unless ``image`` (H x W[ x C]) is the size the scene was built for.
+
+    ``node`` names the ComfyUI node for the message a graph user sees (its hint is about wiring);
+    without it the message is for library and command-line users.
+    """
+    h, w = image.shape[:2]
+    if (scene.width, scene.height) == (w, h):
+        return
+    built = f"the scene was built for a {scene.width}x{scene.height} image"
+    if node:
+        raise InputError(f"{node}: {built} but the image connected is {w}x{h}. "
+                         "Connect the same image that went into CIELR Perceive.")
+    raise InputError(f"{built} but the image is {w}x{h}; use the image the scene was made from")

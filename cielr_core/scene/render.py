@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..images import MAX_SIDE, to_rgb_uint8
 from .build import _box, position_words
 from .masks import area_fraction, check_mask, mask_box, mask_centroid, rle_decode, rle_encode
-from .model import Relation, Scene, SceneObject
+from .model import Relation, Scene, SceneObject, check_same_size
 from .relations import PREDICATES
 
 FORMAT = "cielr.scene/1"
@@ -353,9 +353,7 @@ def render_preview(image: np.ndarray, scene: Scene) -> np.ndarray:
     """RGB uint8 overlay: tinted masks with outlines, boxes and "#id label score" tags."""
     img = np.array(to_rgb_uint8(image), copy=True)  # to_rgb_uint8 may hand back the input itself
     h, w = img.shape[:2]
-    if (w, h) != (scene.width, scene.height):
-        raise InputError(f"image is {w}x{h} but the scene was built for {scene.width}x{scene.height}; "
-                         "connect the image the scene came from")
+    check_same_size(scene, img)
     if not scene.objects:
         return img
     short = min(w, h)

@@ -19,7 +19,7 @@ import numpy as np
 from ..editing.stitch import crop_window
 from ..errors import InputError
 from ..images import to_rgb_uint8
-from ..perception.perceive import Detector, Segmenter
+from ..perception.perceive import DetectorLike, SegmenterLike
 from ..plan import Action, Plan, validate_plan
 from ..scene.masks import check_mask, mask_box
 from ..scene.model import Scene
@@ -52,7 +52,7 @@ def combine(checks: list[Check], judge_weight: float) -> Verdict:
 
 
 def verify_action(before: np.ndarray, after: np.ndarray, action: Action, scene: Scene, edited: np.ndarray,
-                  detector: Detector | None, segmenter: Segmenter | None = None, llm=None,
+                  detector: DetectorLike | None, segmenter: SegmenterLike | None = None, llm=None,
                   settings: VerifySettings = VerifySettings()) -> Verdict:
     """The verdict on one executed action; ``edited`` is the bool mask of pixels it could change."""
     if detector is None:
@@ -78,8 +78,8 @@ def verify_action(before: np.ndarray, after: np.ndarray, action: Action, scene: 
 class Verifier:
     """An ``ActionVerifier`` over fixed models: ``verifier(before, after, action, scene, edited)``."""
 
-    detector: Detector | None
-    segmenter: Segmenter | None = None
+    detector: DetectorLike | None
+    segmenter: SegmenterLike | None = None
     llm: object | None = None
     settings: VerifySettings = field(default_factory=VerifySettings)
 

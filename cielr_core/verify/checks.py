@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..editing.regions import box_mask
 from ..editing.stitch import Window, crop_window
 from ..images import to_rgb_uint8
 from ..perception.detections import Detections
-from ..perception.perceive import Detector, Segmenter
+from ..perception.perceive import DetectorLike, SegmenterLike
 from ..plan import Action
 from ..scene.build import make_object
 from ..scene.masks import check_mask, mask_box
@@ -42,8 +43,8 @@ _CUT = re.compile(r",|;|(?<![\w-])(with|on|in|at|that|which|who|under|over|near|
 
 @dataclass(frozen=True)
 class VerifySettings:
-    box_threshold: float = 0.3  # detector thresholds for the second look
-    text_threshold: float = 0.25
+    box_threshold: float = BOX_THRESHOLD  # detector thresholds for the second look
+    text_threshold: float = TEXT_THRESHOLD
     match_iou: float = 0.5  # a detection this close to an object's old mask is that object
     inside_fraction: float = 0.3  # share of a new object's box inside the edited region
     context: int = 32  # pixels around the edited region the detector sees
@@ -81,7 +82,7 @@ class Look:
     image: np.ndarray  # the image after, RGB uint8
     found: Detections
     window: Window
-    segmenter: Segmenter | None
+    segmenter: SegmenterLike | None
     _masks: dict[int, np.ndarray] | None = None
 
     def mask(self, i: int) -> np.ndarray | None:
@@ -94,8 +95,8 @@ class Look:
         return self._masks[i]
 
 
-def look(after: np.ndarray, edited: np.ndarray, labels: Sequence[str], detector: Detector,
-         segmenter: Segmenter | None, settings: VerifySettings) -> Look:
+def look(after: np.ndarray, edited: np.ndarray, labels: Sequence[str], detector: DetectorLike,
+         segmenter: SegmenterLike | None, settings: VerifySettings) -> Look:
     """Detect ``labels`` on the window around the edited pixels (plus context) of ``after``."""
     rgb = to_rgb_uint8(after)
     h, w = rgb.shape[:2]
@@ -266,7 +267,8 @@ def relation_holds(view: Look, i: int, scene: Scene, anchor_id: int, placement: 
 
 
 def check_action(before: np.ndarray, after: np.ndarray, action: Action, scene: Scene, edited: np.ndarray,
-                 detector: Detector, segmenter: Segmenter | None, settings: VerifySettings) -> list[Check]:
+                 detector: DetectorLike, segmenter: SegmenterLike | None,
+                 settings: VerifySettings) -> list[Check]:
     """Every check of one action's op, in the order they are reported."""
     h, w = scene.height, scene.width
     edited = check_mask(edited, h, w)
