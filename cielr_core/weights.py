@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import CheckpointError
 
+
 def load_checkpoint(path: str | Path, expected: str) -> Any:
     """Load a checkpoint container (a state dict, or a dict holding one) without running code."""
     import torch

@@ -9,8 +9,18 @@ import pytest
 from PIL import Image
 
 from cielr_core.errors import InputError
-from cielr_core.scene import (Relation, Scene, build_scene, make_object, render_preview, scene_from_dict,
-                              scene_from_json, scene_to_dict, scene_to_json, scene_to_text)
+from cielr_core.scene import (
+    Relation,
+    Scene,
+    build_scene,
+    make_object,
+    render_preview,
+    scene_from_dict,
+    scene_from_json,
+    scene_to_dict,
+    scene_to_json,
+    scene_to_text,
+)
 
 W, H = 300, 200
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from ..datasets import LoadedSample, SampleError, load_mask
-from ..plan import Action, Plan, validate_plan
+from ..plan import MAX_PROMPT, Action, Plan, validate_plan
 from ..scene import Scene, build_scene, make_object
 from ..scene.masks import mask_box
-
-# The longest prompt an action takes, as the Plan's Action model declares it.
-MAX_PROMPT = Action.model_json_schema()["properties"]["prompt"]["maxLength"]
 
 
 def oracle_scene_and_plan(loaded: LoadedSample, threshold: int = 127) -> tuple[Scene, Plan]:

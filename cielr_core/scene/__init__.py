@@ -8,8 +8,7 @@ from .external import Imported, Part, scene_from_parts, split_labels, split_scor
 from .masks import check_mask, rle_decode, rle_encode
 from .model import Relation, Scene, SceneObject, check_same_size
 from .relations import PREDICATES, compute_relations
-from .render import (render_preview, scene_from_dict, scene_from_json, scene_to_dict, scene_to_json,
-                     scene_to_text)
+from .render import render_preview, scene_from_dict, scene_from_json, scene_to_dict, scene_to_json, scene_to_text
 
 __all__ = [
     "PREDICATES", "Imported", "Part", "Relation", "Scene", "SceneObject", "build_scene", "check_mask",
