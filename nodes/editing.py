@@ -37,7 +37,7 @@ def _preview_uint8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def _region_inputs() -> dict:
+def region_inputs() -> dict:
     return {
         "grow": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
                          "tooltip": "Pixels the target masks are grown by before inpainting, so edges, shadows "
@@ -113,7 +113,7 @@ class CIELRActionMask:
             "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
             "index": ("INT", {"default": 1, "min": 1, "max": 64,
                               "tooltip": "Which action: 1 = the first, as plan messages count them."}),
-            **_region_inputs(),
+            **region_inputs(),
             "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
                                              "tooltip": "The prompt a remove action without its own prompt uses."}),
         }}
@@ -164,7 +164,7 @@ class CIELRInpaintActions:
                               "tooltip": "Classifier-free guidance: how strongly each action follows its prompt."}),
             "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"tooltip": "The sampling algorithm."}),
             "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "The noise schedule."}),
-            **_region_inputs(),
+            **region_inputs(),
             "context": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 1,
                                 "tooltip": "Pixels of surroundings around each grown mask that the model sees. "
                                            "More context blends better; the crop is what gets scaled."}),

@@ -220,13 +220,13 @@ class CIELRPlanToMasks:
     def INPUT_TYPES(cls):
         from cielr_core.editing import BACKGROUND_PROMPT, OP_DENOISE
 
-        from .editing import _region_inputs
+        from .editing import region_inputs
 
         return {
             "required": {
                 "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
                 "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
-                **_region_inputs(),
+                **region_inputs(),
                 "negative": ("STRING", {"default": "", "multiline": True,
                                         "tooltip": "Negative prompt for every action (remove actions add the "
                                                    "removed objects' labels to it)."}),

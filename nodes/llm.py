@@ -8,14 +8,13 @@ saved workflow, the prompt history or PNG metadata.
 from __future__ import annotations
 
 import logging
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from cielr_core.errors import ModelNotFoundError
 
-from .loaders import DEVICE_TIP, DEVICES, Managed, _cached, _devices, _fingerprint, _manage
+from .memory import DEVICE_TIP, DEVICES, Managed, cached, devices, fingerprint, manage, manage_llama
 from .model_folders import folders, model_choices, resolve
 
 log = logging.getLogger(__name__)
@@ -61,40 +60,6 @@ class ManagedLLM:
     def complete(self, messages, schema, image=None):
         self.managed.ready()  # back onto the load device if ComfyUI offloaded it
         return self.llm.complete(messages, schema, image=image)
-
-
-def _manage_llama(llm: Any, device: str) -> Managed:
-    """A llama.cpp model under ComfyUI's memory management. Its memory is not a torch module, so a
-    ModelPatcher around an empty module stands in for it, with the file's size: loading it makes
-    ComfyUI free that much room first, and when ComfyUI unloads it (the diffusion model needs the
-    room) the llama.cpp model is closed, to be loaded again by the next LLM call."""
-    import comfy.model_patcher
-    import torch
-
-    from cielr_core.llm import llamacpp
-
-    key = llm.llama_key
-    # weights as on disk, plus the KV cache and compute buffers (about a tenth more for these sizes)
-    size = int(os.path.getsize(key[0]) * 1.1) + (64 << 20)
-
-    class LlamaPatcher(comfy.model_patcher.ModelPatcher):
-        def loaded_size(self):
-            return self.size if llamacpp.is_loaded(*key) else 0
-
-        def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
-            return 0  # nothing to move: the next LLM call loads the model onto the device
-
-        def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False):
-            return self.size if llamacpp.release(*key) else 0
-
-        def detach(self, unpatch_all=True):
-            if llamacpp.release(*key):
-                log.info("freed the local LLM %s for ComfyUI (loaded again when next asked)",
-                         os.path.basename(key[0]))
-            return super().detach(unpatch_all)
-
-    load_device, offload_device = _devices(device)
-    return Managed(llm, LlamaPatcher(torch.nn.Module(), load_device, offload_device, size=size))
 
 
 def _model_tip() -> str:
@@ -186,7 +151,7 @@ class CIELRLLMLocal:
     @classmethod
     def IS_CHANGED(cls, model, device, temperature, seed, max_tokens):
         path = resolve("LLM", model)
-        return str(_fingerprint(path) if path else None)
+        return str(fingerprint(path) if path else None)
 
     def load(self, model: str, device: str, temperature: float, seed: int, max_tokens: int):
         from cielr_core.llm import LocalLLM
@@ -197,18 +162,18 @@ class CIELRLLMLocal:
         if path is None:
             raise ModelNotFoundError("Local LLM", [model, *[s for s in LOCAL_SUGGESTIONS if s != model]],
                                      folders("LLM"), LOCAL_SOURCE)
-        load_device, _ = _devices(device)
+        load_device, _ = devices(device)
         dtype = "float32" if load_device.type == "cpu" else "bfloat16"  # one dtype: the weights load once
         backend = pick_backend(Path(path))
         llm = LocalLLM(path, device=str(load_device), temperature=float(temperature), seed=int(seed),
                        max_new_tokens=int(max_tokens), dtype=dtype, backend=backend)
         if backend == "llama.cpp":
-            managed = _cached(("llm", _fingerprint(path), device, llm.llama_key), lambda: _manage_llama(llm, device))
+            managed = cached(("llm", fingerprint(path), device, llm.llama_key), lambda: manage_llama(llm, device))
         else:
             if path.endswith(".gguf"):
                 log.warning("CIELR LLM (local): %s. To fix it, %s.", GGUF_COST, INSTALL_HINT)
-            managed = _cached(("llm", _fingerprint(path), device),
-                              lambda: _manage(LocalLLM(path, device="cpu", dtype=dtype, backend=backend), device))
+            managed = cached(("llm", fingerprint(path), device),
+                              lambda: manage(LocalLLM(path, device="cpu", dtype=dtype, backend=backend), device))
         return (ManagedLLM(managed, llm),)
 
 
