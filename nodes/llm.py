@@ -156,7 +156,7 @@ class CIELRLLMLocal:
     def load(self, model: str, device: str, temperature: float, seed: int, max_tokens: int):
         from cielr_core.llm import LocalLLM
         from cielr_core.llm.llamacpp import INSTALL_HINT
-        from cielr_core.llm.local import GGUF_COST, pick_backend
+        from cielr_core.llm.local import GGUF_COST, LocalWeights, pick_backend
 
         path = resolve("LLM", model)
         if path is None:
@@ -165,15 +165,19 @@ class CIELRLLMLocal:
         load_device, _ = devices(device)
         dtype = "float32" if load_device.type == "cpu" else "bfloat16"  # one dtype: the weights load once
         backend = pick_backend(Path(path))
-        llm = LocalLLM(path, device=str(load_device), temperature=float(temperature), seed=int(seed),
-                       max_new_tokens=int(max_tokens), dtype=dtype, backend=backend)
+        options = {"device": str(load_device), "temperature": float(temperature), "seed": int(seed),
+                   "max_new_tokens": int(max_tokens), "dtype": dtype, "backend": backend}
         if backend == "llama.cpp":
-            managed = cached(("llm", fingerprint(path), device, llm.llama_key), lambda: manage_llama(llm, device))
+            llm = LocalLLM(path, **options)
+            managed = cached(("llm", fingerprint(path), device, llm.llama_key),
+                             lambda: manage_llama(llm, device))
         else:
             if path.endswith(".gguf"):
                 log.warning("CIELR LLM (local): %s. To fix it, %s.", GGUF_COST, INSTALL_HINT)
+            # the weights live in this cache only, under ComfyUI's management; the library keeps no copy
             managed = cached(("llm", fingerprint(path), device),
-                              lambda: manage(LocalLLM(path, device="cpu", dtype=dtype, backend=backend), device))
+                             lambda: manage(LocalWeights(path, dtype), device))
+            llm = LocalLLM(path, weights=managed.core, **options)
         return (ManagedLLM(managed, llm),)
 
 
