@@ -22,7 +22,7 @@ import numpy as np
 
 from .editing import EditResult, EditSettings, InpaintEngine, execute_plan
 from .errors import InputError
-from .images import to_rgb_uint8
+from .images import rgb_channels, to_rgb_uint8
 from .llm import LLM
 from .perception import detect_objects, perceive
 from .perception.perceive import Detector, Segmenter
@@ -144,6 +144,7 @@ def run_pipeline(image: np.ndarray, instruction: str, *, detector: Detector, seg
     if llm is None and until != "scene" and plan is None:
         raise InputError("without an LLM there is nothing to write the plan: give a plan (JSON, see "
                          "'python -m cielr_core edit --help') or connect an LLM")
+    image = rgb_channels(image)  # once, where the image enters: alpha dropped, grey repeated, values kept
     rgb = to_rgb_uint8(image)
     result = PipelineResult()
     if scene is not None:
