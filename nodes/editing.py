@@ -125,8 +125,7 @@ class CIELRActionMask:
             raise InputError(f"CIELR Action Mask: index {index} is out of range; the plan has "
                              f"{len(plan.actions)} action(s), numbered from 1.")
         settings = EditSettings(grow=grow, feather=feather, background_prompt=background_prompt)
-        blank = np.zeros((scene.height, scene.width, 3), np.uint8)  # prepare checks sizes against an image
-        item = prepare(blank, scene, plan, settings)[index - 1]
+        item = prepare(scene, plan, settings)[index - 1]
         return (_mask_tensor(feathered_mask(item.mask, settings)), item.prompt, item.negative, item.denoise)
 
 
@@ -206,7 +205,7 @@ class CIELRInpaintActions:
              background_prompt: str, recolor_denoise: float,
              detector=None, segmenter=None, llm=None, candidates: int = 1, retries: int = 0,
              guidance: float = 0.0, edit_mode: str = "auto"):
-        from cielr_core.editing import EditSettings, execute_plan, prepare
+        from cielr_core.editing import EditSettings, check_image, execute_plan, prepare
 
         from .comfy_engine import ComfyEngine, SamplerSettings, StepPreview
 
@@ -218,11 +217,14 @@ class CIELRInpaintActions:
                                 working_size=working_size or engine.family.working_size,
                                 background_prompt=background_prompt, negative=negative,
                                 recolor_denoise=recolor_denoise, candidates=candidates, retries=retries)
-        active = sum(not item.empty for item in prepare(rgb, scene, plan, settings))
+        check_image(rgb, scene)
+        prepared = prepare(scene, plan, settings)
+        active = sum(not item.empty for item in prepared)
         verifier = verifier_for(detector, segmenter, llm) if detector is not None or llm is not None else None
         samples = candidates if detector is not None else 1  # retries, when they happen, run past the bar
         engine.preview = StepPreview(model, active * steps * samples)
-        result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only(), verifier=verifier)
+        result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only(), verifier=verifier,
+                              prepared=prepared)
         previews = torch.cat([_image_tensor(p) for p in result.previews])
         ui = {"images": [ui_images(_preview_uint8(p), "cielr_action")["images"][0] for p in result.previews]}
         report = engine.describe() + "\n" + result.report + "\n\nverdicts:\n" + result.verdict_table()

@@ -81,7 +81,7 @@ class CIELRVerifyEdit:
 
     def verify(self, image_before, image_after, scene, plan, detector, grow: int, box_threshold: float,
                text_threshold: float, segmenter=None, llm=None):
-        from cielr_core.editing import EditSettings, grown_mask, prepare
+        from cielr_core.editing import EditSettings, check_image, grown_mask, prepare
         from cielr_core.errors import InputError
         from cielr_core.verify import VerifySettings, plan_report, verdict_preview
 
@@ -91,7 +91,8 @@ class CIELRVerifyEdit:
             raise InputError(f"{VERIFY_NODE}: image_before is {before.shape[1]}x{before.shape[0]} but image_after is "
                              f"{after.shape[1]}x{after.shape[0]}; connect the edit of the same photo.")
         edit = EditSettings(grow=grow)
-        items = prepare(before, scene, plan, edit)  # checks sizes and the plan against the scene
+        check_image(before, scene)
+        items = prepare(scene, plan, edit)  # checks the plan against the scene
         verifier = verifier_for(detector, segmenter, llm, VerifySettings(box_threshold=box_threshold,
                                                                         text_threshold=text_threshold))
         progress = comfy_progress().start(len(items))
