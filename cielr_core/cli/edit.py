@@ -10,19 +10,7 @@ from typing import Any
 
 from ..config import Settings, find_inpaint_model, find_perception_models, resolve_device
 from ..errors import InputError
-from .common import (
-    Reporter,
-    add_common,
-    check_llm_reachable,
-    load_engine,
-    load_perception,
-    make_llm,
-    pipeline_settings,
-    quiet_libraries,
-    read_image,
-    read_plan,
-    read_scene,
-)
+from . import common
 
 EDIT_EXAMPLES = """\
 examples:
@@ -66,13 +54,18 @@ and, when the LLM refined the scene, the trace (.trace.txt). The ids in the JSON
 """
 
 
+def _photo_command(sub: Any, name: str, summary: str, description: str,
+                   examples: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=summary, description=description, epilog=examples,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image", metavar="IMAGE", help="the photo")
+    return parser
+
+
 def add_parsers(sub: Any) -> None:
-    edit = sub.add_parser("edit", help="edit a photo from an instruction (the whole pipeline)",
-                          description="Edit IMAGE as INSTRUCTION says: propose labels, detect and "
-                                      "segment, build and refine the scene, decompose into a plan, inpaint "
-                                      "each action.",
-                          epilog=EDIT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    edit.add_argument("image", metavar="IMAGE", help="the photo")
+    edit = _photo_command(sub, "edit", "edit a photo from an instruction (the whole pipeline)",
+                          "Edit IMAGE as INSTRUCTION says: propose labels, detect and segment, build and "
+                          "refine the scene, decompose into a plan, inpaint each action.", EDIT_EXAMPLES)
     edit.add_argument("instruction", metavar="INSTRUCTION", help="what to change, in words")
     edit.add_argument("-o", "--output", required=True, metavar="OUT",
                       help="the edited image (.png recommended); the other files go next to it")
@@ -80,20 +73,18 @@ def add_parsers(sub: Any) -> None:
                       "list of actions): skips decomposition, so no LLM is needed with --labels")
     edit.add_argument("--scene", metavar="SCENE.json", help="a scene JSON made earlier for this image (e.g. "
                       "by 'scene', maybe edited): skips labels, perception and refinement")
-    add_common(edit, "LLM (a server with --llm-url, or a local model with --llm-local)")
+    common.add_common(edit, "LLM (a server with --llm-url, or a local model with --llm-local)")
 
-    scene = sub.add_parser("scene", help="perception and the scene only (scene JSON and preview)",
-                           description="Detect and segment the objects of IMAGE and build the scene "
-                                       "(objects, masks, relations). Labels come from --labels and/or the "
-                                       "LLM (with --instruction).",
-                           epilog=SCENE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    scene.add_argument("image", metavar="IMAGE", help="the photo")
+    scene = _photo_command(sub, "scene", "perception and the scene only (scene JSON and preview)",
+                           "Detect and segment the objects of IMAGE and build the scene (objects, masks, "
+                           "relations). Labels come from --labels and/or the LLM (with --instruction).",
+                           SCENE_EXAMPLES)
     scene.add_argument("-o", "--output", metavar="OUT.json", help="the scene JSON (default: "
                        "./IMAGE-NAME.scene.json); the preview goes next to it")
     scene.add_argument("--instruction", metavar="TEXT", default="", help="the edit instruction: with an LLM, "
                        "labels are proposed from it and the scene is refined for it")
-    add_common(scene, "LLM (optional: a server with --llm-url, or a local model with --llm-local)",
-               edit=False)
+    common.add_common(scene, "LLM (optional: a server with --llm-url, or a local model with --llm-local)",
+                      edit=False)
 
 
 def _image_format_ok(path: Path) -> None:
@@ -135,14 +126,14 @@ def _write_scene_files(image: Any, result: Any, scene_path: Path) -> list[Path]:
     return written
 
 
-def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: common.Reporter) -> int:
     out = Path(args.output)
     _image_format_ok(out)
-    image = read_image(args.image)
-    plan = read_plan(args.plan) if args.plan else None
-    given_scene = read_scene(args.scene) if args.scene else None
-    llm = make_llm(settings)
-    check_llm_reachable(llm)
+    image = common.read_image(args.image)
+    plan = common.read_plan(args.plan) if args.plan else None
+    given_scene = common.read_scene(args.scene) if args.scene else None
+    llm = common.make_llm(settings)
+    common.check_llm_reachable(llm)
     if llm is None and plan is None:
         raise InputError("edit needs an LLM to write the plan (--llm-url URL or --llm-local PATH, or [llm] "
                          "in --config), or a plan of your own (--plan plan.json; see the examples in "
@@ -150,18 +141,18 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -
     if llm is None and given_scene is None and not settings.perception_labels.strip():
         raise InputError("without an LLM, name the objects to look for with --labels (e.g. --labels "
                          "'tv, speaker'), or give a scene with --scene")
-    psettings = pipeline_settings(settings)
+    psettings = common.pipeline_settings(settings)
     # the detector is needed to perceive, and to verify even when the scene is given
     perception_paths = find_perception_models(settings) if given_scene is None or psettings.verifies else None
     inpaint_path, inpaint_config = find_inpaint_model(settings)
     device = resolve_device(settings.models_device)
-    quiet_libraries(args.debug)
+    common.quiet_libraries(args.debug)
     t0 = time.perf_counter()
     reporter.say("loading models ...")
     detector = segmenter = None
     if perception_paths is not None:
-        detector, segmenter = load_perception(perception_paths, device)
-    engine = load_engine(inpaint_path, inpaint_config, settings, device)
+        detector, segmenter = common.load_perception(perception_paths, device)
+    engine = common.load_engine(inpaint_path, inpaint_config, settings, device)
     reporter.say(f"models loaded in {time.perf_counter() - t0:.1f} s")
 
     from ..pipeline import edit_stage, plan_stage, scene_stage
@@ -209,24 +200,24 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: Reporter) -
     return 0
 
 
-def cmd_scene(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    image = read_image(args.image)
+def cmd_scene(args: argparse.Namespace, settings: Settings, reporter: common.Reporter) -> int:
+    image = common.read_image(args.image)
     out = Path(args.output) if args.output else Path.cwd() / (Path(args.image).stem + ".scene.json")
     instruction = args.instruction.strip()
-    llm = make_llm(settings) if instruction else None
-    check_llm_reachable(llm)
+    llm = common.make_llm(settings) if instruction else None
+    common.check_llm_reachable(llm)
     if llm is None and not settings.perception_labels.strip():
         hint = ("an LLM (--llm-url or --llm-local) to propose them from --instruction" if not instruction
                 else "an LLM (--llm-url or --llm-local)")
         raise InputError(f"name the objects to look for with --labels (e.g. --labels 'tv, speaker'), or "
                          f"give {hint}")
     paths = find_perception_models(settings)
-    psettings = pipeline_settings(settings)
+    psettings = common.pipeline_settings(settings)
     device = resolve_device(settings.models_device)
-    quiet_libraries(args.debug)
+    common.quiet_libraries(args.debug)
     t0 = time.perf_counter()
     reporter.say("loading models ...")
-    detector, segmenter = load_perception(paths, device)
+    detector, segmenter = common.load_perception(paths, device)
     reporter.say(f"models loaded in {time.perf_counter() - t0:.1f} s")
     from ..pipeline import scene_stage
 

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import InputError, ModelNotFoundError, require
 from ..weights import unsafe_pickle
 from . import llamacpp
-from .base import LLMError, Message, T, Usage, WireMessage, complete_with_repair, to_wire
+from .base import LLMError, Message, T, Usage, WireMessage, complete_with_repair, settings_repr, to_wire
 from .schema import strict_schema
 
 log = logging.getLogger(__name__)
@@ -156,9 +156,9 @@ class LocalLLM:
         self.usage = Usage()
 
     def __repr__(self) -> str:
-        return (f"LocalLLM(path={str(self.path)!r}, device={self.device!r}, temperature={self.temperature}, "
-                f"seed={self.seed}, max_new_tokens={self.max_new_tokens}, dtype={self.dtype!r}, "
-                f"backend={self.backend!r})")
+        return settings_repr(self, path=str(self.path), device=self.device, temperature=self.temperature,
+                             seed=self.seed, max_new_tokens=self.max_new_tokens, dtype=self.dtype,
+                             backend=self.backend)
 
     @property
     def llama_key(self) -> tuple:
