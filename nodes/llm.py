@@ -8,14 +8,12 @@ saved workflow, the prompt history or PNG metadata.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from cielr_core.errors import ModelNotFoundError
-
-from .memory import DEVICE_TIP, DEVICES, Managed, cached, devices, fingerprint, manage, manage_llama
-from .model_folders import folders, model_choices, resolve
+from .loaders import require_model
+from .memory import DEVICE_TIP, DEVICES, LRU, Managed, cached, devices, fingerprint, manage, manage_llama
+from .model_folders import model_choices, resolve
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +26,7 @@ GGUF_TIP = ("An instruct (chat) model in models/LLM: a .gguf file (runs quantize
             "and smallest way) or a Hugging Face folder with config.json and a chat template. 1.5B parameters "
             "and up reason usefully.")
 
-_REMOTE: OrderedDict[tuple, Any] = OrderedDict()
-_REMOTE_SIZE = 8
+_REMOTE = LRU(8)
 
 TEMPERATURE_TIP = ("0 = always the most likely answer (repeatable, best for plans). Higher values vary the "
                    "answers.")
@@ -115,15 +112,10 @@ class CIELRLLMRemote:
 
         settings = (base_url.strip(), model.strip(), api_key_env.strip(), float(temperature), int(seed),
                     float(timeout), bool(vision))
-        if settings in _REMOTE:  # one backend per settings: it remembers the answer format the server takes
-            _REMOTE.move_to_end(settings)
-            return (_REMOTE[settings],)
         url, name, env, temp, sd, limit, see = settings
-        llm = RemoteLLM(url, name, api_key_env=env, temperature=temp, seed=sd, timeout=limit, vision=see)
-        _REMOTE[settings] = llm
-        while len(_REMOTE) > _REMOTE_SIZE:
-            _REMOTE.popitem(last=False)
-        return (llm,)
+        # one backend per settings: it remembers the answer format the server takes
+        return (_REMOTE.get(settings, lambda: RemoteLLM(url, name, api_key_env=env, temperature=temp, seed=sd,
+                                                        timeout=limit, vision=see)),)
 
 
 class CIELRLLMLocal:
@@ -158,10 +150,7 @@ class CIELRLLMLocal:
         from cielr_core.llm.llamacpp import INSTALL_HINT
         from cielr_core.llm.local import GGUF_COST, LocalWeights, pick_backend
 
-        path = resolve("LLM", model)
-        if path is None:
-            raise ModelNotFoundError("Local LLM", [model, *[s for s in LOCAL_SUGGESTIONS if s != model]],
-                                     folders("LLM"), LOCAL_SOURCE)
+        path = require_model("LLM", model, "Local LLM", tuple(LOCAL_SUGGESTIONS), LOCAL_SOURCE)
         load_device, _ = devices(device)
         dtype = "float32" if load_device.type == "cpu" else "bfloat16"  # one dtype: the weights load once
         backend = pick_backend(Path(path))

@@ -11,7 +11,9 @@ from .memory import DEVICE_TIP, DEVICES, Managed, cached, fingerprint, manage
 from .model_folders import folders, model_choices, resolve
 
 
-def _require(key: str, name: str, what: str, expected: tuple[str, ...], source: str) -> str:
+def require_model(key: str, name: str, what: str, expected: tuple[str, ...], source: str) -> str:
+    """The path of model ``name`` in the ``key`` folders, or an error naming the files expected there,
+    the folders looked in and where to get one."""
     path = resolve(key, name)
     if path is None:
         raise ModelNotFoundError(what, [name, *[e for e in expected if e != name]], folders(key), source)
@@ -46,12 +48,12 @@ class CIELRGroundingDINOLoader:
         return str([fingerprint(p) if p else None for p in paths])
 
     def load(self, model_name: str, text_encoder: str, device: str):
-        weights = _require("grounding-dino", model_name, "GroundingDINO model", sources.GROUNDING_DINO_FILES,
-                           sources.GROUNDING_DINO_SOURCE)
+        weights = require_model("grounding-dino", model_name, "GroundingDINO model",
+                                sources.GROUNDING_DINO_FILES, sources.GROUNDING_DINO_SOURCE)
         hf_folder = os.path.isdir(weights)
-        bert = None if hf_folder else _require("bert-base-uncased", text_encoder, "GroundingDINO text encoder "
-                                               "(a bert-base-uncased folder)", (sources.BERT_FOLDER,),
-                                               sources.BERT_SOURCE)
+        bert = None if hf_folder else require_model("bert-base-uncased", text_encoder,
+                                                    "GroundingDINO text encoder (a bert-base-uncased folder)",
+                                                    (sources.BERT_FOLDER,), sources.BERT_SOURCE)
         key = ("gdino", fingerprint(weights), bert and fingerprint(bert), device)
 
         def build() -> Managed:
@@ -84,7 +86,8 @@ class CIELRSAMLoader:
         return str(fingerprint(path) if path else None)
 
     def load(self, model_name: str, device: str):
-        weights = _require("sams", model_name, "Segment Anything model", sources.SAM_FILES, sources.SAM_SOURCE)
+        weights = require_model("sams", model_name, "Segment Anything model", sources.SAM_FILES,
+                                sources.SAM_SOURCE)
 
         def build() -> Managed:
             from cielr_core.perception import load_sam

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,30 @@ log = logging.getLogger(__name__)
 DEVICES = ["auto", "cpu"]
 DEVICE_TIP = "auto: the device ComfyUI runs models on (the GPU when there is one); cpu: keep it off the GPU."
 CACHE_SIZE = 4
-_CACHE: OrderedDict[tuple, Managed] = OrderedDict()
+
+
+class LRU:
+    """The last ``size`` values by key, each made once by ``get(key, make)``."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: tuple, make: Callable[[], Any]) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = make()
+        self._items[key] = value
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value
+
+
+_MODELS = LRU(CACHE_SIZE)  # the one cache of loaded models (perception and local LLMs)
 
 
 @dataclass
@@ -51,17 +75,10 @@ def devices(choice: str):
     return mm.get_torch_device(), mm.unet_offload_device()
 
 
-def cached(key: tuple, build) -> Managed:
+def cached(key: tuple, build: Callable[[], Managed]) -> Managed:
     """The model under ``key``, built on first use; the least recently used one beyond CACHE_SIZE is
     dropped (ComfyUI forgets its patcher with it)."""
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    managed = build()
-    _CACHE[key] = managed
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return managed
+    return _MODELS.get(key, build)
 
 
 def manage(core: Any, device: str) -> Managed:
