@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cielr_core.errors import InputError
 
+from . import inputs
 from .bridge import BOX_FORMATS, box_list, comfy_progress, mask_batch, masks_tensor, segs_parts, single_image
 
 SCORES_TIP = ("Optional detector scores from 0 to 1, one per object or one for all, separated by commas or new "
@@ -230,13 +231,11 @@ class CIELRPlanToMasks:
     def INPUT_TYPES(cls):
         from cielr_core.editing import BACKGROUND_PROMPT, OP_DENOISE
 
-        from .editing import region_inputs
-
         return {
             "required": {
-                "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
-                "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
-                **region_inputs(),
+                "scene": inputs.planned_scene(),
+                "plan": inputs.plan(),
+                **inputs.region_inputs(),
                 "negative": ("STRING", {"default": "", "multiline": True,
                                         "tooltip": "Negative prompt for every action (remove actions add the "
                                                    "removed objects' labels to it)."}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import inputs
 from .bridge import comfy_progress, single_image, to_image
 
 
@@ -25,8 +26,7 @@ class CIELRPerceive:
             "box_threshold": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01,
                                         "tooltip": "Minimum detector confidence for a box. Lower finds more, "
                                                    "with more false boxes."}),
-            "text_threshold": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.01,
-                                         "tooltip": "Minimum confidence that a box matches its label."}),
+            "text_threshold": inputs.text_threshold(),
         }}
 
     def perceive(self, image, detector, segmenter, labels: str, box_threshold: float, text_threshold: float):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cielr_core.errors import InputError
 from cielr_core.progress import Progress
 
+from . import inputs
 from .bridge import comfy_progress, single_image
 
 INSTRUCTION_TIP = ("The edit instruction, as complex and implicit as you like, e.g. \"What in this room "
@@ -82,8 +83,7 @@ class CIELRRefineScene:
             "box_threshold": ("FLOAT", {
                 "default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01,
                 "tooltip": "Detector confidence for the objects looked for in a round."}),
-            "text_threshold": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.01,
-                                         "tooltip": "Minimum confidence that a box matches its label."}),
+            "text_threshold": inputs.text_threshold(),
         }, "optional": {
             # optional so scenes from other packs' masks can be refined without GroundingDINO
             "detector": ("CIELR_DETECTOR", {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from . import inputs
 from .bridge import comfy_progress, single_image, to_image
 
 VERIFY_NODE = "CIELR Verify Edit"
@@ -64,7 +65,7 @@ class CIELRVerifyEdit:
             "required": {
                 "image_before": ("IMAGE", {"tooltip": "The photo the scene was built from, before the edit."}),
                 "image_after": ("IMAGE", {"tooltip": "The edited photo (same size)."}),
-                "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
+                "scene": inputs.planned_scene(),
                 "plan": ("CIELR_PLAN", {"tooltip": "The plan that was executed; every action is checked."}),
                 "detector": ("CIELR_DETECTOR", {"tooltip": "From CIELR GroundingDINO Loader: it looks at each "
                                                            "edited region again."}),
@@ -73,8 +74,7 @@ class CIELRVerifyEdit:
                                             "object may appear."}),
                 "box_threshold": ("FLOAT", {"default": d.box_threshold, "min": 0.0, "max": 1.0, "step": 0.01,
                                             "tooltip": "Minimum detector confidence for the second look."}),
-                "text_threshold": ("FLOAT", {"default": d.text_threshold, "min": 0.0, "max": 1.0, "step": 0.01,
-                                             "tooltip": "Minimum confidence that a box matches its label."}),
+                "text_threshold": inputs.text_threshold(d.text_threshold),
             },
             "optional": model_inputs(),
         }
