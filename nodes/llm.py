@@ -11,8 +11,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cielr_core.cache import LRU
+
 from .loaders import require_model
-from .memory import DEVICE_TIP, DEVICES, LRU, Managed, cached, devices, fingerprint, manage, manage_llama
+from .memory import DEVICE_TIP, DEVICES, Managed, cached, devices, fingerprint, manage, manage_llama
 from .model_folders import model_choices, resolve
 
 log = logging.getLogger(__name__)

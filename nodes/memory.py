@@ -6,37 +6,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from cielr_core.cache import LRU
 
 log = logging.getLogger(__name__)
 
 DEVICES = ["auto", "cpu"]
 DEVICE_TIP = "auto: the device ComfyUI runs models on (the GPU when there is one); cpu: keep it off the GPU."
 CACHE_SIZE = 4
-
-
-class LRU:
-    """The last ``size`` values by key, each made once by ``get(key, make)``."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._items: OrderedDict[tuple, Any] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: tuple, make: Callable[[], Any]) -> Any:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        value = make()
-        self._items[key] = value
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return value
 
 
 _MODELS = LRU(CACHE_SIZE)  # the one cache of loaded models (perception and local LLMs)

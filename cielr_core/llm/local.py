@@ -22,13 +22,13 @@ import functools
 import logging
 import pickle
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..cache import LRU
 from ..errors import InputError, ModelNotFoundError, require
 from ..weights import unsafe_pickle
 from . import llamacpp
@@ -84,21 +84,13 @@ class LocalWeights:
         return self
 
 
-_SHARED: OrderedDict[tuple[str, str], LocalWeights] = OrderedDict()
-_SHARED_LOCK = threading.Lock()
+_SHARED: LRU[LocalWeights] = LRU(CACHE_SIZE)
 
 
 def shared_weights(path: str | Path, dtype: str) -> LocalWeights:
     """The library's own cache, for callers that bring no weights: the last CACHE_SIZE files."""
     key = (str(Path(path).resolve()), dtype)
-    with _SHARED_LOCK:
-        if key in _SHARED:
-            _SHARED.move_to_end(key)
-        else:
-            _SHARED[key] = LocalWeights(*key)
-            while len(_SHARED) > CACHE_SIZE:
-                _SHARED.popitem(last=False)
-        return _SHARED[key]
+    return _SHARED.get(key, lambda: LocalWeights(*key))
 
 
 def pick_backend(path: Path, backend: str = "auto") -> str:
@@ -357,6 +349,5 @@ def _llama_grammar(schema: type[T]):
 
 def clear_cache() -> None:
     """Forget the library's loaded local models (their memory is freed once no LocalLLM uses them)."""
-    with _SHARED_LOCK:
-        _SHARED.clear()
+    _SHARED.clear()
     llamacpp.clear_cache()
