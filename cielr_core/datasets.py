@@ -348,8 +348,8 @@ def _text_file(root: Path, text_file: str | Path | None) -> Path:
     if not candidates:
         raise DatasetError(f"no text file with 'instruction CLIP: target' lines in {root}")
     if len(candidates) > 1:
-        raise DatasetError(f"several text files in {root} hold 'CLIP:' lines ({', '.join(c.name for c in candidates)}); "
-                           "say which one with text_file")
+        names = ", ".join(c.name for c in candidates)
+        raise DatasetError(f"several text files in {root} hold 'CLIP:' lines ({names}); say which one with text_file")
     return candidates[0]
 
 

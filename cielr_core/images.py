@@ -1,4 +1,5 @@
-"""Image normalisation: everything the stages see is RGB uint8, H x W x 3."""
+"""Image normalisation, done once where an image enters: every stage sees H x W x 3 RGB (uint8 for
+perception, the caller's pixel type for editing, which keeps the untouched pixels bit-exact)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from .errors import InputError
 MAX_SIDE = 16384
 
 
-def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Greyscale, grey+alpha, RGB, RGBA; uint8, uint16 or float in [0, 1] -> new RGB uint8 array.
+def rgb_channels(image: np.ndarray) -> np.ndarray:
+    """Greyscale, grey+alpha, RGB or RGBA -> H x W x 3 of the same pixel type and values.
 
-    Alpha is dropped (the photo under it is what gets detected). The input is never modified.
+    Alpha is dropped (the photo under it is what gets detected and edited), grey is repeated. An
+    RGB image comes back as it is; otherwise the result is new. The input is never modified.
     """
     a = np.asarray(image)
     if a.ndim == 2:
@@ -26,11 +28,20 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     if max(h, w) > MAX_SIDE:
         raise InputError(f"image is {w} x {h} pixels; the largest side supported is {MAX_SIDE}")
     if c in (1, 2):
-        a = np.repeat(a[:, :, :1], 3, axis=2)
-    elif c in (3, 4):
-        a = a[:, :, :3]
-    else:
+        return np.repeat(a[:, :, :1], 3, axis=2)
+    if c == 4:
+        return np.ascontiguousarray(a[:, :, :3])
+    if c != 3:
         raise InputError(f"image has {c} channels; expected 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA)")
+    return a
+
+
+def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Greyscale, grey+alpha, RGB, RGBA; uint8, uint16 or float in [0, 1] -> new RGB uint8 array.
+
+    Alpha is dropped (the photo under it is what gets detected). The input is never modified.
+    """
+    a = rgb_channels(image)
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     if a.dtype == np.uint16 or (np.issubdtype(a.dtype, np.integer) and a.size and a.max() > 255):

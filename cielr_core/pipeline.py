@@ -1,9 +1,12 @@
-"""The whole CIELR method in one readable function:
+"""The whole CIELR method in readable stages:
 
     labels -> perceive -> scene -> refine (chain of scene updates) -> plan -> execute
 
-Each stage lives in its own package; this module only wires them, times them, and lets a caller
-stop early (``until="scene"`` or ``"plan"``) or bring its own plan.
+Each stage lives in its own package; this module only wires them and times them. The three stages a
+caller sees are ``scene_stage`` (labels, perception, the scene and its refinement), ``plan_stage``
+(decomposition, or a plan brought by the caller) and ``edit_stage`` (inpainting); ``run_pipeline``
+runs them in order and can stop early (``until="scene"`` or ``"plan"``). The command line, the
+benchmark and the nodes call the same stages, and every caller times them with ``StageTimer``.
 
 Without an LLM (``llm=None``) the method still runs for a person who brings the labels
 (``settings.extra_labels``) and, to edit, the plan: labels are not proposed, the scene is not
@@ -17,13 +20,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from .defaults import BOX_THRESHOLD, REFINE_ROUNDS, TEXT_THRESHOLD
 from .editing import EditResult, EditSettings, InpaintEngine, execute_plan
 from .errors import InputError
-from .images import to_rgb_uint8
+from .images import rgb_channels, to_rgb_uint8
 from .labels import MAX_LABEL_CHARS, clean_labels
 from .llm import LLM
 from .perception import detect_objects, perceive
@@ -36,11 +40,50 @@ from .scene import Scene, build_scene, check_same_size
 from .scene.model import Box
 from .verify import Verifier, VerifySettings
 
-STAGES = ("labels", "perceive", "scene", "refine", "decompose", "edit")
-
 # Called with (stage, "start") before a stage and (stage, "end") after it, also when it raised: lets a
 # caller attribute memory or a failure to the stage it happened in.
 StageHook = Callable[[str, str], None]
+R = TypeVar("R")
+
+
+class StageTimer:
+    """The stage timer every caller shares (pipeline, command line, benchmark).
+
+    ``with timer.stage("edit"): ...`` (or ``timer.run("edit", fn)``) adds the stage's wall time to
+    ``seconds[stage]`` (a stage that runs again adds up), also when it raises; ``current`` is the
+    stage running now, ``last`` the last one started (where a failure happened), ``elapsed`` the time
+    of the stage that ended last. Each hook is told ``(stage, "start")`` and ``(stage, "end")``.
+    """
+
+    def __init__(self, *hooks: StageHook | None):
+        self.hooks = [h for h in hooks if h is not None]
+        self.seconds: dict[str, float] = {}
+        self.current: str | None = None
+        self.last: str | None = None
+        self.elapsed = 0.0
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.current = self.last = name
+        for hook in self.hooks:
+            hook(name, "start")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.elapsed = time.perf_counter() - start
+            self.seconds[name] = self.seconds.get(name, 0.0) + self.elapsed
+            self.current = None
+            for hook in self.hooks:
+                hook(name, "end")
+
+    def run(self, name: str, fn: Callable[[], R]) -> R:
+        with self.stage(name):
+            return fn()
+
+    def text(self) -> str:
+        """'labels 1.2 s, perceive 3.4 s, ...' in the order the stages ran."""
+        return ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
 
 
 @dataclass
@@ -80,21 +123,7 @@ class PipelineResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
 
-@contextmanager
-def _timed(result: PipelineResult, stage: str, hook: StageHook | None = None) -> Iterator[None]:
-    if hook is not None:
-        hook(stage, "start")
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        result.seconds[stage] = result.seconds.get(stage, 0.0) + time.perf_counter() - start
-        if hook is not None:
-            hook(stage, "end")
-
-
-def detector_callable(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike,
-                      settings: PipelineSettings):
+def detector_callable(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike, settings: PipelineSettings):
     """The seam refinement uses to look again: detect these labels, optionally inside a box."""
 
     def detect(labels: list[str], within: Box | None) -> Scene:
@@ -104,29 +133,81 @@ def detector_callable(image: np.ndarray, detector: DetectorLike, segmenter: Segm
     return detect
 
 
-def _perceive_and_refine(rgb: np.ndarray, instruction: str, detector: DetectorLike, segmenter: SegmenterLike,
-                         llm: LLM | None, settings: PipelineSettings, depth: np.ndarray | None, progress: Progress,
-                         on_stage: StageHook | None, result: PipelineResult) -> Refinement:
-    """labels -> perceive -> scene -> refine, timed into ``result``."""
-    with _timed(result, "labels", on_stage):
+@dataclass
+class SceneStage:
+    labels: list[str]
+    refinement: Refinement
+
+    @property
+    def scene(self) -> Scene:
+        return self.refinement.scene
+
+
+def scene_stage(image: np.ndarray, instruction: str, *, detector: DetectorLike | None,
+                segmenter: SegmenterLike | None, llm: LLM | None, settings: PipelineSettings | None = None,
+                depth: np.ndarray | None = None, scene: Scene | None = None, progress: Progress = NO_PROGRESS,
+                timer: StageTimer | None = None) -> SceneStage:
+    """labels -> perceive -> scene -> refine. ``scene`` (optional): a scene built earlier for this
+    image (by this stage, or read from JSON and edited by hand): labels, perception and refinement are
+    skipped, and relations are computed if it has none."""
+    timer = timer or StageTimer()
+    settings = settings or PipelineSettings()
+    rgb = to_rgb_uint8(image)
+    if scene is not None:
+        check_same_size(scene, rgb)
+        with timer.stage("scene"):
+            built = scene if scene.relations is not None else build_scene(scene, depth=depth)
+        labels = list(dict.fromkeys(o.label for o in built.objects))
+        return SceneStage(labels, Refinement(built, [], NO_ROUNDS, 0))
+    with timer.stage("labels"):
         if llm is None:
-            result.labels = clean_labels(settings.extra_labels, strip_decoration=True,
-                                         max_chars=MAX_LABEL_CHARS)
-            if not result.labels:
+            labels = clean_labels(settings.extra_labels, strip_decoration=True, max_chars=MAX_LABEL_CHARS)
+            if not labels:
                 raise InputError("without an LLM the labels must be given: name the objects to look for, "
                                  "e.g. 'tv, speaker, lamp'")
         else:
-            result.labels = propose_labels(llm, instruction, rgb, extra_labels=settings.extra_labels)
-    with _timed(result, "perceive", on_stage):
-        raw = perceive(rgb, detector, segmenter, result.labels, box_threshold=settings.box_threshold,
+            labels = propose_labels(llm, instruction, rgb, extra_labels=settings.extra_labels)
+    with timer.stage("perceive"):
+        raw = perceive(rgb, detector, segmenter, labels, box_threshold=settings.box_threshold,
                        text_threshold=settings.text_threshold, progress=progress)
-    with _timed(result, "scene", on_stage):
-        scene = build_scene(raw, depth=depth)
-    with _timed(result, "refine", on_stage):
+    with timer.stage("scene"):
+        built = build_scene(raw, depth=depth)
+    with timer.stage("refine"):
         if llm is None:
-            return Refinement(scene, [], NO_ROUNDS, 0)
-        return refine_scene(scene, instruction, llm, detector_callable(rgb, detector, segmenter, settings),
-                            max_rounds=settings.max_rounds, depth=depth, progress=progress)
+            return SceneStage(labels, Refinement(built, [], NO_ROUNDS, 0))
+        detect = detector_callable(rgb, detector, segmenter, settings)
+        refined = refine_scene(built, instruction, llm, detect, max_rounds=settings.max_rounds, depth=depth,
+                               progress=progress)
+        return SceneStage(labels, refined)
+
+
+def _need_plan_source(llm: LLM | None, plan: Plan | None) -> None:
+    if llm is None and plan is None:
+        raise InputError("without an LLM there is nothing to write the plan: give a plan (JSON, see "
+                         "'python -m cielr_core edit --help') or connect an LLM")
+
+
+def plan_stage(scene: Scene, instruction: str, llm: LLM | None, *, plan: Plan | None = None,
+               progress: Progress = NO_PROGRESS, timer: StageTimer | None = None) -> Plan:
+    """The LLM's plan for the instruction, or ``plan`` (typed by a person, or an oracle) checked
+    against the scene."""
+    _need_plan_source(llm, plan)
+    with (timer or StageTimer()).stage("decompose"):
+        if plan is not None:
+            return validate_plan(plan, scene)
+        return decompose(scene, instruction, llm, progress=progress)
+
+
+def edit_stage(image: np.ndarray, scene: Scene, plan: Plan, engine: InpaintEngine, *,
+               settings: PipelineSettings | None = None, detector: DetectorLike | None = None,
+               segmenter: SegmenterLike | None = None, llm: LLM | None = None, progress: Progress = NO_PROGRESS,
+               timer: StageTimer | None = None) -> EditResult:
+    """Every action of the plan inpainted in order (verified when the settings ask for it)."""
+    settings = settings or PipelineSettings()
+    image = rgb_channels(image)  # alpha dropped, grey repeated; the values (and their exactness) kept
+    with (timer or StageTimer()).stage("edit"):
+        return execute_plan(image, scene, plan, engine, settings.edit, progress=progress,
+                            verifier=settings.verifier(detector, segmenter, llm))
 
 
 def run_pipeline(image: np.ndarray, instruction: str, *, detector: DetectorLike, segmenter: SegmenterLike,
@@ -135,8 +216,9 @@ def run_pipeline(image: np.ndarray, instruction: str, *, detector: DetectorLike,
                  depth: np.ndarray | None = None, plan: Plan | None = None, until: str = "edit",
                  progress: Progress = NO_PROGRESS, on_stage: StageHook | None = None,
                  scene: Scene | None = None) -> PipelineResult:
-    """Run CIELR on one photo. ``plan`` skips decomposition (a plan typed by a person, or an oracle);
-    ``until`` stops after "scene", "plan" or "edit" (the default, which needs an ``engine``).
+    """Run CIELR on one photo: ``scene_stage``, ``plan_stage`` and ``edit_stage`` in order. ``plan``
+    skips decomposition (a plan typed by a person, or an oracle); ``until`` stops after "scene", "plan"
+    or "edit" (the default, which needs an ``engine``).
 
     ``llm=None`` runs without a language model: the labels are ``settings.extra_labels`` alone, the
     scene is not refined, and past the scene a ``plan`` is required. ``on_stage`` (optional) is told
@@ -147,32 +229,20 @@ def run_pipeline(image: np.ndarray, instruction: str, *, detector: DetectorLike,
         raise ValueError(f"until must be 'scene', 'plan' or 'edit', got {until!r}")
     if until == "edit" and engine is None:
         raise ValueError("editing needs an inpainting engine")
-    if llm is None and until != "scene" and plan is None:
-        raise InputError("without an LLM there is nothing to write the plan: give a plan (JSON, see "
-                         "'python -m cielr_core edit --help') or connect an LLM")
-    rgb = to_rgb_uint8(image)
-    result = PipelineResult()
-    if scene is not None:
-        check_same_size(scene, rgb)
-        with _timed(result, "scene", on_stage):
-            built = scene if scene.relations is not None else build_scene(scene, depth=depth)
-        result.labels = list(dict.fromkeys(o.label for o in built.objects))
-        result.refinement = Refinement(built, [], NO_ROUNDS, 0)
-    else:
-        result.refinement = _perceive_and_refine(rgb, instruction, detector, segmenter, llm, settings, depth,
-                                                 progress, on_stage, result)
-    result.scene = result.refinement.scene
+    if until != "scene":
+        _need_plan_source(llm, plan)  # before minutes of perception
+    image = rgb_channels(image)  # once, where the image enters: alpha dropped, grey repeated, values kept
+    timer = StageTimer(on_stage)
+    result = PipelineResult(seconds=timer.seconds)
+    found = scene_stage(image, instruction, detector=detector, segmenter=segmenter, llm=llm,
+                        settings=settings, depth=depth, scene=scene, progress=progress, timer=timer)
+    result.labels, result.refinement, result.scene = found.labels, found.refinement, found.scene
     if until == "scene":
         return result
-    with _timed(result, "decompose", on_stage):
-        if plan is not None:
-            result.plan = validate_plan(plan, result.scene)
-        else:
-            assert llm is not None  # checked above
-            result.plan = decompose(result.scene, instruction, llm, progress=progress)
+    result.plan = plan_stage(result.scene, instruction, llm, plan=plan, progress=progress, timer=timer)
     if until == "plan":
         return result
-    with _timed(result, "edit", on_stage):
-        result.edit = execute_plan(image, result.scene, result.plan, engine, settings.edit, progress=progress,
-                                   verifier=settings.verifier(detector, segmenter, llm))
+    assert engine is not None  # checked above
+    result.edit = edit_stage(image, result.scene, result.plan, engine, settings=settings, detector=detector,
+                             segmenter=segmenter, llm=llm, progress=progress, timer=timer)
     return result

@@ -6,11 +6,22 @@ import numpy as np
 import torch
 
 from cielr_core.errors import InputError
+from cielr_core.images import rgb_channels
 from cielr_core.progress import Progress
 
 
 def single_image(image: torch.Tensor, node: str) -> np.ndarray:
-    """IMAGE [B, H, W, C] float -> one H x W x C float array (a copy, so the input stays untouched)."""
+    """A photo: IMAGE [1, H, W, C] float -> H x W x 3 float, the same values (a copy, so the input stays
+    untouched). Channels are normalised here, where the photo enters: alpha is dropped and grey is
+    repeated, so every stage after this one sees RGB."""
+    try:
+        return rgb_channels(single_map(image, node))
+    except InputError as e:
+        raise InputError(f"{node}: {e}") from None
+
+
+def single_map(image: torch.Tensor, node: str) -> np.ndarray:
+    """A map (a depth map) as it is: IMAGE [1, H, W, C] float -> H x W x C float, a copy."""
     if image.ndim != 4:
         raise InputError(f"{node}: expected an IMAGE of shape [batch, height, width, channels], "
                          f"got {tuple(image.shape)}")

@@ -7,6 +7,7 @@ import torch
 
 from cielr_core.errors import InputError
 
+from . import inputs
 from .bridge import single_image, ui_images
 from .verify import model_inputs, verifier_for
 
@@ -35,17 +36,6 @@ def _cancel_only():
 
 def _preview_uint8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
-def _region_inputs() -> dict:
-    return {
-        "grow": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
-                         "tooltip": "Pixels the target masks are grown by before inpainting, so edges, shadows "
-                                    "and halos are repainted too. Nothing outside the grown mask ever changes."}),
-        "feather": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
-                            "tooltip": "Width in pixels of the soft blend, inside the grown mask: the new pixels "
-                                       "fade in from the grown mask's edge. 0 = hard edge."}),
-    }
 
 
 # --- verification and best of N (optional, after every other input; defaults keep one sample) ----
@@ -109,11 +99,11 @@ class CIELRActionMask:
         from cielr_core.defaults import BACKGROUND_PROMPT
 
         return {"required": {
-            "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
-            "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
+            "scene": inputs.planned_scene(),
+            "plan": inputs.plan(),
             "index": ("INT", {"default": 1, "min": 1, "max": 64,
                               "tooltip": "Which action: 1 = the first, as plan messages count them."}),
-            **_region_inputs(),
+            **inputs.region_inputs(),
             "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
                                              "tooltip": "The prompt a remove action without its own prompt uses."}),
         }}
@@ -125,8 +115,7 @@ class CIELRActionMask:
             raise InputError(f"CIELR Action Mask: index {index} is out of range; the plan has "
                              f"{len(plan.actions)} action(s), numbered from 1.")
         settings = EditSettings(grow=grow, feather=feather, background_prompt=background_prompt)
-        blank = np.zeros((scene.height, scene.width, 3), np.uint8)  # prepare checks sizes against an image
-        item = prepare(blank, scene, plan, settings)[index - 1]
+        item = prepare(scene, plan, settings)[index - 1]
         return (_mask_tensor(feathered_mask(item.mask, settings)), item.prompt, item.negative, item.denoise)
 
 
@@ -150,7 +139,7 @@ class CIELRInpaintActions:
         return {"required": {
             "image": ("IMAGE", {"tooltip": "The photo the scene was built from (one image)."}),
             "scene": ("CIELR_SCENE", {"tooltip": "The scene from Build Scene or Refine Scene."}),
-            "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
+            "plan": inputs.plan(),
             "model": ("MODEL", {"tooltip": "The diffusion model: SD1.5, SDXL, SD3, Flux.1 (dev, Fill, Kontext), "
                                            "Flux.2, Qwen-Image(-Edit), Z-Image, Chroma, HiDream... Inpainting "
                                            "models (SD/SDXL inpainting, Flux Fill) and edit models work best."}),
@@ -164,7 +153,7 @@ class CIELRInpaintActions:
                               "tooltip": "Classifier-free guidance: how strongly each action follows its prompt."}),
             "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"tooltip": "The sampling algorithm."}),
             "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "The noise schedule."}),
-            **_region_inputs(),
+            **inputs.region_inputs(),
             "context": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 1,
                                 "tooltip": "Pixels of surroundings around each grown mask that the model sees. "
                                            "More context blends better; the crop is what gets scaled."}),
@@ -206,7 +195,7 @@ class CIELRInpaintActions:
              background_prompt: str, recolor_denoise: float,
              detector=None, segmenter=None, llm=None, candidates: int = 1, retries: int = 0,
              guidance: float = 0.0, edit_mode: str = "auto"):
-        from cielr_core.editing import EditSettings, execute_plan, prepare
+        from cielr_core.editing import EditSettings, check_image, execute_plan, prepare
         from cielr_core.editing.engine import SamplerSettings
 
         from .comfy_engine import ComfyEngine, StepPreview
@@ -219,11 +208,14 @@ class CIELRInpaintActions:
                                 working_size=working_size or engine.family.working_size,
                                 background_prompt=background_prompt, negative=negative,
                                 recolor_denoise=recolor_denoise, candidates=candidates, retries=retries)
-        active = sum(not item.empty for item in prepare(rgb, scene, plan, settings))
+        check_image(rgb, scene)
+        prepared = prepare(scene, plan, settings)
+        active = sum(not item.empty for item in prepared)
         verifier = verifier_for(detector, segmenter, llm) if detector is not None or llm is not None else None
         samples = candidates if detector is not None else 1  # retries, when they happen, run past the bar
         engine.preview = StepPreview(model, active * steps * samples)
-        result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only(), verifier=verifier)
+        result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only(), verifier=verifier,
+                              prepared=prepared)
         previews = torch.cat([_image_tensor(p) for p in result.previews])
         ui = {"images": [ui_images(_preview_uint8(p), "cielr_action")["images"][0] for p in result.previews]}
         report = engine.describe() + "\n" + result.report + "\n\nverdicts:\n" + result.verdict_table()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cielr_core.errors import InputError
 
+from . import inputs
 from .bridge import BOX_FORMATS, box_list, comfy_progress, mask_batch, masks_tensor, segs_parts, single_image
 
 SCORES_TIP = ("Optional detector scores from 0 to 1, one per object or one for all, separated by commas or new "
@@ -13,6 +14,32 @@ SEGMENTER_TIP = ("Optional, from CIELR SAM Loader: each box is segmented into th
                  "the box itself becomes the mask (the scene says which).")
 FROM_TOOLTIPS = ("A raw scene (objects with ids, boxes and masks): connect CIELR Build Scene next for relations.",
                  "What was made: the objects and their ids, and every mask that was dropped (and why).")
+
+
+class _SceneFrom:
+    """What the three scene importers share: their outputs and how a scene is made from the parts."""
+
+    CATEGORY = "CIELR"
+    RETURN_TYPES = ("CIELR_SCENE", "STRING")
+    RETURN_NAMES = ("scene", "report")
+    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
+    FUNCTION = "make"
+
+    @staticmethod
+    def _named(make_part, count: int, labels: str, scores: str, what: str) -> list:
+        """One part per mask or box: ``make_part(k, label, score)`` with the k-th label and score."""
+        from cielr_core.scene import split_labels, split_scores
+
+        names = split_labels(labels, count, what)
+        values = split_scores(scores, count, what)
+        return [make_part(k, names[k], values[k]) for k in range(count)]
+
+    @staticmethod
+    def _result(width: int, height: int, parts: list, segment=None) -> tuple:
+        from cielr_core.scene import scene_from_parts
+
+        imported = scene_from_parts(width, height, parts, segment=segment)
+        return (imported.scene, imported.text())
 
 
 def _same_size(height: int, width: int, rgb, node: str, what: str,
@@ -37,12 +64,7 @@ def _segment(segmenter, rgb):
     return segment
 
 
-class CIELRSceneFromMasks:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_SCENE", "STRING")
-    RETURN_NAMES = ("scene", "report")
-    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
-    FUNCTION = "make"
+class CIELRSceneFromMasks(_SceneFrom):
     DESCRIPTION = ("A raw scene from any segmentation: one object per mask of a MASK batch (SAM2, Florence-2, "
                    "YOLO, SAM3, masks you drew), named by your labels. Object #k is mask k. Empty masks are "
                    "dropped and reported; soft masks count where they are above 0.5. Connect Build Scene next.")
@@ -64,7 +86,7 @@ class CIELRSceneFromMasks:
         }
 
     def make(self, image, masks, labels: str, scores: str = ""):
-        from cielr_core.scene import Part, scene_from_parts, split_labels, split_scores
+        from cielr_core.scene import Part
 
         node = "CIELR Scene From Masks"
         rgb = single_image(image, node)
@@ -72,19 +94,14 @@ class CIELRSceneFromMasks:
         if len(batch) == 0:
             raise InputError(f"{node}: the MASK batch is empty; connect at least one mask")
         _same_size(batch.shape[1], batch.shape[2], rgb, node, "masks")
-        names = split_labels(labels, len(batch), "mask")
-        values = split_scores(scores, len(batch), "mask")
-        parts = [Part(names[k], values[k], mask=batch[k], name=f"mask {k + 1}") for k in range(len(batch))]
-        imported = scene_from_parts(rgb.shape[1], rgb.shape[0], parts)
-        return (imported.scene, imported.text())
+        def part(k: int, label: str, score: float) -> Part:
+            return Part(label, score, mask=batch[k], name=f"mask {k + 1}")
+
+        parts = self._named(part, len(batch), labels, scores, "mask")
+        return self._result(rgb.shape[1], rgb.shape[0], parts)
 
 
-class CIELRSceneFromBoxes:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_SCENE", "STRING")
-    RETURN_NAMES = ("scene", "report")
-    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
-    FUNCTION = "make"
+class CIELRSceneFromBoxes(_SceneFrom):
     DESCRIPTION = ("A raw scene from boxes without masks (a BBOX list from Florence-2, a VLM or a detector): "
                    "each box is segmented with SAM when CIELR SAM Loader is connected, otherwise the box itself "
                    "is the mask, and each object says which. Object #k is box k.")
@@ -111,26 +128,21 @@ class CIELRSceneFromBoxes:
         }
 
     def make(self, image, boxes, labels: str, box_format: str, scores: str = "", segmenter=None):
-        from cielr_core.scene import Part, scene_from_parts, split_labels, split_scores
+        from cielr_core.scene import Part
 
         node = "CIELR Scene From Boxes"
         rgb = single_image(image, node)
         found = box_list(boxes, box_format, node)
         if len(found) == 0:
             raise InputError(f"{node}: the BBOX input holds no boxes")
-        names = split_labels(labels, len(found), "box")
-        values = split_scores(scores, len(found), "box")
-        parts = [Part(names[k], values[k], box=tuple(found[k]), name=f"box {k + 1}") for k in range(len(found))]
-        imported = scene_from_parts(rgb.shape[1], rgb.shape[0], parts, segment=_segment(segmenter, rgb))
-        return (imported.scene, imported.text())
+        def part(k: int, label: str, score: float) -> Part:
+            return Part(label, score, box=tuple(found[k]), name=f"box {k + 1}")
+
+        parts = self._named(part, len(found), labels, scores, "box")
+        return self._result(rgb.shape[1], rgb.shape[0], parts, segment=_segment(segmenter, rgb))
 
 
-class CIELRSceneFromSEGS:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_SCENE", "STRING")
-    RETURN_NAMES = ("scene", "report")
-    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
-    FUNCTION = "make"
+class CIELRSceneFromSEGS(_SceneFrom):
     DESCRIPTION = ("A raw scene from Impact Pack SEGS (its detectors, MASK to SEGS, SAM detector...): each SEG's "
                    "mask is placed at its crop region, with its label and confidence. Object #k is SEG k. "
                    "Impact Pack is not needed to run this node.")
@@ -152,7 +164,7 @@ class CIELRSceneFromSEGS:
         }
 
     def make(self, image, segs, labels: str = "", segmenter=None):
-        from cielr_core.scene import scene_from_parts, split_labels
+        from cielr_core.scene import split_labels
 
         node = "CIELR Scene From SEGS"
         rgb = single_image(image, node)
@@ -163,8 +175,7 @@ class CIELRSceneFromSEGS:
         if labels.strip():
             for part, label in zip(parts, split_labels(labels, len(parts), "SEG")):
                 part.label = label
-        imported = scene_from_parts(width, height, parts, segment=_segment(segmenter, rgb))
-        return (imported.scene, imported.text())
+        return self._result(width, height, parts, segment=_segment(segmenter, rgb))
 
 
 class CIELRSceneToMasks:
@@ -220,13 +231,11 @@ class CIELRPlanToMasks:
     def INPUT_TYPES(cls):
         from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE
 
-        from .editing import _region_inputs
-
         return {
             "required": {
-                "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
-                "plan": ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."}),
-                **_region_inputs(),
+                "scene": inputs.planned_scene(),
+                "plan": inputs.plan(),
+                **inputs.region_inputs(),
                 "negative": ("STRING", {"default": "", "multiline": True,
                                         "tooltip": "Negative prompt for every action (remove actions add the "
                                                    "removed objects' labels to it)."}),

@@ -8,15 +8,14 @@ saved workflow, the prompt history or PNG metadata.
 from __future__ import annotations
 
 import logging
-import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from cielr_core.errors import ModelNotFoundError
+from cielr_core.cache import LRU
 
-from .loaders import DEVICE_TIP, DEVICES, Managed, _cached, _devices, _fingerprint, _manage
-from .model_folders import folders, model_choices, resolve
+from .loaders import require_model
+from .memory import DEVICE_TIP, DEVICES, Managed, cached, devices, fingerprint, manage, manage_llama
+from .model_folders import model_choices, resolve
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,7 @@ GGUF_TIP = ("An instruct (chat) model in models/LLM: a .gguf file (runs quantize
             "and smallest way) or a Hugging Face folder with config.json and a chat template. 1.5B parameters "
             "and up reason usefully.")
 
-_REMOTE: OrderedDict[tuple, Any] = OrderedDict()
-_REMOTE_SIZE = 8
+_REMOTE = LRU(8)
 
 TEMPERATURE_TIP = ("0 = always the most likely answer (repeatable, best for plans). Higher values vary the "
                    "answers.")
@@ -61,40 +59,6 @@ class ManagedLLM:
     def complete(self, messages, schema, image=None):
         self.managed.ready()  # back onto the load device if ComfyUI offloaded it
         return self.llm.complete(messages, schema, image=image)
-
-
-def _manage_llama(llm: Any, device: str) -> Managed:
-    """A llama.cpp model under ComfyUI's memory management. Its memory is not a torch module, so a
-    ModelPatcher around an empty module stands in for it, with the file's size: loading it makes
-    ComfyUI free that much room first, and when ComfyUI unloads it (the diffusion model needs the
-    room) the llama.cpp model is closed, to be loaded again by the next LLM call."""
-    import comfy.model_patcher
-    import torch
-
-    from cielr_core.llm import llamacpp
-
-    key = llm.llama_key
-    # weights as on disk, plus the KV cache and compute buffers (about a tenth more for these sizes)
-    size = int(os.path.getsize(key[0]) * 1.1) + (64 << 20)
-
-    class LlamaPatcher(comfy.model_patcher.ModelPatcher):
-        def loaded_size(self):
-            return self.size if llamacpp.is_loaded(*key) else 0
-
-        def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
-            return 0  # nothing to move: the next LLM call loads the model onto the device
-
-        def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False):
-            return self.size if llamacpp.release(*key) else 0
-
-        def detach(self, unpatch_all=True):
-            if llamacpp.release(*key):
-                log.info("freed the local LLM %s for ComfyUI (loaded again when next asked)",
-                         os.path.basename(key[0]))
-            return super().detach(unpatch_all)
-
-    load_device, offload_device = _devices(device)
-    return Managed(llm, LlamaPatcher(torch.nn.Module(), load_device, offload_device, size=size))
 
 
 def _model_tip() -> str:
@@ -150,15 +114,10 @@ class CIELRLLMRemote:
 
         settings = (base_url.strip(), model.strip(), api_key_env.strip(), float(temperature), int(seed),
                     float(timeout), bool(vision))
-        if settings in _REMOTE:  # one backend per settings: it remembers the answer format the server takes
-            _REMOTE.move_to_end(settings)
-            return (_REMOTE[settings],)
         url, name, env, temp, sd, limit, see = settings
-        llm = RemoteLLM(url, name, api_key_env=env, temperature=temp, seed=sd, timeout=limit, vision=see)
-        _REMOTE[settings] = llm
-        while len(_REMOTE) > _REMOTE_SIZE:
-            _REMOTE.popitem(last=False)
-        return (llm,)
+        # one backend per settings: it remembers the answer format the server takes
+        return (_REMOTE.get(settings, lambda: RemoteLLM(url, name, api_key_env=env, temperature=temp, seed=sd,
+                                                        timeout=limit, vision=see)),)
 
 
 class CIELRLLMLocal:
@@ -186,29 +145,30 @@ class CIELRLLMLocal:
     @classmethod
     def IS_CHANGED(cls, model, device, temperature, seed, max_tokens):
         path = resolve("LLM", model)
-        return str(_fingerprint(path) if path else None)
+        return str(fingerprint(path) if path else None)
 
     def load(self, model: str, device: str, temperature: float, seed: int, max_tokens: int):
         from cielr_core.llm import LocalLLM
         from cielr_core.llm.llamacpp import INSTALL_HINT
-        from cielr_core.llm.local import GGUF_COST, pick_backend
+        from cielr_core.llm.local import GGUF_COST, LocalWeights, pick_backend
 
-        path = resolve("LLM", model)
-        if path is None:
-            raise ModelNotFoundError("Local LLM", [model, *[s for s in LOCAL_SUGGESTIONS if s != model]],
-                                     folders("LLM"), LOCAL_SOURCE)
-        load_device, _ = _devices(device)
+        path = require_model("LLM", model, "Local LLM", tuple(LOCAL_SUGGESTIONS), LOCAL_SOURCE)
+        load_device, _ = devices(device)
         dtype = "float32" if load_device.type == "cpu" else "bfloat16"  # one dtype: the weights load once
         backend = pick_backend(Path(path))
-        llm = LocalLLM(path, device=str(load_device), temperature=float(temperature), seed=int(seed),
-                       max_new_tokens=int(max_tokens), dtype=dtype, backend=backend)
+        options = {"device": str(load_device), "temperature": float(temperature), "seed": int(seed),
+                   "max_new_tokens": int(max_tokens), "dtype": dtype, "backend": backend}
         if backend == "llama.cpp":
-            managed = _cached(("llm", _fingerprint(path), device, llm.llama_key), lambda: _manage_llama(llm, device))
+            llm = LocalLLM(path, **options)
+            managed = cached(("llm", fingerprint(path), device, llm.llama_key),
+                             lambda: manage_llama(llm, device))
         else:
             if path.endswith(".gguf"):
                 log.warning("CIELR LLM (local): %s. To fix it, %s.", GGUF_COST, INSTALL_HINT)
-            managed = _cached(("llm", _fingerprint(path), device),
-                              lambda: _manage(LocalLLM(path, device="cpu", dtype=dtype, backend=backend), device))
+            # the weights live in this cache only, under ComfyUI's management; the library keeps no copy
+            managed = cached(("llm", fingerprint(path), device),
+                             lambda: manage(LocalWeights(path, dtype), device))
+            llm = LocalLLM(path, weights=managed.core, **options)
         return (ManagedLLM(managed, llm),)
 
 

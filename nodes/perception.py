@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from cielr_core.defaults import BOX_THRESHOLD, TEXT_THRESHOLD
+from cielr_core.defaults import BOX_THRESHOLD
 
+from . import inputs
 from .bridge import comfy_progress, single_image, to_image
 
 
@@ -27,8 +28,7 @@ class CIELRPerceive:
             "box_threshold": ("FLOAT", {"default": BOX_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                                         "tooltip": "Minimum detector confidence for a box. Lower finds more, "
                                                    "with more false boxes."}),
-            "text_threshold": ("FLOAT", {"default": TEXT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
-                                         "tooltip": "Minimum confidence that a box matches its label."}),
+            "text_threshold": inputs.text_threshold(),
         }}
 
     def perceive(self, image, detector, segmenter, labels: str, box_threshold: float, text_threshold: float):

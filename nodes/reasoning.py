@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cielr_core.defaults import BOX_THRESHOLD, REFINE_ROUNDS, TEXT_THRESHOLD
+from cielr_core.defaults import BOX_THRESHOLD, REFINE_ROUNDS
 from cielr_core.progress import Progress
 
+from . import inputs
 from .bridge import comfy_progress, single_image
 
 INSTRUCTION_TIP = ("The edit instruction, as complex and implicit as you like, e.g. \"What in this room "
@@ -75,8 +76,7 @@ class CIELRRefineScene:
             "box_threshold": ("FLOAT", {
                 "default": BOX_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                 "tooltip": "Detector confidence for the objects looked for in a round."}),
-            "text_threshold": ("FLOAT", {"default": TEXT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
-                                         "tooltip": "Minimum confidence that a box matches its label."}),
+            "text_threshold": inputs.text_threshold(),
         }, "optional": {
             # optional so scenes from other packs' masks can be refined without GroundingDINO
             "detector": ("CIELR_DETECTOR", {

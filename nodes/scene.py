@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .bridge import single_image, to_image, ui_images
+from .bridge import single_image, single_map, to_image, ui_images
 
 
 class CIELRBuildScene:
@@ -41,7 +41,7 @@ class CIELRBuildScene:
 
         rgb = single_image(image, "CIELR Build Scene")
         check_same_size(scene, rgb, "CIELR Build Scene")
-        depth_map = None if depth is None else single_image(depth, "CIELR Build Scene (depth)")
+        depth_map = None if depth is None else single_map(depth, "CIELR Build Scene (depth)")
         built = build_scene(scene, depth=depth_map)
         return (built, scene_to_json(built, indent=1), to_image(render_preview(rgb, built)), scene_text(built).text)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from . import inputs
 from .bridge import comfy_progress, single_image, to_image
 
 VERIFY_NODE = "CIELR Verify Edit"
@@ -64,7 +65,7 @@ class CIELRVerifyEdit:
             "required": {
                 "image_before": ("IMAGE", {"tooltip": "The photo the scene was built from, before the edit."}),
                 "image_after": ("IMAGE", {"tooltip": "The edited photo (same size)."}),
-                "scene": ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."}),
+                "scene": inputs.planned_scene(),
                 "plan": ("CIELR_PLAN", {"tooltip": "The plan that was executed; every action is checked."}),
                 "detector": ("CIELR_DETECTOR", {"tooltip": "From CIELR GroundingDINO Loader: it looks at each "
                                                            "edited region again."}),
@@ -73,15 +74,14 @@ class CIELRVerifyEdit:
                                             "object may appear."}),
                 "box_threshold": ("FLOAT", {"default": d.box_threshold, "min": 0.0, "max": 1.0, "step": 0.01,
                                             "tooltip": "Minimum detector confidence for the second look."}),
-                "text_threshold": ("FLOAT", {"default": d.text_threshold, "min": 0.0, "max": 1.0, "step": 0.01,
-                                             "tooltip": "Minimum confidence that a box matches its label."}),
+                "text_threshold": inputs.text_threshold(d.text_threshold),
             },
             "optional": model_inputs(),
         }
 
     def verify(self, image_before, image_after, scene, plan, detector, grow: int, box_threshold: float,
                text_threshold: float, segmenter=None, llm=None):
-        from cielr_core.editing import EditSettings, grown_mask, prepare
+        from cielr_core.editing import EditSettings, check_image, grown_mask, prepare
         from cielr_core.errors import InputError
         from cielr_core.verify import VerifySettings, plan_report, verdict_preview
 
@@ -91,7 +91,8 @@ class CIELRVerifyEdit:
             raise InputError(f"{VERIFY_NODE}: image_before is {before.shape[1]}x{before.shape[0]} but image_after is "
                              f"{after.shape[1]}x{after.shape[0]}; connect the edit of the same photo.")
         edit = EditSettings(grow=grow)
-        items = prepare(before, scene, plan, edit)  # checks sizes and the plan against the scene
+        check_image(before, scene)
+        items = prepare(scene, plan, edit)  # checks the plan against the scene
         verifier = verifier_for(detector, segmenter, llm, VerifySettings(box_threshold=box_threshold,
                                                                         text_threshold=text_threshold))
         progress = comfy_progress().start(len(items))

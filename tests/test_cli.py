@@ -322,6 +322,29 @@ def test_edit_with_a_plan_and_no_llm(tmp_path, models_dir, capsys):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again.png")), edited)
 
 
+def test_run_pipeline_edits_an_rgba_photo(tiny_detector, tiny_sam_path, tiny_inpaint_pipeline_dir):
+    """The alpha channel is dropped where the photo enters: perception and the edit both see RGB, and
+    the pixels outside the edit are the photo's own."""
+    from cielr_core.editing import EditSettings
+    from cielr_core.editing.diffusers_engine import DiffusersEngine, SamplerSettings
+    from cielr_core.perception import load_sam
+    from cielr_core.pipeline import PipelineSettings, run_pipeline
+    from cielr_core.plan import parse_plan
+
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
+    rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 128, np.uint8)], axis=2)
+    engine = DiffusersEngine.from_path(tiny_inpaint_pipeline_dir, settings=SamplerSettings(steps=1, cfg=1.0))
+    settings = PipelineSettings(extra_labels="tv", box_threshold=0.0, text_threshold=0.0,
+                                edit=EditSettings(working_size=64, context=16))
+    result = run_pipeline(rgba, "remove the tv", detector=tiny_detector, segmenter=load_sam(tiny_sam_path),
+                          llm=None, engine=engine, settings=settings,
+                          plan=parse_plan('[{"op": "remove", "targets": [1]}]'))
+    outside = result.edit.mask == 0
+    assert result.edit.image.shape == photo.shape and engine.calls == 1
+    assert np.array_equal(result.edit.image[outside], photo[outside]) and not outside.all()
+    assert rgba.shape[2] == 4, "the caller's array is untouched"
+
+
 def test_a_plan_that_does_not_fit_the_scene(tmp_path, models_dir, capsys):
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"actions": [{"op": "replace", "targets": [999], "prompt": "a lamp"}]}))

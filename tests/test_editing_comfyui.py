@@ -162,6 +162,17 @@ def test_two_actions_with_an_inpainting_checkpoint(editing_server, sd15_models):
     requests.post(f"{editing_server.url}/free", json={"unload_models": True, "free_memory": True}, timeout=60)
 
 
+def test_an_rgba_photo_goes_through_inpaint_actions(editing_server, sd15_models):
+    """A photo with an alpha channel (Join Image with Alpha) is made RGB where it enters: the edit runs,
+    and every pixel outside the MASK is the RGB photo's own."""
+    prompt = edit_prompt(_gdino(editing_server), sd15_models.checkpoint.name)
+    prompt["50"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["1", 0], "alpha": ["1", 1]}}
+    prompt["11"]["inputs"]["image"] = ["50", 0]
+    entry = editing_server.run(prompt, timeout=900)
+    assert execution_error(entry) is None, describe(execution_error(entry))
+    _check_exact(editing_server, entry)
+
+
 def test_action_mask_node(editing_server):
     prompt = scene_nodes(_gdino(editing_server))
     prompt.update({

@@ -194,12 +194,18 @@ def one_object_scene(w: int, h: int, box=None) -> Scene:
 
 
 @pytest.mark.parametrize("c", CHANNELS)
-def test_single_image_accepts_any_channel_count_and_never_touches_the_input(c):
+def test_single_image_makes_any_photo_rgb_and_never_touches_the_input(c):
     image = comfy_image(5, 7, c)
     before = image.clone()
+    if c == 5:
+        with pytest.raises(InputError, match="CIELR Test: image has 5 channels"):
+            single_image(image, "CIELR Test")
+        return
     out = single_image(image, "CIELR Test")
+    expect = image[0, :, :, :1 if c < 3 else 3].expand(5, 7, 3).numpy()
+    assert out.shape == (5, 7, 3) and np.array_equal(out, expect), "the same values, alpha dropped, grey repeated"
     out[...] = -1
-    assert torch.equal(image, before) and out.shape == (5, 7, c)
+    assert torch.equal(image, before)
 
 
 @pytest.mark.parametrize("c", CHANNELS)
@@ -250,10 +256,10 @@ def test_depth_map_with_odd_channels_and_sizes(c, size):
 
 def test_empty_and_batched_images_are_clear_errors():
     for bad in (torch.zeros((1, 0, 5, 3)), torch.zeros((1, 5, 0, 3))):
-        with pytest.raises(InputError, match="connected is"):
+        with pytest.raises(InputError, match="CIELR Build Scene: image is empty"):
             CIELRBuildScene().build(bad, one_object_scene(5, 5))
         with pytest.raises(InputError, match="empty"):
-            to_rgb_uint8(single_image(bad, "CIELR Perceive"))
+            single_image(bad, "CIELR Perceive")
     with pytest.raises(InputError, match="Image From Batch"):
         CIELRBuildScene().build(torch.zeros((2, 5, 5, 3)), one_object_scene(5, 5))
     with pytest.raises(InputError, match="largest side"):
@@ -282,11 +288,11 @@ def test_perceive_on_a_one_pixel_image(small_detector, tiny_sam, c):
 
     image = comfy_image(1, 1, c)
     before = image.clone()
-    rgb = single_image(image, "CIELR Perceive")
     if c == 5:
         with pytest.raises(InputError, match="channels"):
-            perceive(rgb, small_detector, tiny_sam, "tv, lamp")
+            perceive(image[0].numpy(), small_detector, tiny_sam, "tv, lamp")
     else:
+        rgb = single_image(image, "CIELR Perceive")
         scene = perceive(rgb, small_detector, tiny_sam, "tv, lamp", box_threshold=0.0,
                          text_threshold=0.0)
         assert (scene.width, scene.height) == (1, 1)
@@ -349,8 +355,9 @@ def test_8000px_image_edit_changes_only_the_mask(big_image, tiny_inpaint_pipelin
 
 @pytest.mark.parametrize("c", [1, 2, 3, 4, 5])
 def test_edit_on_a_one_pixel_image_and_odd_channels(tiny_inpaint_pipeline_dir, c):
-    """1 x 1 RGB edits (the crop is scaled up to the working size and back); other channel counts are a
-    clear error that says what to do, before any sampling."""
+    """1 x 1 RGB edits (the crop is scaled up to the working size and back); the library refuses other
+    channel counts with an error that says what to do, before any sampling (the nodes and run_pipeline
+    convert them where the image enters)."""
     from cielr_core.editing import EditSettings, execute_plan
     from cielr_core.editing.diffusers_engine import DiffusersEngine
     from cielr_core.editing.engine import SamplerSettings
@@ -358,7 +365,7 @@ def test_edit_on_a_one_pixel_image_and_odd_channels(tiny_inpaint_pipeline_dir, c
 
     image = comfy_image(1, 1, c)
     before = image.clone()
-    rgb = single_image(image, "CIELR Inpaint Actions")
+    rgb = image[0].numpy()
     scene = one_object_scene(1, 1)
     plan = plan_from_json('[{"op": "replace", "targets": [1], "prompt": "a cat"}]', scene)
     engine = DiffusersEngine.from_path(tiny_inpaint_pipeline_dir, settings=SamplerSettings(steps=1, cfg=1.0))

@@ -171,7 +171,7 @@ def check_plan_text(text: str, scene: Scene = SCENE) -> Plan | None:
     # the plan survives its own JSON
     assert plan_from_json(plan_to_json(plan), scene) == plan
     # every action edits only pixels of the image, through the library and through the mask node
-    items = prepare(np.zeros((scene.height, scene.width, 3), np.uint8), scene, plan, EditSettings())
+    items = prepare(scene, plan, EditSettings())
     for item in items:
         assert item.mask.shape == (scene.height, scene.width) and item.mask.dtype == bool
         if item.action.op != "add":

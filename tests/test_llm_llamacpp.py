@@ -156,7 +156,8 @@ def test_a_folder_is_never_given_to_llama_cpp(tiny_chat_model, tmp_path):
     assert LocalLLM(folder).backend == "transformers"
 
 
-_NODE_SCRIPT = textwrap.dedent(r'''
+# ComfyUI on the CPU, imported in a process of its own, with the pack's model folders under ``models``
+_COMFYUI_PREAMBLE = textwrap.dedent(r'''
     import json, sys
     repo, comfyui, models = sys.argv[1:4]
     sys.path[:0] = [repo]
@@ -169,6 +170,23 @@ _NODE_SCRIPT = textwrap.dedent(r'''
     folder_paths.models_dir = models
     from nodes.model_folders import register_model_folders
     register_model_folders()
+''')
+
+
+def _run_in_comfyui(script: str, models: Path) -> dict:
+    """Run ``script`` after the preamble; it prints its findings as one 'RESULT {json}' line."""
+    from devkit import COMFYUI
+
+    if not (COMFYUI / "folder_paths.py").is_file():
+        pytest.fail(f"ComfyUI is not installed at {COMFYUI}: run the tests through scripts/test.sh")
+    proc = subprocess.run([sys.executable, "-c", _COMFYUI_PREAMBLE + script, str(REPO), str(COMFYUI), str(models)],
+                          cwd=models.parent, capture_output=True, text=True, timeout=600, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+_NODE_SCRIPT = textwrap.dedent(r'''
     from cielr_core.llm import llamacpp
     from cielr_core.reasoning import LabelList
     from cielr_core.reasoning.prompts import labels_messages
@@ -192,18 +210,43 @@ _NODE_SCRIPT = textwrap.dedent(r'''
 def test_comfyui_frees_the_llama_cpp_model_and_the_next_call_loads_it_again(smollm2_gguf, tmp_path):
     """The node under ComfyUI's real memory management (CPU): registered as a loaded model, freed when
     ComfyUI needs the room or unloads everything, and answering as before after it comes back."""
-    from devkit import COMFYUI
-
-    if not (COMFYUI / "folder_paths.py").is_file():
-        pytest.fail(f"ComfyUI is not installed at {COMFYUI}: run the tests through scripts/test.sh")
     (tmp_path / "models" / "LLM").mkdir(parents=True)
     (tmp_path / "models" / "LLM" / "smollm2.gguf").symlink_to(smollm2_gguf)
-    proc = subprocess.run([sys.executable, "-c", _NODE_SCRIPT, str(REPO), str(COMFYUI), str(tmp_path / "models")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = _run_in_comfyui(_NODE_SCRIPT, tmp_path / "models")
     assert out["backend"] == "llama.cpp"
     assert out["registered"] and out["loaded"], "ComfyUI knows the model and it is in memory"
     assert out["freed"] and out["reloaded"] and out["unloaded"]
     assert out["again"] == out["first"]
+
+
+_THREE_MODELS_SCRIPT = textwrap.dedent(r'''
+    import cielr_core.llm.local as local
+    from cielr_core.reasoning import LabelList
+    from cielr_core.reasoning.prompts import labels_messages
+    from nodes.llm import CIELRLLMLocal
+    reads = []
+    read = local._read
+    local._read = lambda path, dtype: reads.append(path) or read(path, dtype)  # every copy of weights read
+    node = CIELRLLMLocal()
+    ask = lambda llm: llm.complete(labels_messages("remove the cup", 3), LabelList).labels
+    llms = [node.load(name, "cpu", 0.0, 0, 400)[0] for name in ("first", "second", "third")]
+    answers = [ask(llm) for llm in llms]
+    again = node.load("first", "cpu", 0.7, 1, 400)[0]  # other settings, the same file
+    ask(again)
+    out = {"reads": len(reads), "files": len(set(reads)), "first_again": ask(llms[0]) == answers[0],
+           "shared": again.llm.model is llms[0].managed.core.model, "library_cache": len(local._SHARED),
+           "registered": sum(any(m.model is llm.managed.patcher for m in mm.current_loaded_models) for llm in llms)}
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def test_three_local_models_are_each_loaded_once_under_comfyui(tiny_chat_model, tmp_path):
+    """The node's cache is the only cache of local weights: three models, then the first again, read
+    three copies, all managed by ComfyUI, none kept by the library besides."""
+    for name in ("first", "second", "third"):
+        shutil.copytree(tiny_chat_model, tmp_path / "models" / "LLM" / name)
+    out = _run_in_comfyui(_THREE_MODELS_SCRIPT, tmp_path / "models")
+    assert out["reads"] == 3 and out["files"] == 3, out
+    assert out["shared"] and out["first_again"], "the first model answers from the weights read at first"
+    assert out["library_cache"] == 0, "the library keeps no second copy"
+    assert out["registered"] == 3, "ComfyUI manages every copy"

@@ -14,6 +14,7 @@ from .execute import (
     EditSettings,
     PreparedAction,
     action_seed,
+    check_image,
     execute_plan,
     feathered_mask,
     grown_mask,
@@ -25,7 +26,7 @@ from .stitch import Window, composite, crop_window, working_size
 
 __all__ = [
     "OP_DENOISE", "ActionRegion", "ActionReport", "Attempt", "EditResult", "EditSettings",
-    "InpaintEngine", "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "composite", "crop_window",
-    "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask", "plan_regions", "prepare",
-    "targets_mask", "working_size",
+    "InpaintEngine", "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "check_image",
+    "composite", "crop_window", "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask",
+    "plan_regions", "prepare", "targets_mask", "working_size",
 ]

@@ -1,7 +1,8 @@
 """Run a plan: per action, in order, on the running result: mask, crop, inpaint, stitch.
 
-Everything that can be wrong with the inputs (plan ids, image size, settings) is checked in
-``prepare`` before the first sample, so a bad plan never costs a minute of sampling.
+Everything that can be wrong with the inputs is checked before the first sample, so a bad plan never
+costs a minute of sampling: the image against the scene in ``check_image``, the settings and the plan
+in ``prepare`` (which needs no image, so a mask can be made from the scene and plan alone).
 """
 
 from __future__ import annotations
@@ -189,9 +190,9 @@ def check_image(image: np.ndarray, scene: Scene) -> None:
     check_same_size(scene, image)
 
 
-def prepare(image: np.ndarray, scene: Scene, plan: Plan, settings: EditSettings) -> list[PreparedAction]:
-    """Validate everything and decide masks, prompts, seeds and denoise, before any sampling."""
-    check_image(image, scene)
+def prepare(scene: Scene, plan: Plan, settings: EditSettings) -> list[PreparedAction]:
+    """Validate the settings and the plan, and decide masks, prompts, seeds and denoise, before any
+    sampling. The image is checked apart, by ``check_image``."""
     problems = settings.problems()
     if problems:
         raise InputError("edit settings out of range:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -287,16 +288,20 @@ def run_action(running: np.ndarray, item: PreparedAction, engine: InpaintEngine,
 
 def execute_plan(image: np.ndarray, scene: Scene, plan: Plan, engine: InpaintEngine,
                  settings: EditSettings = EditSettings(), progress: Progress = NO_PROGRESS,
-                 verifier: ActionVerifier | None = None) -> EditResult:
+                 verifier: ActionVerifier | None = None,
+                 prepared: list[PreparedAction] | None = None) -> EditResult:
     """Run every action of ``plan`` in order on ``image`` (H x W x 3, uint8 or float in [0, 1]).
 
     The input is never modified. Every pixel outside the union mask of the result keeps its exact
     value. Actions whose mask is empty are skipped and reported, not failed. ``verifier`` (e.g.
     ``cielr_core.verify.Verifier``) judges each action; with ``settings.candidates`` > 1 it chooses
     the kept sample, with ``settings.retries`` it triggers retry rounds. Without it every action is
-    sampled once and reported "not verified".
+    sampled once and reported "not verified". ``prepared``: ``prepare(scene, plan, settings)`` when the
+    caller has it already (e.g. to size a progress bar).
     """
-    prepared = prepare(image, scene, plan, settings)
+    check_image(image, scene)
+    if prepared is None:
+        prepared = prepare(scene, plan, settings)
     running = np.array(image, copy=True)
     union = np.zeros(image.shape[:2], dtype=bool)
     result = EditResult(image=running, mask=union.astype(np.float32))

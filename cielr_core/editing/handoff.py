@@ -33,8 +33,6 @@ class ActionRegion:
 
 def plan_regions(scene: Scene, plan: Plan, settings: EditSettings = EditSettings()) -> list[ActionRegion]:
     """One region per action, in plan order; the plan is validated against the scene first."""
-    # prepare() checks an image's size against the scene; a zero-stride view costs no memory
-    blank = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (scene.height, scene.width, 3))
     return [ActionRegion(item.index, item.action.op, feathered_mask(item.mask, settings), item.prompt,
                          item.negative, item.denoise, item.seed)
-            for item in prepare(blank, scene, plan, settings)]
+            for item in prepare(scene, plan, settings)]

@@ -177,3 +177,8 @@ def to_wire(messages: list[Message]) -> list[WireMessage]:
     if not messages:
         raise LLMError("No messages to send: give at least one user message.")
     return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def settings_repr(obj: object, **settings: object) -> str:
+    """``Name(key=value, ...)`` of a backend's settings, for logs and the nodes' reports."""
+    return f"{type(obj).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"

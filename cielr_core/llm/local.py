@@ -7,9 +7,13 @@ which reads a GGUF file by dequantizing it (several times the memory, several ti
 Decoding is masked by a grammar compiled from the answer schema with no free whitespace, so every
 answer parses and stays short even from a weak model. Both keep the KV cache of the previous
 prompt and, when decoding greedily, evaluate only what follows the prefix a new prompt shares with
-it (sampled answers read the whole prompt, so a seed repeats exactly). Loading is lazy and
-cached; for transformers ``.model`` is the torch module, so a ComfyUI adapter can manage its
-memory, and ``.to(device)`` moves it. Local files only; remote code is never trusted.
+it (sampled answers read the whole prompt, so a seed repeats exactly). Loading is lazy; for
+transformers ``.model`` is the torch module, so a ComfyUI adapter can manage its memory, and
+``.to(device)`` moves it. Local files only; remote code is never trusted.
+
+Transformers weights live in one cache, owned by one layer: a caller that manages memory itself
+(the ComfyUI nodes) holds ``LocalWeights`` in its own cache and passes them in; used alone, the
+library keeps the last ``CACHE_SIZE`` files here. A weights object is loaded at most once.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import LRU
 from ..errors import InputError, ModelNotFoundError, require
 from ..weights import unsafe_pickle
 from . import llamacpp
-from .base import LLMError, Message, T, Usage, WireMessage, complete_with_repair, to_wire
+from .base import LLMError, Message, T, Usage, WireMessage, complete_with_repair, settings_repr, to_wire
 from .schema import strict_schema
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 # End-of-turn markers of common chat templates; any that the vocabulary has also stops decoding.
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
 _LOCK = threading.Lock()
+CACHE_SIZE = 2  # local models the library keeps loaded when no caller brings its own weights
 BACKENDS = ("auto", "llama.cpp", "transformers")
 GGUF_COST = ("transformers dequantizes a .gguf file: it loads several times slower and needs several "
              "times the memory of llama.cpp (a 4-bit 8B model: 16-32 GB instead of 5 GB)")
@@ -47,6 +53,44 @@ class _Loaded:
     compiler: Any  # xgrammar.GrammarCompiler for this tokenizer
     stop_ids: list[int]
     prefix: Any = None  # (prompt ids, KV cache) of the last generation, for the next prompt's prefix
+
+
+class LocalWeights:
+    """The tokenizer, model and grammar compiler of one local file or folder (transformers), read on
+    first use and kept for as long as this object lives. ``.model`` and ``.to(device)`` let a memory
+    manager (ComfyUI) move the model between devices."""
+
+    def __init__(self, path: str | Path, dtype: str = "float32"):
+        self.path = str(Path(path).resolve())
+        self.dtype = dtype
+        self._loaded: _Loaded | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalWeights({self.path!r}, dtype={self.dtype!r}, loaded={self._loaded is not None})"
+
+    def get(self) -> _Loaded:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = _read(self.path, self.dtype)
+            return self._loaded
+
+    @property
+    def model(self):
+        return self.get().model
+
+    def to(self, device: str) -> LocalWeights:
+        self.model.to(device)
+        return self
+
+
+_SHARED: LRU[LocalWeights] = LRU(CACHE_SIZE)
+
+
+def shared_weights(path: str | Path, dtype: str) -> LocalWeights:
+    """The library's own cache, for callers that bring no weights: the last CACHE_SIZE files."""
+    key = (str(Path(path).resolve()), dtype)
+    return _SHARED.get(key, lambda: LocalWeights(*key))
 
 
 def pick_backend(path: Path, backend: str = "auto") -> str:
@@ -71,13 +115,15 @@ class LocalLLM:
     ``temperature`` 0 decodes greedily; above 0 it samples, repeatably for one ``seed``.
     ``max_new_tokens`` bounds each answer. ``dtype`` (transformers) defaults to float32 on the CPU
     and bfloat16 on a GPU. ``backend`` is "auto", "llama.cpp" or "transformers". With llama.cpp a
-    device other than "cpu" offloads every layer to the GPU.
+    device other than "cpu" offloads every layer to the GPU. ``weights`` (transformers): the
+    ``LocalWeights`` of this file from the caller's own cache; without them the library's cache is used.
     """
 
     supports_images = False
 
     def __init__(self, path: str | Path, device: str = "cpu", temperature: float = 0.0, seed: int = 0,
-                 max_new_tokens: int = 512, dtype: str | None = None, backend: str = "auto"):
+                 max_new_tokens: int = 512, dtype: str | None = None, backend: str = "auto",
+                 weights: LocalWeights | None = None):
         self.path = Path(path)
         is_gguf = self.path.is_file() and self.path.suffix == ".gguf"
         if not is_gguf and not (self.path / "config.json").is_file():
@@ -96,12 +142,15 @@ class LocalLLM:
         if is_gguf and self.backend == "transformers" and backend == "auto":
             log.warning("%s runs on transformers because llama-cpp-python is not installed: %s. To fix it, %s.",
                         self.path.name, GGUF_COST, llamacpp.INSTALL_HINT)
+        if weights is not None and (weights.path != str(self.path.resolve()) or weights.dtype != self.dtype):
+            raise InputError(f"the weights given are {weights!r}, not those of {self.path} in {self.dtype}")
+        self.weights = weights
         self.usage = Usage()
 
     def __repr__(self) -> str:
-        return (f"LocalLLM(path={str(self.path)!r}, device={self.device!r}, temperature={self.temperature}, "
-                f"seed={self.seed}, max_new_tokens={self.max_new_tokens}, dtype={self.dtype!r}, "
-                f"backend={self.backend!r})")
+        return settings_repr(self, path=str(self.path), device=self.device, temperature=self.temperature,
+                             seed=self.seed, max_new_tokens=self.max_new_tokens, dtype=self.dtype,
+                             backend=self.backend)
 
     @property
     def llama_key(self) -> tuple:
@@ -162,7 +211,8 @@ class LocalLLM:
     def _loaded(self) -> _Loaded:
         import torch
 
-        loaded = _load(str(self.path.resolve()), self.dtype)
+        weights = self.weights or shared_weights(self.path, self.dtype)
+        loaded = weights.get()
         want = torch.device(self.device)
         have = loaded.model.device
         if have.type != want.type or (want.index is not None and have.index != want.index):
@@ -245,8 +295,7 @@ def _render(tokenizer, messages: list[WireMessage]) -> str:
                                              add_generation_prompt=True)
 
 
-@functools.lru_cache(maxsize=2)
-def _load(path: str, dtype: str) -> _Loaded:
+def _read(path: str, dtype: str) -> _Loaded:
     """Tokenizer, model (on the CPU, eval mode) and grammar compiler of one local file or folder."""
     import torch
 
@@ -299,6 +348,6 @@ def _llama_grammar(schema: type[T]):
 
 
 def clear_cache() -> None:
-    """Forget loaded local models (their memory is freed once no LocalLLM uses them)."""
-    _load.cache_clear()
+    """Forget the library's loaded local models (their memory is freed once no LocalLLM uses them)."""
+    _SHARED.clear()
     llamacpp.clear_cache()

@@ -37,6 +37,7 @@ from .base import (
     Usage,
     WireMessage,
     complete_with_repair,
+    settings_repr,
     to_wire,
 )
 from .schema import schema_text, strict_schema
@@ -97,9 +98,9 @@ class RemoteLLM:
         self._format = 0  # index into FORMATS of the best format the server accepted
 
     def __repr__(self) -> str:
-        return (f"RemoteLLM(base_url={self.base_url!r}, model={self.model!r}, "
-                f"api_key_env={self.api_key_env!r}, temperature={self.temperature}, seed={self.seed}, "
-                f"timeout={self.timeout}, max_retries={self.max_retries}, vision={self.supports_images})")
+        return settings_repr(self, base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
+                             temperature=self.temperature, seed=self.seed, timeout=self.timeout,
+                             max_retries=self.max_retries, vision=self.supports_images)
 
     @property
     def url(self) -> str:

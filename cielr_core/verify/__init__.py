@@ -139,5 +139,5 @@ def verdict_preview(after: np.ndarray, masks: list[np.ndarray], verdicts: list[V
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-__all__ = ["NO_DETECTOR", "Verifier", "VerifySettings", "combine", "describe_action", "overall", "plan_report", "prompt_noun",
-           "verdict_preview", "verify_action", "verify_plan"]
+__all__ = ["NO_DETECTOR", "Verifier", "VerifySettings", "combine", "describe_action", "overall", "plan_report",
+           "prompt_noun", "verdict_preview", "verify_action", "verify_plan"]
