@@ -214,17 +214,17 @@ def run_pipeline(image: np.ndarray, instruction: str, *, detector: DetectorLike,
                  llm: LLM | None,
                  engine: InpaintEngine | None = None, settings: PipelineSettings = PipelineSettings(),
                  depth: np.ndarray | None = None, plan: Plan | None = None, until: str = "edit",
-                 progress: Progress = NO_PROGRESS, on_stage: StageHook | None = None,
+                 progress: Progress = NO_PROGRESS, timer: StageTimer | None = None,
                  scene: Scene | None = None) -> PipelineResult:
     """Run CIELR on one photo: ``scene_stage``, ``plan_stage`` and ``edit_stage`` in order. ``plan``
     skips decomposition (a plan typed by a person, or an oracle); ``until`` stops after "scene", "plan"
     or "edit" (the default, which needs an ``engine``).
 
     ``llm=None`` runs without a language model: the labels are ``settings.extra_labels`` alone, the
-    scene is not refined, and past the scene a ``plan`` is required. ``on_stage`` (optional) is told
-    when each stage starts and ends. ``scene`` (optional): a scene built earlier (by ``until="scene"``,
-    or read from JSON and edited by hand) for this image: labels, perception and refinement are
-    skipped."""
+    scene is not refined, and past the scene a ``plan`` is required. ``timer`` (optional) times the
+    stages (its hooks are told when each starts and ends; its seconds survive a stage that raises).
+    ``scene`` (optional): a scene built earlier (by ``until="scene"``, or read from JSON and edited
+    by hand) for this image: labels, perception and refinement are skipped."""
     if until not in ("scene", "plan", "edit"):
         raise ValueError(f"until must be 'scene', 'plan' or 'edit', got {until!r}")
     if until == "edit" and engine is None:
@@ -232,7 +232,7 @@ def run_pipeline(image: np.ndarray, instruction: str, *, detector: DetectorLike,
     if until != "scene":
         _need_plan_source(llm, plan)  # before minutes of perception
     image = rgb_channels(image)  # once, where the image enters: alpha dropped, grey repeated, values kept
-    timer = StageTimer(on_stage)
+    timer = timer or StageTimer()
     result = PipelineResult(seconds=timer.seconds)
     found = scene_stage(image, instruction, detector=detector, segmenter=segmenter, llm=llm,
                         settings=settings, depth=depth, scene=scene, progress=progress, timer=timer)

@@ -17,7 +17,7 @@ from ..editing import execute_plan
 from ..errors import CIELRError
 from ..evaluation import evaluate_edit
 from ..llm import LLMConnectionError
-from ..pipeline import PipelineResult, run_pipeline
+from ..pipeline import PipelineResult, StageTimer, run_pipeline
 from .files import dump_json, jsonable, read_record, record_path, safe_name, save_image, write_atomic
 from .memory import MemoryMonitor, process_peak_rss
 from .options import BenchError, BenchModels, BenchOptions, BenchReport, ModelLoader
@@ -75,70 +75,41 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-class _StageTracker:
-    """Which stage is running (for failure records, the progress bar and the memory monitor)."""
-
-    def __init__(self, monitor: MemoryMonitor, on_change: Callable[[str], None] | None = None):
-        self.monitor = monitor
-        self.on_change = on_change
-        self.current: str | None = None
-        self.last: str | None = None
-        self.seconds: dict[str, float] = {}  # the stages' times as seen from here (kept when a stage raises)
-        self._start = 0.0
-
-    def __call__(self, stage: str, event: str = "start") -> None:
-        if event == "start":
-            self.current = self.last = stage
-            self._start = time.perf_counter()
-            self.monitor.set_stage(stage)
-            if self.on_change is not None:
-                self.on_change(stage)
-        else:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - self._start
-            self.current = None
-            self.monitor.set_stage(None)
-
-
 def run_sample(sample: Sample, models: BenchModels, options: BenchOptions, monitor: MemoryMonitor,
                on_stage: Callable[[str], None] | None = None) -> tuple[SampleRecord, np.ndarray | None,
                                                                         np.ndarray | None]:
     """One sample end to end: (its record, the edited image, the edited-region mask); never raises
     for a problem of the sample (only for an unreachable LLM and for Ctrl-C)."""
     monitor.reset()
-    track = _StageTracker(monitor, on_stage)
-    seconds: dict[str, float] = {}
+
+    def watch(stage: str, event: str) -> None:  # the memory monitor and the progress bar follow the stages
+        monitor.set_stage(stage if event == "start" else None)
+        if event == "start" and on_stage is not None:
+            on_stage(stage)
+
+    timer = StageTimer(watch)
     record = SampleRecord(id=sample.id, mode=options.mode, sample=SampleInfo.model_validate(sample.to_dict()))
     usage_before = _usage(models.llm)
     edited = edited_mask = None
     start = time.perf_counter()
 
-    def timed(stage: str, fn: Callable[[], Any]) -> Any:
-        track(stage)
-        t0 = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
-            track(stage, "end")
-
     try:
-        loaded = timed("load", lambda: load_sample(sample))
+        loaded = timer.run("load", lambda: load_sample(sample))
         if options.oracle:
-            scene, plan = timed("scene", lambda: oracle_scene_and_plan(loaded))
+            scene, plan = timer.run("scene", lambda: oracle_scene_and_plan(loaded))
             settings = dataclasses.replace(models.settings.edit, grow=0)
             result = PipelineResult(scene=scene, plan=plan)
             verifier = models.settings.verifier(models.detector, models.segmenter, models.llm)
-            result.edit = timed("edit", lambda: execute_plan(loaded.image, scene, plan, models.engine,
+            result.edit = timer.run("edit", lambda: execute_plan(loaded.image, scene, plan, models.engine,
                                                              settings, verifier=verifier))
         else:
             result = run_pipeline(loaded.image, sample.instruction, detector=models.detector,
                                   segmenter=models.segmenter, llm=models.llm, engine=models.engine,
-                                  settings=models.settings, on_stage=track)
-            seconds.update(result.seconds)
+                                  settings=models.settings, timer=timer)
         edited, edited_mask = result.edit.image, result.edit.mask > 0
         _describe_result(record, result)
         describe, score = _idcs_callables(models)
-        metrics = timed("metrics", lambda: evaluate_edit(
+        metrics = timer.run("metrics", lambda: evaluate_edit(
             loaded.image, edited, loaded.mask, target_text=sample.target_text, edited_mask=edited_mask,
             instruction=sample.instruction, sizes=options.sizes, lpips=models.lpips, clip=models.clip,
             describe=describe, score=score))
@@ -146,17 +117,15 @@ def run_sample(sample: Sample, models: BenchModels, options: BenchOptions, monit
     except (LLMConnectionError, KeyboardInterrupt):
         raise
     except Exception as e:  # noqa: BLE001 (a sample's failure is a result, recorded with its reason)
-        stage = track.current or track.last or "load"
+        stage = timer.current or timer.last or "load"
         reason = e.reason if isinstance(e, SampleError) else _error_text(e)
         record.status, record.stage, record.failure = "failed", stage, reason
         record.error_type = type(e).__name__
-        for k, v in track.seconds.items():  # the pipeline's own times died with it: the stages as timed here
-            seconds.setdefault(k, v)
         if not isinstance(e, CIELRError):  # an unexpected error: keep where it came from
             import traceback
 
             record.traceback = traceback.format_exc(limit=-6)
-    seconds["total"] = time.perf_counter() - start
+    seconds = {**timer.seconds, "total": time.perf_counter() - start}
     record.seconds = {k: round(v, 4) for k, v in seconds.items()}
     record.peak_rss_mb = monitor.peaks_mb()
     used = _usage(models.llm)
