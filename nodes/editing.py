@@ -126,7 +126,6 @@ class CIELRInpaintActions(CIELRNode):
     def INPUT_TYPES(cls):
         import comfy.samplers
 
-        from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE
         from cielr_core.editing.families import EDIT_MODES
 
         return {"required": {
@@ -155,16 +154,8 @@ class CIELRInpaintActions(CIELRNode):
                                                 "(keeping its shape, sides multiples of what the VAE and the model's "
                                                 "patches need) for sampling. 0 = auto: 512 for SD1.5-class models, "
                                                 "1024 for SDXL, SD3, Flux, Qwen-Image and Z-Image."}),
-            "negative": ("STRING", {"default": "", "multiline": True,
-                                    "tooltip": "Negative prompt for every action (remove actions add the removed "
-                                               "objects' labels to it)."}),
-            "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
-                                             "tooltip": "What a remove action paints when it has no prompt of its "
-                                                        "own."}),
-            "recolor_denoise": ("FLOAT", {"default": RECOLOR_DENOISE, "min": 0.0, "max": 1.0, "step": 0.01,
-                                          "tooltip": "Denoise for recolor actions: lower keeps the object's shape. "
-                                                     "Remove, replace and add use 1.0; an action's own strength "
-                                                     "overrides both."}),
+            **inputs.prompt_inputs("Denoise for recolor actions: lower keeps the object's shape. Remove, replace "
+                                   "and add use 1.0; an action's own strength overrides both."),
         }, "optional": {
             **_verify_inputs(),
             "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
