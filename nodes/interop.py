@@ -30,7 +30,6 @@ SCORES = ("STRING", {"default": "", "tooltip": SCORES_TIP})
 
 class _SceneFrom(CIELRNode):
     # what the three scene importers share: their outputs and how a scene is made from the parts
-
     FUNCTION = "make"
     OUTPUTS = (
         ("CIELR_SCENE", "scene",
