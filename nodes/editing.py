@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cielr_core.defaults import BACKGROUND_PROMPT
 from cielr_core.errors import InputError
 
 from . import inputs
+from .base import CIELRNode
 from .bridge import single_image, ui_images
 from .verify import model_inputs, verifier_for
 
@@ -60,25 +62,22 @@ def _verify_inputs() -> dict:
     }
 
 
-class CIELRPlanFromJSON:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_PLAN",)
-    RETURN_NAMES = ("plan",)
-    FUNCTION = "parse"
-    DESCRIPTION = ("A plan typed or edited by hand, as JSON: {\"actions\": [{\"op\": \"remove|replace|recolor|add\", "
-                   "\"targets\": [ids], \"prompt\": \"...\", \"anchor\": id, \"placement\": \"left_of\", "
-                   "\"strength\": 0.6}]}. Checked against the scene; every problem is named.")
+class CIELRPlanFromJSON(CIELRNode):
+    """A plan typed or edited by hand, as JSON: {"actions": [{"op": "remove|replace|recolor|add", "targets":
+    [ids], "prompt": "...", "anchor": id, "placement": "left_of", "strength": 0.6}]}. Checked against the
+    scene; every problem is named."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "scene": ("CIELR_SCENE", {"tooltip": "The scene whose object ids the plan names (from Build Scene or "
-                                                 "Refine Scene; its json output shows the ids)."}),
-            "plan_json": ("STRING", {"multiline": True, "default": EXAMPLE_PLAN,
-                                     "tooltip": "The plan as JSON: an object with an 'actions' list, or just the list. "
-                                                "Ops: remove, replace, recolor (targets + prompt), add (anchor + "
-                                                "placement + prompt). Optional strength 0..1 overrides the denoise."}),
-        }}
+    FUNCTION = "parse"
+    OUTPUTS = (("CIELR_PLAN", "plan"),)
+
+    INPUTS = {"required": {
+        "scene": ("CIELR_SCENE", {"tooltip": "The scene whose object ids the plan names (from Build Scene or "
+                                             "Refine Scene; its json output shows the ids)."}),
+        "plan_json": ("STRING", {"multiline": True, "default": EXAMPLE_PLAN,
+                                 "tooltip": "The plan as JSON: an object with an 'actions' list, or just the list. "
+                                            "Ops: remove, replace, recolor (targets + prompt), add (anchor + "
+                                            "placement + prompt). Optional strength 0..1 overrides the denoise."}),
+    }}
 
     def parse(self, scene, plan_json: str):
         from cielr_core.plan import plan_from_json
@@ -86,27 +85,22 @@ class CIELRPlanFromJSON:
         return (plan_from_json(plan_json, scene),)
 
 
-class CIELRActionMask:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("MASK", "STRING", "STRING", "FLOAT")
-    RETURN_NAMES = ("mask", "prompt", "negative", "denoise")
+class CIELRActionMask(CIELRNode):
+    """The mask and prompt of one plan action, to drive any sampler graph of your own (e.g. Set Latent Noise
+    Mask or InpaintModelConditioning, then KSampler with this denoise)."""
+
     FUNCTION = "mask"
-    DESCRIPTION = ("The mask and prompt of one plan action, to drive any sampler graph of your own "
-                   "(e.g. Set Latent Noise Mask or InpaintModelConditioning, then KSampler with this denoise).")
+    OUTPUTS = (("MASK", "mask"), ("STRING", "prompt"), ("STRING", "negative"), ("FLOAT", "denoise"))
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        from cielr_core.defaults import BACKGROUND_PROMPT
-
-        return {"required": {
-            "scene": inputs.planned_scene(),
-            "plan": inputs.plan(),
-            "index": ("INT", {"default": 1, "min": 1, "max": 64,
-                              "tooltip": "Which action: 1 = the first, as plan messages count them."}),
-            **inputs.region_inputs(),
-            "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
-                                             "tooltip": "The prompt a remove action without its own prompt uses."}),
-        }}
+    INPUTS = {"required": {
+        "scene": inputs.planned_scene(),
+        "plan": inputs.plan(),
+        "index": ("INT", {"default": 1, "min": 1, "max": 64,
+                          "tooltip": "Which action: 1 = the first, as plan messages count them."}),
+        **inputs.region_inputs(),
+        "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
+                                         "tooltip": "The prompt a remove action without its own prompt uses."}),
+    }}
 
     def mask(self, scene, plan, index: int, grow: int, feather: int, background_prompt: str):
         from cielr_core.editing import EditSettings, feathered_mask, prepare
@@ -119,21 +113,19 @@ class CIELRActionMask:
         return (_mask_tensor(feathered_mask(item.mask, settings)), item.prompt, item.negative, item.denoise)
 
 
-class CIELRInpaintActions:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "STRING")
-    RETURN_NAMES = ("image", "mask", "previews", "report")
+class CIELRInpaintActions(CIELRNode):
+    """Runs the plan with your checkpoint: per action, in order, the target region is cropped with some
+    context, inpainted at the working size and stitched back. Pixels outside the output mask are exactly the
+    input's. The conditioning follows the loaded model's family: inpaint conditioning for inpainting models,
+    distilled guidance for Flux, the crop as reference for edit models."""
+
     FUNCTION = "edit"
-    DESCRIPTION = ("Runs the plan with your checkpoint: per action, in order, the target region is cropped with some "
-                   "context, inpainted at the working size and stitched back. Pixels outside the output mask are "
-                   "exactly the input's. The conditioning follows the loaded model's family: inpaint conditioning for "
-                   "inpainting models, distilled guidance for Flux, the crop as reference for edit models.")
+    OUTPUTS = (("IMAGE", "image"), ("MASK", "mask"), ("IMAGE", "previews"), ("STRING", "report"))
 
     @classmethod
     def INPUT_TYPES(cls):
         import comfy.samplers
 
-        from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE
         from cielr_core.editing.families import EDIT_MODES
 
         return {"required": {
@@ -162,16 +154,8 @@ class CIELRInpaintActions:
                                                 "(keeping its shape, sides multiples of what the VAE and the model's "
                                                 "patches need) for sampling. 0 = auto: 512 for SD1.5-class models, "
                                                 "1024 for SDXL, SD3, Flux, Qwen-Image and Z-Image."}),
-            "negative": ("STRING", {"default": "", "multiline": True,
-                                    "tooltip": "Negative prompt for every action (remove actions add the removed "
-                                               "objects' labels to it)."}),
-            "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
-                                             "tooltip": "What a remove action paints when it has no prompt of its "
-                                                        "own."}),
-            "recolor_denoise": ("FLOAT", {"default": RECOLOR_DENOISE, "min": 0.0, "max": 1.0, "step": 0.01,
-                                          "tooltip": "Denoise for recolor actions: lower keeps the object's shape. "
-                                                     "Remove, replace and add use 1.0; an action's own strength "
-                                                     "overrides both."}),
+            **inputs.prompt_inputs("Denoise for recolor actions: lower keeps the object's shape. Remove, replace "
+                                   "and add use 1.0; an action's own strength overrides both."),
         }, "optional": {
             **_verify_inputs(),
             "guidance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,

@@ -3,7 +3,7 @@ ranges stay the same everywhere (a fresh tuple per call: ComfyUI may annotate th
 
 from __future__ import annotations
 
-from cielr_core.defaults import TEXT_THRESHOLD
+from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE, TEXT_THRESHOLD
 
 
 def planned_scene() -> tuple:
@@ -28,4 +28,17 @@ def region_inputs() -> dict:
         "feather": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
                             "tooltip": "Width in pixels of the soft blend, inside the grown mask: the new pixels "
                                        "fade in from the grown mask's edge. 0 = hard edge."}),
+    }
+
+
+def prompt_inputs(recolor_tip: str) -> dict:
+    """negative, background_prompt and recolor_denoise, as Inpaint Actions and Plan To Masks take them."""
+    return {
+        "negative": ("STRING", {"default": "", "multiline": True,
+                                "tooltip": "Negative prompt for every action (remove actions add the removed "
+                                           "objects' labels to it)."}),
+        "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
+                                         "tooltip": "What a remove action paints when it has no prompt of its own."}),
+        "recolor_denoise": ("FLOAT", {"default": RECOLOR_DENOISE, "min": 0.0, "max": 1.0, "step": 0.01,
+                                      "tooltip": recolor_tip}),
     }

@@ -6,33 +6,48 @@ from __future__ import annotations
 from cielr_core.errors import InputError
 
 from . import inputs
+from .base import CIELRNode
 from .bridge import BOX_FORMATS, box_list, comfy_progress, mask_batch, masks_tensor, segs_parts, single_image
 
 SCORES_TIP = ("Optional detector scores from 0 to 1, one per object or one for all, separated by commas or new "
               "lines. Empty: 1 for every object.")
 SEGMENTER_TIP = ("Optional, from CIELR SAM Loader: each box is segmented into the object's outline. Without it "
                  "the box itself becomes the mask (the scene says which).")
-FROM_TOOLTIPS = ("A raw scene (objects with ids, boxes and masks): connect CIELR Build Scene next for relations.",
-                 "What was made: the objects and their ids, and every mask that was dropped (and why).")
 
 
-class _SceneFrom:
-    """What the three scene importers share: their outputs and how a scene is made from the parts."""
+def _photo_parts_labels(image_tip: str, kind: str, parts: tuple, labels_tip: str) -> dict:
+    """The inputs Scene From Masks and Scene From Boxes open with: the photo, its masks or boxes (``kind``
+    and ``parts``: type and tooltip), and one label per mask or box."""
+    return {
+        "image": ("IMAGE", {"tooltip": image_tip}),
+        kind: parts,
+        "labels": ("STRING", {"multiline": True, "default": "object", "tooltip": labels_tip}),
+    }
 
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_SCENE", "STRING")
-    RETURN_NAMES = ("scene", "report")
-    OUTPUT_TOOLTIPS = FROM_TOOLTIPS
+
+SCORES = ("STRING", {"default": "", "tooltip": SCORES_TIP})
+
+
+class _SceneFrom(CIELRNode):
+    # what the three scene importers share: their outputs and how a scene is made from the parts
     FUNCTION = "make"
+    OUTPUTS = (
+        ("CIELR_SCENE", "scene",
+         "A raw scene (objects with ids, boxes and masks): connect CIELR Build Scene next for relations."),
+        ("STRING", "report",
+         "What was made: the objects and their ids, and every mask that was dropped (and why)."),
+    )
 
-    @staticmethod
-    def _named(make_part, count: int, labels: str, scores: str, what: str) -> list:
-        """One part per mask or box: ``make_part(k, label, score)`` with the k-th label and score."""
-        from cielr_core.scene import split_labels, split_scores
+    @classmethod
+    def _named(cls, rgb, kind: str, items: list, labels: str, scores: str, segment=None) -> tuple:
+        """The scene of one object per mask or box (``kind``: "mask" or "box", as Part names the field),
+        the k-th item with the k-th label and score."""
+        from cielr_core.scene import Part, split_labels, split_scores
 
-        names = split_labels(labels, count, what)
-        values = split_scores(scores, count, what)
-        return [make_part(k, names[k], values[k]) for k in range(count)]
+        names = split_labels(labels, len(items), kind)
+        values = split_scores(scores, len(items), kind)
+        parts = [Part(names[k], values[k], name=f"{kind} {k + 1}", **{kind: items[k]}) for k in range(len(items))]
+        return cls._result(rgb.shape[1], rgb.shape[0], parts, segment=segment)
 
     @staticmethod
     def _result(width: int, height: int, parts: list, segment=None) -> tuple:
@@ -65,103 +80,80 @@ def _segment(segmenter, rgb):
 
 
 class CIELRSceneFromMasks(_SceneFrom):
-    DESCRIPTION = ("A raw scene from any segmentation: one object per mask of a MASK batch (SAM2, Florence-2, "
-                   "YOLO, SAM3, masks you drew), named by your labels. Object #k is mask k. Empty masks are "
-                   "dropped and reported; soft masks count where they are above 0.5. Connect Build Scene next.")
+    """A raw scene from any segmentation: one object per mask of a MASK batch (SAM2, Florence-2, YOLO, SAM3,
+    masks you drew), named by your labels. Object #k is mask k. Empty masks are dropped and reported; soft
+    masks count where they are above 0.5. Connect Build Scene next."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "image": ("IMAGE", {"tooltip": "The photo the masks were made for (one image, same size)."}),
-                "masks": ("MASK", {"tooltip": "A MASK batch [count, height, width], one object per mask, at the "
-                                              "image's size. Object #k is mask k (counted from 1)."}),
-                "labels": ("STRING", {"multiline": True, "default": "object",
-                                      "tooltip": "What each mask shows, in batch order, separated by commas or "
-                                                 "new lines (e.g. 'sofa, lamp, tv'), or one label for all masks."}),
-            },
-            "optional": {
-                "scores": ("STRING", {"default": "", "tooltip": SCORES_TIP}),
-            },
-        }
+    INPUTS = {
+        "required": _photo_parts_labels(
+            "The photo the masks were made for (one image, same size).",
+            "masks", ("MASK", {"tooltip": "A MASK batch [count, height, width], one object per mask, at the "
+                                          "image's size. Object #k is mask k (counted from 1)."}),
+            "What each mask shows, in batch order, separated by commas or new lines (e.g. 'sofa, lamp, tv'), or "
+            "one label for all masks."),
+        "optional": {"scores": SCORES},
+    }
 
     def make(self, image, masks, labels: str, scores: str = ""):
-        from cielr_core.scene import Part
-
         node = "CIELR Scene From Masks"
         rgb = single_image(image, node)
         batch = mask_batch(masks, node)
         if len(batch) == 0:
             raise InputError(f"{node}: the MASK batch is empty; connect at least one mask")
         _same_size(batch.shape[1], batch.shape[2], rgb, node, "masks")
-        def part(k: int, label: str, score: float) -> Part:
-            return Part(label, score, mask=batch[k], name=f"mask {k + 1}")
-
-        parts = self._named(part, len(batch), labels, scores, "mask")
-        return self._result(rgb.shape[1], rgb.shape[0], parts)
+        return self._named(rgb, "mask", list(batch), labels, scores)
 
 
 class CIELRSceneFromBoxes(_SceneFrom):
-    DESCRIPTION = ("A raw scene from boxes without masks (a BBOX list from Florence-2, a VLM or a detector): "
-                   "each box is segmented with SAM when CIELR SAM Loader is connected, otherwise the box itself "
-                   "is the mask, and each object says which. Object #k is box k.")
+    """A raw scene from boxes without masks (a BBOX list from Florence-2, a VLM or a detector): each box is
+    segmented with SAM when CIELR SAM Loader is connected, otherwise the box itself is the mask, and each
+    object says which. Object #k is box k."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "image": ("IMAGE", {"tooltip": "The photo the boxes were found in (one image)."}),
-                "boxes": ("BBOX", {"tooltip": "A list of boxes in pixels, one per object: [[x0, y0, x1, y1], ...] "
+    INPUTS = {
+        "required": {
+            **_photo_parts_labels(
+                "The photo the boxes were found in (one image).",
+                "boxes", ("BBOX", {"tooltip": "A list of boxes in pixels, one per object: [[x0, y0, x1, y1], ...] "
                                               "(a list per image, arrays and {'bbox': [...]} items are read too)."}),
-                "labels": ("STRING", {"multiline": True, "default": "object",
-                                      "tooltip": "What each box holds, in order, separated by commas or new "
-                                                 "lines, or one label for all boxes."}),
-                "box_format": (list(BOX_FORMATS), {
-                    "default": BOX_FORMATS[0],
-                    "tooltip": "How the pack that made the boxes writes them: corners (x0, y0, x1, y1; most "
-                               "packs) or corner plus size (x, y, width, height; e.g. KJNodes)."}),
-            },
-            "optional": {
-                "scores": ("STRING", {"default": "", "tooltip": SCORES_TIP}),
-                "segmenter": ("CIELR_SEGMENTER", {"tooltip": SEGMENTER_TIP}),
-            },
-        }
+                "What each box holds, in order, separated by commas or new lines, or one label for all boxes."),
+            "box_format": (list(BOX_FORMATS), {
+                "default": BOX_FORMATS[0],
+                "tooltip": "How the pack that made the boxes writes them: corners (x0, y0, x1, y1; most "
+                           "packs) or corner plus size (x, y, width, height; e.g. KJNodes)."}),
+        },
+        "optional": {
+            "scores": SCORES,
+            "segmenter": ("CIELR_SEGMENTER", {"tooltip": SEGMENTER_TIP}),
+        },
+    }
 
     def make(self, image, boxes, labels: str, box_format: str, scores: str = "", segmenter=None):
-        from cielr_core.scene import Part
-
         node = "CIELR Scene From Boxes"
         rgb = single_image(image, node)
         found = box_list(boxes, box_format, node)
         if len(found) == 0:
             raise InputError(f"{node}: the BBOX input holds no boxes")
-        def part(k: int, label: str, score: float) -> Part:
-            return Part(label, score, box=tuple(found[k]), name=f"box {k + 1}")
-
-        parts = self._named(part, len(found), labels, scores, "box")
-        return self._result(rgb.shape[1], rgb.shape[0], parts, segment=_segment(segmenter, rgb))
+        return self._named(rgb, "box", [tuple(b) for b in found], labels, scores, segment=_segment(segmenter, rgb))
 
 
 class CIELRSceneFromSEGS(_SceneFrom):
-    DESCRIPTION = ("A raw scene from Impact Pack SEGS (its detectors, MASK to SEGS, SAM detector...): each SEG's "
-                   "mask is placed at its crop region, with its label and confidence. Object #k is SEG k. "
-                   "Impact Pack is not needed to run this node.")
+    """A raw scene from Impact Pack SEGS (its detectors, MASK to SEGS, SAM detector...): each SEG's mask is
+    placed at its crop region, with its label and confidence. Object #k is SEG k. Impact Pack is not needed to
+    run this node."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "image": ("IMAGE", {"tooltip": "The photo the SEGS were detected in (one image, same size)."}),
-                "segs": ("SEGS", {"tooltip": "Impact Pack SEGS: ((height, width), [SEG, ...])."}),
-            },
-            "optional": {
-                "labels": ("STRING", {"multiline": True, "default": "",
-                                      "tooltip": "Empty: each SEG's own label. Otherwise one label per SEG (in "
-                                                 "order) or one for all, separated by commas or new lines."}),
-                "segmenter": ("CIELR_SEGMENTER", {"tooltip": "Optional, from CIELR SAM Loader: used only for SEGs "
-                                                             "that carry a box and no mask."}),
-            },
-        }
+    INPUTS = {
+        "required": {
+            "image": ("IMAGE", {"tooltip": "The photo the SEGS were detected in (one image, same size)."}),
+            "segs": ("SEGS", {"tooltip": "Impact Pack SEGS: ((height, width), [SEG, ...])."}),
+        },
+        "optional": {
+            "labels": ("STRING", {"multiline": True, "default": "",
+                                  "tooltip": "Empty: each SEG's own label. Otherwise one label per SEG (in "
+                                             "order) or one for all, separated by commas or new lines."}),
+            "segmenter": ("CIELR_SEGMENTER", {"tooltip": "Optional, from CIELR SAM Loader: used only for SEGs "
+                                                         "that carry a box and no mask."}),
+        },
+    }
 
     def make(self, image, segs, labels: str = "", segmenter=None):
         from cielr_core.scene import split_labels
@@ -178,24 +170,21 @@ class CIELRSceneFromSEGS(_SceneFrom):
         return self._result(width, height, parts, segment=_segment(segmenter, rgb))
 
 
-class CIELRSceneToMasks:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("MASK", "STRING", "STRING")
-    RETURN_NAMES = ("masks", "labels", "ids")
-    OUTPUT_TOOLTIPS = ("One mask per object, in id order, as a MASK batch [count, height, width].",
-                       "The objects' labels, one per line, in the same order.",
-                       "The objects' ids, comma-separated, in the same order (what plans name).")
-    FUNCTION = "split"
-    DESCRIPTION = ("The scene's objects as a MASK batch (one mask per object, in id order) with their labels "
-                   "(one per line) and ids (comma-separated), for other packs' nodes. An empty scene gives one "
-                   "empty mask and no labels.")
+class CIELRSceneToMasks(CIELRNode):
+    """The scene's objects as a MASK batch (one mask per object, in id order) with their labels (one per line)
+    and ids (comma-separated), for other packs' nodes. An empty scene gives one empty mask and no labels."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "scene": ("CIELR_SCENE", {"tooltip": "Any CIELR scene (Perceive, Build Scene, Refine Scene, Scene From "
-                                                 "Masks...)."}),
-        }}
+    FUNCTION = "split"
+    OUTPUTS = (
+        ("MASK", "masks", "One mask per object, in id order, as a MASK batch [count, height, width]."),
+        ("STRING", "labels", "The objects' labels, one per line, in the same order."),
+        ("STRING", "ids", "The objects' ids, comma-separated, in the same order (what plans name)."),
+    )
+
+    INPUTS = {"required": {
+        "scene": ("CIELR_SCENE", {"tooltip": "Any CIELR scene (Perceive, Build Scene, Refine Scene, Scene From "
+                                             "Masks...)."}),
+    }}
 
     def split(self, scene):
         objects = sorted(scene.objects, key=lambda o: o.id)
@@ -204,53 +193,40 @@ class CIELRSceneToMasks:
         return (masks, labels, ", ".join(str(o.id) for o in objects))
 
 
-class CIELRPlanToMasks:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("MASK", "MASK", "STRING", "STRING", "MASK", "STRING", "STRING", "FLOAT")
-    RETURN_NAMES = ("masks", "union", "prompts", "negatives", "mask_list", "prompt_list", "negative_list",
-                    "denoise_list")
-    OUTPUT_IS_LIST = (False, False, False, False, True, True, True, True)
-    OUTPUT_TOOLTIPS = (
-        "One mask per action, as a MASK batch: exactly the blend weight CIELR Inpaint Actions uses (grown, then "
-        "feathered inside the grown edge).",
-        "All actions' masks in one (the largest weight per pixel).",
-        "The actions' prompts, one per line.",
-        "The actions' negative prompts, one per line (a remove action adds what it removes).",
-        "The masks as a list: nodes downstream run once per action.",
-        "The prompts as a list (one per action, in the same order as mask_list).",
-        "The negative prompts as a list.",
-        "Per-action denoise as a list: remove, replace and add 1.0, recolor lower, or the action's strength.",
-    )
+class CIELRPlanToMasks(CIELRNode):
+    """The plan for your own inpainting chain: per action the mask (exactly where CIELR Inpaint Actions would
+    edit), the prompt, the negative prompt and the denoise. Feed the lists to Set Latent Noise Mask +
+    KSampler, Inpaint Crop/Stitch or a detailer; composite with the mask (Image Composite Masked) so pixels
+    outside it stay exactly as they were."""
+
     FUNCTION = "regions"
-    DESCRIPTION = ("The plan for your own inpainting chain: per action the mask (exactly where CIELR Inpaint "
-                   "Actions would edit), the prompt, the negative prompt and the denoise. Feed the lists to "
-                   "Set Latent Noise Mask + KSampler, Inpaint Crop/Stitch or a detailer; composite with the mask "
-                   "(Image Composite Masked) so pixels outside it stay exactly as they were.")
+    OUTPUTS = (
+        ("MASK", "masks", "One mask per action, as a MASK batch: exactly the blend weight CIELR Inpaint Actions "
+                          "uses (grown, then feathered inside the grown edge)."),
+        ("MASK", "union", "All actions' masks in one (the largest weight per pixel)."),
+        ("STRING", "prompts", "The actions' prompts, one per line."),
+        ("STRING", "negatives",
+         "The actions' negative prompts, one per line (a remove action adds what it removes)."),
+        ("MASK", "mask_list", "The masks as a list: nodes downstream run once per action."),
+        ("STRING", "prompt_list", "The prompts as a list (one per action, in the same order as mask_list)."),
+        ("STRING", "negative_list", "The negative prompts as a list."),
+        ("FLOAT", "denoise_list",
+         "Per-action denoise as a list: remove, replace and add 1.0, recolor lower, or the action's strength."),
+    )
+    OUTPUT_IS_LIST = (False, False, False, False, True, True, True, True)
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE
-
-        return {
-            "required": {
-                "scene": inputs.planned_scene(),
-                "plan": inputs.plan(),
-                **inputs.region_inputs(),
-                "negative": ("STRING", {"default": "", "multiline": True,
-                                        "tooltip": "Negative prompt for every action (remove actions add the "
-                                                   "removed objects' labels to it)."}),
-                "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
-                                                 "tooltip": "What a remove action paints when it has no prompt of "
-                                                            "its own."}),
-                "recolor_denoise": ("FLOAT", {"default": RECOLOR_DENOISE, "min": 0.0, "max": 1.0,
-                                              "step": 0.01, "tooltip": "Denoise for recolor actions; an action's "
-                                                                       "own strength overrides it."}),
-            },
-            "optional": {
-                "image": ("IMAGE", {"tooltip": "Optional: the photo your chain will edit; checked against the "
-                                               "scene's size so the masks fit it."}),
-            },
-        }
+    INPUTS = {
+        "required": {
+            "scene": inputs.planned_scene(),
+            "plan": inputs.plan(),
+            **inputs.region_inputs(),
+            **inputs.prompt_inputs("Denoise for recolor actions; an action's own strength overrides it."),
+        },
+        "optional": {
+            "image": ("IMAGE", {"tooltip": "Optional: the photo your chain will edit; checked against the "
+                                           "scene's size so the masks fit it."}),
+        },
+    }
 
     def regions(self, scene, plan, grow: int, feather: int, negative: str, background_prompt: str,
                 recolor_denoise: float, image=None):

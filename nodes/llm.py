@@ -13,6 +13,7 @@ from typing import Any
 
 from cielr_core.cache import LRU
 
+from .base import CIELRNode
 from .loaders import require_model
 from .memory import DEVICE_TIP, DEVICES, Managed, cached, devices, fingerprint, manage, manage_llama
 from .model_folders import model_choices, resolve
@@ -71,42 +72,39 @@ def _model_tip() -> str:
             f"{GGUF_COST}. To fix it, {llamacpp.INSTALL_HINT}.")
 
 
-class CIELRLLMRemote:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_LLM",)
-    RETURN_NAMES = ("llm",)
-    FUNCTION = "connect"
-    DESCRIPTION = ("An LLM on an OpenAI-compatible server: llama.cpp server, Ollama (/v1), vLLM, LM Studio "
-                   "or OpenAI. Answers are asked for as JSON that follows a schema; the API key is read "
-                   "from an environment variable, never typed into the workflow.")
+class CIELRLLMRemote(CIELRNode):
+    """An LLM on an OpenAI-compatible server: llama.cpp server, Ollama (/v1), vLLM, LM Studio or OpenAI.
+    Answers are asked for as JSON that follows a schema; the API key is read from an environment variable,
+    never typed into the workflow."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "base_url": ("STRING", {
-                "default": "http://127.0.0.1:8080/v1",
-                "tooltip": "The API root, usually ending in /v1. llama.cpp: http://127.0.0.1:8080/v1, "
-                           "Ollama: http://127.0.0.1:11434/v1, OpenAI: https://api.openai.com/v1."}),
-            "model": ("STRING", {
-                "default": "local-model",
-                "tooltip": "The model name the server knows, e.g. qwen2.5:7b (Ollama) or gpt-4o-mini "
-                           "(OpenAI). A llama.cpp server with one model accepts any name."}),
-            "api_key_env": ("STRING", {
-                "default": "",
-                "tooltip": "The NAME of the environment variable that holds the API key (e.g. "
-                           "OPENAI_API_KEY), set where ComfyUI starts. Never the key itself: the workflow is "
-                           "saved with this name only. Empty for servers without keys."}),
-            "temperature": TEMPERATURE,
-            "seed": SEED,
-            "timeout": ("FLOAT", {
-                "default": 120.0, "min": 1.0, "max": 3600.0, "step": 1.0,
-                "tooltip": "Seconds to wait for one answer before giving up with an error. A few retries "
-                           "follow connection errors and busy servers, never a timeout."}),
-            "vision": ("BOOLEAN", {
-                "default": False,
-                "tooltip": "Turn on for a model that reads images (e.g. gpt-4o, llava, qwen2.5-vl): Propose "
-                           "Labels then sends it the photo too."}),
-        }}
+    FUNCTION = "connect"
+    OUTPUTS = (("CIELR_LLM", "llm"),)
+
+    INPUTS = {"required": {
+        "base_url": ("STRING", {
+            "default": "http://127.0.0.1:8080/v1",
+            "tooltip": "The API root, usually ending in /v1. llama.cpp: http://127.0.0.1:8080/v1, "
+                       "Ollama: http://127.0.0.1:11434/v1, OpenAI: https://api.openai.com/v1."}),
+        "model": ("STRING", {
+            "default": "local-model",
+            "tooltip": "The model name the server knows, e.g. qwen2.5:7b (Ollama) or gpt-4o-mini "
+                       "(OpenAI). A llama.cpp server with one model accepts any name."}),
+        "api_key_env": ("STRING", {
+            "default": "",
+            "tooltip": "The NAME of the environment variable that holds the API key (e.g. "
+                       "OPENAI_API_KEY), set where ComfyUI starts. Never the key itself: the workflow is "
+                       "saved with this name only. Empty for servers without keys."}),
+        "temperature": TEMPERATURE,
+        "seed": SEED,
+        "timeout": ("FLOAT", {
+            "default": 120.0, "min": 1.0, "max": 3600.0, "step": 1.0,
+            "tooltip": "Seconds to wait for one answer before giving up with an error. A few retries "
+                       "follow connection errors and busy servers, never a timeout."}),
+        "vision": ("BOOLEAN", {
+            "default": False,
+            "tooltip": "Turn on for a model that reads images (e.g. gpt-4o, llava, qwen2.5-vl): Propose "
+                       "Labels then sends it the photo too."}),
+    }}
 
     def connect(self, base_url: str, model: str, api_key_env: str, temperature: float, seed: int,
                 timeout: float, vision: bool = False):
@@ -120,15 +118,14 @@ class CIELRLLMRemote:
                                                         timeout=limit, vision=see)),)
 
 
-class CIELRLLMLocal:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_LLM",)
-    RETURN_NAMES = ("llm",)
+class CIELRLLMLocal(CIELRNode):
+    """An LLM on this machine: a .gguf file in models/LLM runs on llama.cpp (when llama-cpp-python is
+    installed), a Hugging Face folder on transformers. Answers are decoded under the answer's JSON schema, so
+    they always parse. It gives way (freed or moved off the GPU) when ComfyUI needs the room for the diffusion
+    model."""
+
     FUNCTION = "load"
-    DESCRIPTION = ("An LLM on this machine: a .gguf file in models/LLM runs on llama.cpp (when "
-                   "llama-cpp-python is installed), a Hugging Face folder on transformers. Answers are decoded "
-                   "under the answer's JSON schema, so they always parse. It gives way (freed or moved off the "
-                   "GPU) when ComfyUI needs the room for the diffusion model.")
+    OUTPUTS = (("CIELR_LLM", "llm"),)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -7,6 +7,7 @@ import os
 from cielr_core.errors import ModelNotFoundError
 from cielr_core.perception import sources
 
+from .base import CIELRNode
 from .memory import DEVICE_TIP, DEVICES, Managed, cached, fingerprint, manage
 from .model_folders import folders, model_choices, resolve
 
@@ -20,13 +21,12 @@ def require_model(key: str, name: str, what: str, expected: tuple[str, ...], sou
     return path
 
 
-class CIELRGroundingDINOLoader:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_DETECTOR",)
-    RETURN_NAMES = ("detector",)
+class CIELRGroundingDINOLoader(CIELRNode):
+    """Loads GroundingDINO, the open-vocabulary detector that finds boxes for object names. The architecture
+    (SwinT-OGC, SwinB-COGCOOR) is read from the file itself."""
+
     FUNCTION = "load"
-    DESCRIPTION = ("Loads GroundingDINO, the open-vocabulary detector that finds boxes for object names. "
-                   "The architecture (SwinT-OGC, SwinB-COGCOOR) is read from the file itself.")
+    OUTPUTS = (("CIELR_DETECTOR", "detector"),)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -64,12 +64,11 @@ class CIELRGroundingDINOLoader:
         return (cached(key, build),)
 
 
-class CIELRSAMLoader:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_SEGMENTER",)
-    RETURN_NAMES = ("segmenter",)
+class CIELRSAMLoader(CIELRNode):
+    """Loads Segment Anything, which turns each detected box into a pixel mask. Any ViT size loads."""
+
     FUNCTION = "load"
-    DESCRIPTION = "Loads Segment Anything, which turns each detected box into a pixel mask. Any ViT size loads."
+    OUTPUTS = (("CIELR_SEGMENTER", "segmenter"),)
 
     @classmethod
     def INPUT_TYPES(cls):

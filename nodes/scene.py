@@ -2,38 +2,37 @@
 
 from __future__ import annotations
 
+from .base import CIELRNode
 from .bridge import single_image, single_map, to_image, ui_images
 
 
-class CIELRBuildScene:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("CIELR_SCENE", "STRING", "IMAGE", "STRING")
-    RETURN_NAMES = ("scene", "json", "preview", "text")
-    OUTPUT_TOOLTIPS = (
-        "The scene with relations, for Refine Scene, Decompose, Plan From JSON and the editing nodes.",
-        "The whole scene as JSON, masks run-length encoded: for files and tools, too large for an LLM prompt.",
-        "The photo with every object's mask, box, id and label drawn on it.",
-        "The scene as the LLM reads it: one line per object (id, label, position, size) and the relations; "
-        "no mask pixels. Small enough for any LLM or prompt node.",
-    )
-    FUNCTION = "build"
-    DESCRIPTION = ("Completes the scene: relations from geometry (left of, above, on top of, inside, nearest, "
-                   "size rank) and, with a depth map, depth per object and in front of / behind.")
+class CIELRBuildScene(CIELRNode):
+    """Completes the scene: relations from geometry (left of, above, on top of, inside, nearest, size rank)
+    and, with a depth map, depth per object and in front of / behind."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "image": ("IMAGE", {"tooltip": "The same photo that went into CIELR Perceive (or Scene From "
-                                               "Masks / Boxes / SEGS)."}),
-                "scene": ("CIELR_SCENE", {"tooltip": "The raw scene from CIELR Perceive, Scene From Masks, Scene "
-                                                     "From Boxes or Scene From SEGS."}),
-            },
-            "optional": {
-                "depth": ("IMAGE", {"tooltip": "Optional depth map (bright = near), e.g. from a Depth Anything "
-                                               "or MiDaS node. Adds depth and in front of / behind."}),
-            },
-        }
+    FUNCTION = "build"
+    OUTPUTS = (
+        ("CIELR_SCENE", "scene",
+         "The scene with relations, for Refine Scene, Decompose, Plan From JSON and the editing nodes."),
+        ("STRING", "json",
+         "The whole scene as JSON, masks run-length encoded: for files and tools, too large for an LLM prompt."),
+        ("IMAGE", "preview", "The photo with every object's mask, box, id and label drawn on it."),
+        ("STRING", "text", "The scene as the LLM reads it: one line per object (id, label, position, size) and the "
+                           "relations; no mask pixels. Small enough for any LLM or prompt node."),
+    )
+
+    INPUTS = {
+        "required": {
+            "image": ("IMAGE", {"tooltip": "The same photo that went into CIELR Perceive (or Scene From "
+                                           "Masks / Boxes / SEGS)."}),
+            "scene": ("CIELR_SCENE", {"tooltip": "The raw scene from CIELR Perceive, Scene From Masks, Scene "
+                                                 "From Boxes or Scene From SEGS."}),
+        },
+        "optional": {
+            "depth": ("IMAGE", {"tooltip": "Optional depth map (bright = near), e.g. from a Depth Anything "
+                                           "or MiDaS node. Adds depth and in front of / behind."}),
+        },
+    }
 
     def build(self, image, scene, depth=None):
         from cielr_core.reasoning import scene_text
@@ -46,20 +45,17 @@ class CIELRBuildScene:
         return (built, scene_to_json(built, indent=1), to_image(render_preview(rgb, built)), scene_text(built).text)
 
 
-class CIELRScenePreview:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("preview",)
-    FUNCTION = "preview"
-    OUTPUT_NODE = True
-    DESCRIPTION = "Draws the scene over the photo: coloured masks, boxes, ids and labels, shown on the node."
+class CIELRScenePreview(CIELRNode):
+    """Draws the scene over the photo: coloured masks, boxes, ids and labels, shown on the node."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "image": ("IMAGE", {"tooltip": "The photo the scene describes."}),
-            "scene": ("CIELR_SCENE", {"tooltip": "A scene from CIELR Perceive, Build Scene or Refine Scene."}),
-        }}
+    FUNCTION = "preview"
+    OUTPUTS = (("IMAGE", "preview"),)
+    OUTPUT_NODE = True
+
+    INPUTS = {"required": {
+        "image": ("IMAGE", {"tooltip": "The photo the scene describes."}),
+        "scene": ("CIELR_SCENE", {"tooltip": "A scene from CIELR Perceive, Build Scene or Refine Scene."}),
+    }}
 
     def preview(self, image, scene):
         from cielr_core.scene import check_same_size, render_preview

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from . import inputs
+from .base import CIELRNode
 from .bridge import comfy_progress, single_image, to_image
 
 VERIFY_NODE = "CIELR Verify Edit"
@@ -45,16 +46,14 @@ def model_inputs() -> dict:
     }
 
 
-class CIELRVerifyEdit:
-    CATEGORY = "CIELR"
-    RETURN_TYPES = ("STRING", "BOOLEAN", "IMAGE")
-    RETURN_NAMES = ("verdict", "passed", "preview")
+class CIELRVerifyEdit(CIELRNode):
+    """Checks an edit made by any chain (Inpaint Actions, or your own sampler graph driven by Plan To Masks /
+    Action Mask): per action, the detector looks at the region again (is the removed object gone, the new one
+    there, the colour moved, the added object where it should be). Gives the verdicts as JSON with the
+    evidence in words, one pass/fail, and a preview with failed regions in red."""
+
     FUNCTION = "verify"
-    DESCRIPTION = ("Checks an edit made by any chain (Inpaint Actions, or your own sampler graph driven by Plan To "
-                   "Masks / Action Mask): per action, the detector looks at the region again (is the removed "
-                   "object gone, the new one there, the colour moved, the added object where it should be). "
-                   "Gives the verdicts as JSON with the evidence in words, one pass/fail, and a preview with "
-                   "failed regions in red.")
+    OUTPUTS = (("STRING", "verdict"), ("BOOLEAN", "passed"), ("IMAGE", "preview"))
 
     @classmethod
     def INPUT_TYPES(cls):
