@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +26,16 @@ SETUP_HINT = "run the tests through scripts/test.sh (scripts/setup_env.sh instal
 
 class SetupError(RuntimeError):
     """Something the set-up script provides is missing or failed to start."""
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """Ask a server to stop; kill it when it has not within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from devkit import COMFYUI, REPO, SETUP_HINT, SetupError, free_port
+from devkit import COMFYUI, REPO, SETUP_HINT, SetupError, free_port, stop_process
 
 
 @dataclass
@@ -98,8 +98,4 @@ def start_comfyui(base: Path, timeout: float = 180, test_nodes: bool = False,
 
 
 def stop_comfyui(server: ComfyServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    stop_process(server.process, timeout=20)

@@ -43,12 +43,7 @@ def start_llama_server(gguf: Path, folder: Path) -> LlamaServer:
 
 
 def stop_llama_server(server: LlamaServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    stop_process(server.process, timeout=10)
 
 
 def _wait_ready(server: LlamaServer, timeout: float) -> None:
