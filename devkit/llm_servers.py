@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from devkit import SETUP_HINT, SetupError, free_port
+from devkit import SETUP_HINT, SetupError, free_port, stop_process
 
 
 @dataclass
