@@ -101,7 +101,9 @@ def manage_llama(model: Any, device: str) -> Managed:
             return self.size if model.release() else 0
 
         def detach(self, unpatch_all=True):
-            if model.release():
+            # unpatch_all=False: ComfyUI registers the model again for the next call (load_models_gpu
+            # detaches a model it already holds); closing it then would lose the KV cache of the edit
+            if unpatch_all and model.release():
                 log.info("freed the local LLM %s for ComfyUI (loaded again when next asked)",
                          os.path.basename(model.path))
             return super().detach(unpatch_all)

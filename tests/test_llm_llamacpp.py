@@ -293,7 +293,11 @@ _THREE_GGUF_SCRIPT = textwrap.dedent(r'''
     answers = [ask(llm) for llm in llms]
     again = node.load("first.gguf", "cpu", 0.7, 1, 128)[0]  # other settings, the same file
     ask(again)
-    out = {"opens": len(opens), "files": len(set(opens)), "first_again": ask(llms[0]) == answers[0],
+    usage = llms[0].llm.usage
+    before = (usage.prompt_tokens, usage.prompt_evaluated)
+    out = {"first_again": ask(llms[0]) == answers[0],
+           "reused": usage.prompt_evaluated - before[1] < usage.prompt_tokens - before[0]}
+    out |= {"opens": len(opens), "files": len(set(opens)),
            "shared": again.llm.llama is llms[0].managed.core, "open": sum(m.managed.core.is_loaded for m in llms),
            "library_cache": len(local._SHARED_LLAMA),
            "registered": sum(any(m.model is llm.managed.patcher for m in mm.current_loaded_models) for llm in llms)}
@@ -303,11 +307,13 @@ _THREE_GGUF_SCRIPT = textwrap.dedent(r'''
 
 def test_three_gguf_models_are_each_opened_once_under_comfyui(smollm2_gguf, tmp_path):
     """The node's cache is the only cache of llama.cpp models: three models, then the first again, open
-    three, all managed by ComfyUI and all still open, none kept (or closed) by the library besides."""
+    three, all managed by ComfyUI and all still open, none kept (or closed) by the library besides; the
+    first, asked again, reads only what its KV cache does not hold."""
     _links(smollm2_gguf, tmp_path / "models" / "LLM", ("first.gguf", "second.gguf", "third.gguf"))
     out = _run_in_comfyui(_THREE_GGUF_SCRIPT, tmp_path / "models")
     assert out["opens"] == 3 and out["files"] == 3, out
     assert out["shared"] and out["first_again"], "the first model answers from the model opened at first"
+    assert out["reused"], "ComfyUI registering the model again for a call keeps its KV cache"
     assert out["open"] == 3, "the library closed none of them"
     assert out["library_cache"] == 0, "the library keeps no second copy"
     assert out["registered"] == 3, "ComfyUI manages every copy"
