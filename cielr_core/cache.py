@@ -13,10 +13,12 @@ V = TypeVar("V")
 
 class LRU(Generic[V]):
     """The last ``size`` values by key, each made once by ``get(key, make)`` (under a lock, so two
-    threads never make the same value twice)."""
+    threads never make the same value twice). ``drop``, if given, is called on each value the cache lets
+    go of, for values whose memory should be freed now rather than when they are collected."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, drop: Callable[[V], object] | None = None):
         self.size = size
+        self._drop = drop
         self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.RLock()
 
@@ -31,9 +33,14 @@ class LRU(Generic[V]):
             value = make()
             self._items[key] = value
             while len(self._items) > self.size:
-                self._items.popitem(last=False)
+                self._dropped(self._items.popitem(last=False)[1])
             return value
 
     def clear(self) -> None:
         with self._lock:
-            self._items.clear()
+            while self._items:
+                self._dropped(self._items.popitem()[1])
+
+    def _dropped(self, value: V) -> None:
+        if self._drop is not None:
+            self._drop(value)

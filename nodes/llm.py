@@ -146,7 +146,7 @@ class CIELRLLMLocal(CIELRNode):
 
     def load(self, model: str, device: str, temperature: float, seed: int, max_tokens: int):
         from cielr_core.llm import LocalLLM
-        from cielr_core.llm.llamacpp import INSTALL_HINT
+        from cielr_core.llm.llamacpp import INSTALL_HINT, LlamaModel
         from cielr_core.llm.local import GGUF_COST, LocalWeights, pick_backend
 
         path = require_model("LLM", model, "Local LLM", tuple(LOCAL_SUGGESTIONS), LOCAL_SOURCE)
@@ -155,17 +155,17 @@ class CIELRLLMLocal(CIELRNode):
         backend = pick_backend(Path(path))
         options = {"device": str(load_device), "temperature": float(temperature), "seed": int(seed),
                    "max_new_tokens": int(max_tokens), "dtype": dtype, "backend": backend}
+        # the model lives in this cache only, under ComfyUI's management; the library keeps no copy
         if backend == "llama.cpp":
-            llm = LocalLLM(path, **options)
-            managed = cached(("llm", fingerprint(path), device, llm.llama_key),
-                             lambda: manage_llama(llm, device))
+            key = LocalLLM(path, **options).llama_key
+            managed = cached(("llm", fingerprint(path), device, key),
+                             lambda: manage_llama(LlamaModel(*key), device))
         else:
             if path.endswith(".gguf"):
                 log.warning("CIELR LLM (local): %s. To fix it, %s.", GGUF_COST, INSTALL_HINT)
-            # the weights live in this cache only, under ComfyUI's management; the library keeps no copy
             managed = cached(("llm", fingerprint(path), device),
                              lambda: manage(LocalWeights(path, dtype), device))
-            llm = LocalLLM(path, weights=managed.core, **options)
+        llm = LocalLLM(path, weights=managed.core, **options)
         return (ManagedLLM(managed, llm),)
 
 

@@ -79,35 +79,34 @@ def manage(core: Any, device: str) -> Managed:
     return Managed(core, comfy.model_patcher.ModelPatcher(Holder(core.model), load_device, offload_device))
 
 
-def manage_llama(llm: Any, device: str) -> Managed:
-    """A llama.cpp model under ComfyUI's memory management. Its memory is not a torch module, so a
-    ModelPatcher around an empty module stands in for it, with the file's size: loading it makes
-    ComfyUI free that much room first, and when ComfyUI unloads it (the diffusion model needs the
-    room) the llama.cpp model is closed, to be loaded again by the next LLM call."""
+def manage_llama(model: Any, device: str) -> Managed:
+    """A llama.cpp model (``LlamaModel``) under ComfyUI's memory management. Its memory is not a torch
+    module, so a ModelPatcher around an empty module stands in for it, with the file's size: loading it
+    makes ComfyUI free that much room first, and when ComfyUI unloads it (the diffusion model needs the
+    room) the llama.cpp model is closed, to be opened again by the next LLM call."""
     import comfy.model_patcher
     import torch
 
-    from cielr_core.llm import llamacpp
-
-    key = llm.llama_key
     # weights as on disk, plus the KV cache and compute buffers (about a tenth more for these sizes)
-    size = int(os.path.getsize(key[0]) * 1.1) + (64 << 20)
+    size = int(os.path.getsize(model.path) * 1.1) + (64 << 20)
 
     class LlamaPatcher(comfy.model_patcher.ModelPatcher):
         def loaded_size(self):
-            return self.size if llamacpp.is_loaded(*key) else 0
+            return self.size if model.is_loaded else 0
 
         def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
-            return 0  # nothing to move: the next LLM call loads the model onto the device
+            return 0  # nothing to move: the next LLM call opens the model on its device
 
         def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False):
-            return self.size if llamacpp.release(*key) else 0
+            return self.size if model.release() else 0
 
         def detach(self, unpatch_all=True):
-            if llamacpp.release(*key):
+            # unpatch_all=False: ComfyUI registers the model again for the next call (load_models_gpu
+            # detaches a model it already holds); closing it then would lose the KV cache of the edit
+            if unpatch_all and model.release():
                 log.info("freed the local LLM %s for ComfyUI (loaded again when next asked)",
-                         os.path.basename(key[0]))
+                         os.path.basename(model.path))
             return super().detach(unpatch_all)
 
     load_device, offload_device = devices(device)
-    return Managed(llm, LlamaPatcher(torch.nn.Module(), load_device, offload_device, size=size))
+    return Managed(model, LlamaPatcher(torch.nn.Module(), load_device, offload_device, size=size))

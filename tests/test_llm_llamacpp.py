@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import struct
 import subprocess
@@ -56,7 +57,7 @@ def test_the_shared_prefix_is_evaluated_once(smollm2):
     llm.complete(decompose_messages(INSTRUCTION, view), plan_answer_type(view.ids))
     second = llm.usage.prompt_evaluated - first
     sent = llm.usage.prompt_tokens
-    scene_tokens = len(llamacpp.load(*llm.llama_key).llama.tokenize(view.text.encode(), add_bos=False))
+    scene_tokens = len(llm.llama.llama.tokenize(view.text.encode(), add_bos=False))
     assert second < (sent - first) - scene_tokens, "the rules, the instruction and the scene were reused"
 
 
@@ -76,9 +77,35 @@ def test_same_seed_same_answer(smollm2_gguf, smollm2):
 def test_freed_model_loads_again_on_the_next_call(smollm2):
     """What ComfyUI's memory management does to it: free now, answer later as before."""
     before = smollm2.complete(PROMPT, Labels)
-    assert llamacpp.release(*smollm2.llama_key) and not llamacpp.is_loaded(*smollm2.llama_key)
+    assert smollm2.llama.release() and not smollm2.llama.is_loaded
     assert smollm2.complete(PROMPT, Labels) == before
-    assert llamacpp.is_loaded(*smollm2.llama_key)
+    assert smollm2.llama.is_loaded
+
+
+def _links(source: Path, folder: Path, names) -> list[Path]:
+    """Three names of one file, each its own path (a symlink would resolve to the one file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / name for name in names]
+    for path in paths:
+        try:
+            os.link(source, path)
+        except OSError:  # another file system
+            shutil.copyfile(source, path)
+    return paths
+
+
+def test_used_alone_the_library_keeps_the_last_two_models_open(smollm2_gguf, tmp_path):
+    """Without a caller's cache the library bounds its own: a third model closes the first."""
+    from cielr_core.llm.local import CACHE_SIZE, clear_cache
+
+    clear_cache()
+    llms = [LocalLLM(path, max_new_tokens=32).load()
+            for path in _links(smollm2_gguf, tmp_path, ("a.gguf", "b.gguf", "c.gguf"))]
+    models = [llm.llama for llm in llms[1:]]
+    assert CACHE_SIZE == 2 and [m.is_loaded for m in models] == [True, True]
+    assert LocalLLM(llms[0].path, max_new_tokens=32).llama.is_loaded is False, "the first was closed"
+    clear_cache()
+    assert not any(m.is_loaded for m in models)
 
 
 def test_without_llama_cpp_a_gguf_runs_on_transformers_and_says_so(smollm2_gguf, monkeypatch, caplog):
@@ -187,22 +214,21 @@ def _run_in_comfyui(script: str, models: Path) -> dict:
 
 
 _NODE_SCRIPT = textwrap.dedent(r'''
-    from cielr_core.llm import llamacpp
     from cielr_core.reasoning import LabelList
     from cielr_core.reasoning.prompts import labels_messages
     from nodes.llm import CIELRLLMLocal
     (llm,) = CIELRLLMLocal().load("smollm2.gguf", "auto", 0.0, 0, 128)
-    key = llm.llm.llama_key
+    model = llm.managed.core
     ask = lambda: llm.complete(labels_messages("remove the cup", 3), LabelList).labels
     out = {"backend": llm.llm.backend, "first": ask()}
     out["registered"] = any(m.model is llm.managed.patcher for m in mm.current_loaded_models)
-    out["loaded"] = llamacpp.is_loaded(*key)
+    out["loaded"] = model.is_loaded and llm.llm.llama is model
     mm.free_memory(1e30, mm.get_torch_device())  # the diffusion model asks for every byte
-    out["freed"] = not llamacpp.is_loaded(*key)
+    out["freed"] = not model.is_loaded
     out["again"] = ask()
-    out["reloaded"] = llamacpp.is_loaded(*key)
+    out["reloaded"] = model.is_loaded
     mm.unload_all_models()
-    out["unloaded"] = not llamacpp.is_loaded(*key)
+    out["unloaded"] = not model.is_loaded
     print("RESULT " + json.dumps(out))
 ''')
 
@@ -248,5 +274,46 @@ def test_three_local_models_are_each_loaded_once_under_comfyui(tiny_chat_model, 
     out = _run_in_comfyui(_THREE_MODELS_SCRIPT, tmp_path / "models")
     assert out["reads"] == 3 and out["files"] == 3, out
     assert out["shared"] and out["first_again"], "the first model answers from the weights read at first"
+    assert out["library_cache"] == 0, "the library keeps no second copy"
+    assert out["registered"] == 3, "ComfyUI manages every copy"
+
+
+_THREE_GGUF_SCRIPT = textwrap.dedent(r'''
+    import cielr_core.llm.local as local
+    from cielr_core.llm import llamacpp
+    from cielr_core.reasoning import LabelList
+    from cielr_core.reasoning.prompts import labels_messages
+    from nodes.llm import CIELRLLMLocal
+    opens = []
+    open_ = llamacpp._open
+    llamacpp._open = lambda *key: opens.append(key[0]) or open_(*key)  # every copy of a model opened
+    node = CIELRLLMLocal()
+    ask = lambda llm: llm.complete(labels_messages("remove the cup", 3), LabelList).labels
+    llms = [node.load(name, "cpu", 0.0, 0, 128)[0] for name in ("first.gguf", "second.gguf", "third.gguf")]
+    answers = [ask(llm) for llm in llms]
+    again = node.load("first.gguf", "cpu", 0.7, 1, 128)[0]  # other settings, the same file
+    ask(again)
+    usage = llms[0].llm.usage
+    before = (usage.prompt_tokens, usage.prompt_evaluated)
+    out = {"first_again": ask(llms[0]) == answers[0],
+           "reused": usage.prompt_evaluated - before[1] < usage.prompt_tokens - before[0]}
+    out |= {"opens": len(opens), "files": len(set(opens)),
+           "shared": again.llm.llama is llms[0].managed.core, "open": sum(m.managed.core.is_loaded for m in llms),
+           "library_cache": len(local._SHARED_LLAMA),
+           "registered": sum(any(m.model is llm.managed.patcher for m in mm.current_loaded_models) for llm in llms)}
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def test_three_gguf_models_are_each_opened_once_under_comfyui(smollm2_gguf, tmp_path):
+    """The node's cache is the only cache of llama.cpp models: three models, then the first again, open
+    three, all managed by ComfyUI and all still open, none kept (or closed) by the library besides; the
+    first, asked again, reads only what its KV cache does not hold."""
+    _links(smollm2_gguf, tmp_path / "models" / "LLM", ("first.gguf", "second.gguf", "third.gguf"))
+    out = _run_in_comfyui(_THREE_GGUF_SCRIPT, tmp_path / "models")
+    assert out["opens"] == 3 and out["files"] == 3, out
+    assert out["shared"] and out["first_again"], "the first model answers from the model opened at first"
+    assert out["reused"], "ComfyUI registering the model again for a call keeps its KV cache"
+    assert out["open"] == 3, "the library closed none of them"
     assert out["library_cache"] == 0, "the library keeps no second copy"
     assert out["registered"] == 3, "ComfyUI manages every copy"

@@ -28,8 +28,7 @@ import os
 import re
 import struct
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +48,6 @@ _MAGIC = b"GGUF"
 _MAX_TENSORS = 1 << 20  # far above any real model (an 8B model has ~300 tensors)
 _MAX_KV = 1 << 16  # metadata entries (real files hold ~40, plus token lists counted as one each)
 _SPACE_RULE = re.compile(r"^space ::= .*$", re.MULTILINE)
-_CACHE: OrderedDict[tuple, Loaded] = OrderedDict()
-_CACHE_SIZE = 2
-_CACHE_LOCK = threading.Lock()
 
 
 def available() -> bool:
@@ -102,33 +98,74 @@ def default_threads() -> int:
     return n if n <= 4 else n // 2
 
 
-@dataclass
-class Loaded:
-    llama: Any  # llama_cpp.Llama
-    key: tuple
-    lock: threading.Lock
-    stamp: tuple  # the file's (mtime, size) when loaded: a replaced file is loaded again
-    closed: bool = False
+class LlamaModel:
+    """One GGUF file opened with llama.cpp for (GPU layers, context size): opened on first use, closed
+    by ``release()`` when a memory manager needs the room, and opened again by the next use. The
+    llama.cpp context, and so its KV cache, lives as long as the model stays open. Whoever holds this
+    object owns the memory: the ComfyUI nodes in their cache, else the library's own (``local.py``)."""
+
+    def __init__(self, path: str | Path, gpu_layers: int, n_ctx: int):
+        self.key = (str(Path(path).resolve()), int(gpu_layers), int(n_ctx))
+        self._llama: Any = None  # llama_cpp.Llama while open
+        self._stamp: tuple = ()  # the file's (mtime, size) when opened: a replaced file is opened again
+        self._lock = threading.Lock()  # never closed under a running generation
+        _LIVE.add(self)
+
+    def __repr__(self) -> str:
+        return f"LlamaModel({self.path!r}, gpu_layers={self.key[1]}, n_ctx={self.n_ctx}, loaded={self.is_loaded})"
+
+    @property
+    def path(self) -> str:
+        return self.key[0]
 
     @property
     def n_ctx(self) -> int:
         return self.key[2]
 
+    @property
+    def is_loaded(self) -> bool:
+        return self._llama is not None
 
-def load(path: str, gpu_layers: int, n_ctx: int) -> Loaded:
-    """The GGUF file opened with llama.cpp, shared per (file, GPU layers, context size)."""
-    key = (path, gpu_layers, n_ctx)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            if _CACHE[key].stamp == _stamp(path):
-                _CACHE.move_to_end(key)
-                return _CACHE[key]
-            _close(_CACHE.pop(key))
-        loaded = _open(path, gpu_layers, n_ctx)
-        _CACHE[key] = loaded
-        while len(_CACHE) > _CACHE_SIZE:
-            _close(_CACHE.popitem(last=False)[1])
-        return loaded
+    @property
+    def llama(self) -> Any:
+        """The open llama_cpp.Llama (opened now if it is not)."""
+        with self._lock:
+            return self._opened()
+
+    def load(self) -> LlamaModel:
+        with self._lock:
+            self._opened()
+        return self
+
+    def to(self, device: str) -> LlamaModel:
+        return self  # its GPU layers are fixed when it opens; nothing to move
+
+    def release(self) -> bool:
+        """Free the model's memory now (ComfyUI needs the room); its next use opens it again."""
+        with self._lock:
+            return self._close()
+
+    def generate(self, messages: list[WireMessage], grammar: Any, *, temperature: float, seed: int,
+                 max_tokens: int) -> tuple[str, int, int, int | None]:
+        """One constrained answer: (text, prompt tokens, completion tokens, prompt tokens llama.cpp
+        evaluated, None if it cannot tell)."""
+        with self._lock:
+            return _generate(self._opened(), self.n_ctx, messages, grammar, temperature, seed, max_tokens)
+
+    def _opened(self) -> Any:
+        stamp = _stamp(self.path)
+        if self._llama is not None and self._stamp != stamp:
+            self._close()
+        if self._llama is None:
+            self._llama = _open(*self.key)
+            self._stamp = stamp
+        return self._llama
+
+    def _close(self) -> bool:
+        llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()
+        return llama is not None
 
 
 def _stamp(path: str) -> tuple:
@@ -139,35 +176,17 @@ def _stamp(path: str) -> tuple:
     return (st.st_mtime_ns, st.st_size)
 
 
-def is_loaded(path: str, gpu_layers: int, n_ctx: int) -> bool:
-    return (path, gpu_layers, n_ctx) in _CACHE
+_LIVE: weakref.WeakSet[LlamaModel] = weakref.WeakSet()
 
 
-def release(path: str, gpu_layers: int, n_ctx: int) -> bool:
-    """Free one model's memory now (ComfyUI needs the room); its next call loads it again."""
-    with _CACHE_LOCK:
-        loaded = _CACHE.pop((path, gpu_layers, n_ctx), None)
-    if loaded is not None:
-        _close(loaded)
-    return loaded is not None
+@atexit.register
+def _close_all() -> None:
+    """llama-cpp-python's own finalizer fails once the interpreter is going down: close models first."""
+    for model in list(_LIVE):
+        model.release()
 
 
-def clear_cache() -> None:
-    with _CACHE_LOCK:
-        while _CACHE:
-            _close(_CACHE.popitem()[1])
-
-
-atexit.register(clear_cache)  # llama-cpp-python's own finalizer fails once the interpreter is going down
-
-
-def _close(loaded: Loaded) -> None:
-    with loaded.lock:  # never under a running generation
-        loaded.closed = True
-        loaded.llama.close()
-
-
-def _open(path: str, gpu_layers: int, n_ctx: int) -> Loaded:
+def _open(path: str, gpu_layers: int, n_ctx: int) -> Any:
     p = Path(path)
     check_gguf(p)
     import llama_cpp
@@ -194,7 +213,7 @@ def _open(path: str, gpu_layers: int, n_ctx: int) -> Loaded:
     if 0 < trained < n_ctx:
         log.warning("%s was trained for %d tokens of context; prompts of an edit may need up to %d",
                     p.name, trained, n_ctx)
-    return Loaded(llama, (path, gpu_layers, n_ctx), threading.Lock(), _stamp(path))
+    return llama
 
 
 def context_size(max_new_tokens: int) -> int:
@@ -203,20 +222,8 @@ def context_size(max_new_tokens: int) -> int:
     return min(MAX_CTX, -(-want // 256) * 256)
 
 
-def generate(key: tuple, messages: list[WireMessage], grammar: Any, *, temperature: float, seed: int,
-             max_tokens: int) -> tuple[str, int, int, int | None]:
-    """One constrained answer from the model ``load(*key)``: (text, prompt tokens, completion tokens,
-    prompt tokens llama.cpp evaluated, None if it cannot tell)."""
-    while True:
-        loaded = load(*key)
-        with loaded.lock:
-            if not loaded.closed:  # else ComfyUI freed it between load() and here: load it again
-                return _generate(loaded, messages, grammar, temperature, seed, max_tokens)
-
-
-def _generate(loaded: Loaded, messages: list[WireMessage], grammar: Any, temperature: float, seed: int,
+def _generate(llama: Any, n_ctx: int, messages: list[WireMessage], grammar: Any, temperature: float, seed: int,
               max_tokens: int) -> tuple[str, int, int, int | None]:
-    llama = loaded.llama
     if temperature > 0:
         llama.reset()  # read the whole prompt: the same seed then samples the same answer
     before = _prompt_evaluated(llama)
@@ -225,7 +232,7 @@ def _generate(loaded: Loaded, messages: list[WireMessage], grammar: Any, tempera
             messages=messages, grammar=grammar, temperature=temperature, seed=seed, max_tokens=max_tokens,
             top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0)
     except ValueError as e:  # llama-cpp-python's "Requested tokens (...) exceed context window"
-        raise LLMError(f"The prompt does not fit the local LLM's context of {loaded.n_ctx} tokens "
+        raise LLMError(f"The prompt does not fit the local LLM's context of {n_ctx} tokens "
                        f"({str(e).rstrip('.')}). Lower max tokens or shorten the instruction.") from None
     after = _prompt_evaluated(llama)
     usage = reply.get("usage") or {}

@@ -11,9 +11,10 @@ it (sampled answers read the whole prompt, so a seed repeats exactly). Loading i
 transformers ``.model`` is the torch module, so a ComfyUI adapter can manage its memory, and
 ``.to(device)`` moves it. Local files only; remote code is never trusted.
 
-Transformers weights live in one cache, owned by one layer: a caller that manages memory itself
-(the ComfyUI nodes) holds ``LocalWeights`` in its own cache and passes them in; used alone, the
-library keeps the last ``CACHE_SIZE`` files here. A weights object is loaded at most once.
+Loaded models live in one cache, owned by one layer: a caller that manages memory itself (the
+ComfyUI nodes) holds the ``LocalWeights`` (transformers) or ``LlamaModel`` (llama.cpp) in its own
+cache and passes them in; used alone, the library keeps the last ``CACHE_SIZE`` of each here. A
+weights object is read at most once; a llama.cpp model is opened again only after it was released.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..errors import InputError, ModelNotFoundError, require
 from ..weights import unsafe_pickle
 from . import llamacpp
 from .base import LLMError, Message, T, Usage, WireMessage, complete_with_repair, settings_repr, to_wire
+from .llamacpp import LlamaModel
 from .schema import strict_schema
 
 log = logging.getLogger(__name__)
@@ -85,12 +87,19 @@ class LocalWeights:
 
 
 _SHARED: LRU[LocalWeights] = LRU(CACHE_SIZE)
+_SHARED_LLAMA: LRU[LlamaModel] = LRU(CACHE_SIZE, drop=LlamaModel.release)  # close a dropped one now
 
 
 def shared_weights(path: str | Path, dtype: str) -> LocalWeights:
     """The library's own cache, for callers that bring no weights: the last CACHE_SIZE files."""
     key = (str(Path(path).resolve()), dtype)
     return _SHARED.get(key, lambda: LocalWeights(*key))
+
+
+def shared_llama(path: str | Path, gpu_layers: int, n_ctx: int) -> LlamaModel:
+    """The library's own llama.cpp models, for callers that bring none: the last CACHE_SIZE."""
+    key = (str(Path(path).resolve()), gpu_layers, n_ctx)
+    return _SHARED_LLAMA.get(key, lambda: LlamaModel(*key))
 
 
 def pick_backend(path: Path, backend: str = "auto") -> str:
@@ -115,15 +124,16 @@ class LocalLLM:
     ``temperature`` 0 decodes greedily; above 0 it samples, repeatably for one ``seed``.
     ``max_new_tokens`` bounds each answer. ``dtype`` (transformers) defaults to float32 on the CPU
     and bfloat16 on a GPU. ``backend`` is "auto", "llama.cpp" or "transformers". With llama.cpp a
-    device other than "cpu" offloads every layer to the GPU. ``weights`` (transformers): the
-    ``LocalWeights`` of this file from the caller's own cache; without them the library's cache is used.
+    device other than "cpu" offloads every layer to the GPU. ``weights`` (transformers: ``LocalWeights``,
+    llama.cpp: a ``LlamaModel`` of ``llama_key``): this file's model from the caller's own cache;
+    without them the library's cache is used.
     """
 
     supports_images = False
 
     def __init__(self, path: str | Path, device: str = "cpu", temperature: float = 0.0, seed: int = 0,
                  max_new_tokens: int = 512, dtype: str | None = None, backend: str = "auto",
-                 weights: LocalWeights | None = None):
+                 weights: LocalWeights | LlamaModel | None = None):
         self.path = Path(path)
         is_gguf = self.path.is_file() and self.path.suffix == ".gguf"
         if not is_gguf and not (self.path / "config.json").is_file():
@@ -142,9 +152,9 @@ class LocalLLM:
         if is_gguf and self.backend == "transformers" and backend == "auto":
             log.warning("%s runs on transformers because llama-cpp-python is not installed: %s. To fix it, %s.",
                         self.path.name, GGUF_COST, llamacpp.INSTALL_HINT)
-        if weights is not None and (weights.path != str(self.path.resolve()) or weights.dtype != self.dtype):
-            raise InputError(f"the weights given are {weights!r}, not those of {self.path} in {self.dtype}")
         self.weights = weights
+        if weights is not None and not self._fits(weights):
+            raise InputError(f"the weights given are {weights!r}, not those of {self!r}")
         self.usage = Usage()
 
     def __repr__(self) -> str:
@@ -161,7 +171,7 @@ class LocalLLM:
     def load(self) -> LocalLLM:
         """Load the weights now (else the first answer does)."""
         if self.backend == "llama.cpp":
-            llamacpp.load(*self.llama_key)
+            self.llama.load()
         else:
             self._loaded()
         return self
@@ -178,8 +188,20 @@ class LocalLLM:
     def tokenizer(self):
         return self._loaded().tokenizer
 
+    @property
+    def llama(self) -> LlamaModel:
+        """The llama.cpp model: the caller's, else the library's (shared by every LocalLLM of the same
+        file, GPU layers and context size)."""
+        if self.backend != "llama.cpp":
+            raise LLMError(f"{self.path.name} runs on transformers: it has no llama.cpp model.")
+        return self.weights if isinstance(self.weights, LlamaModel) else shared_llama(*self.llama_key)
+
     def to(self, device: str) -> LocalLLM:
-        self.device = str(device)
+        device = str(device)
+        if isinstance(self.weights, LlamaModel) and (device == "cpu") != (self.device == "cpu"):
+            raise LLMError(f"{self.path.name} was opened by llama.cpp for {self.device}, where it stays: load "
+                           f"it again for {device}.")
+        self.device = device
         if self.backend == "transformers":
             self.model.to(self.device)
         return self
@@ -189,7 +211,7 @@ class LocalLLM:
             raise LLMError(f"The local model {self.path.name} reads text only; leave the image out.")
         wire = to_wire(messages)
         if self.backend == "llama.cpp":
-            llamacpp.load(*self.llama_key)  # a file that is not a chat model fails before the grammar
+            self.llama.load()  # a file that is not a chat model fails before the grammar
             grammar = _llama_grammar(schema)
             generate = functools.partial(self._generate_llamacpp, grammar=grammar)
         else:
@@ -197,9 +219,8 @@ class LocalLLM:
         return complete_with_repair(generate, wire, schema, self.usage)
 
     def _generate_llamacpp(self, messages: list[WireMessage], grammar) -> str:
-        text, prompt, completion, evaluated = llamacpp.generate(
-            self.llama_key, messages, grammar, temperature=self.temperature, seed=self.seed,
-            max_tokens=self.max_new_tokens)
+        text, prompt, completion, evaluated = self.llama.generate(
+            messages, grammar, temperature=self.temperature, seed=self.seed, max_tokens=self.max_new_tokens)
         self.usage.calls += 1
         self.usage.prompt_tokens += prompt
         self.usage.completion_tokens += completion
@@ -208,10 +229,16 @@ class LocalLLM:
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _fits(self, weights: LocalWeights | LlamaModel) -> bool:
+        if self.backend == "llama.cpp":
+            return isinstance(weights, LlamaModel) and weights.key == self.llama_key
+        return isinstance(weights, LocalWeights) and (weights.path, weights.dtype) == (str(self.path.resolve()),
+                                                                                       self.dtype)
+
     def _loaded(self) -> _Loaded:
         import torch
 
-        weights = self.weights or shared_weights(self.path, self.dtype)
+        weights = self.weights if isinstance(self.weights, LocalWeights) else shared_weights(self.path, self.dtype)
         loaded = weights.get()
         want = torch.device(self.device)
         have = loaded.model.device
@@ -350,4 +377,4 @@ def _llama_grammar(schema: type[T]):
 def clear_cache() -> None:
     """Forget the library's loaded local models (their memory is freed once no LocalLLM uses them)."""
     _SHARED.clear()
-    llamacpp.clear_cache()
+    _SHARED_LLAMA.clear()
