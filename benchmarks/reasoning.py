@@ -10,8 +10,11 @@ Targets: calls per edit <= max_rounds + 2, and zero repairs caused by parse erro
 Prompt tokens the server evaluated per edit (after its prefix cache) are read from llama.cpp's own
 count: ``timings.prompt_n`` in each reply (llama.cpp's C++ server), else the "prompt eval time ... /
 N tokens" lines that llama-cpp-python's server logs per request. ``--compare-main`` runs every
-edit twice on the same server, with the prompts of main before the shared prefix (67f7751, read
-from git) and with today's, and prints both side by side.
+edit twice, with the prompts of main before the shared prefix (67f7751, read from git) and with
+today's, alternating, each prompt order on a server of its own (as a user's server sees one edit
+after another), and prints both side by side. A server reuses what the first request of an edit
+shares with the last request of the edit before (the rules); "carried" counts those tokens, so
+evaluated + carried is what the edit costs on a cold server.
 
 ``--local`` compares this pack's local GGUF backend with raw llama-cpp-python on the same file and
 the same schema-constrained decomposition request, each in its own process: load + first answer,
@@ -72,6 +75,7 @@ class Edit:
     error: str = ""
     order: str = "shared"  # "main": the prompts of main (no shared prefix); "shared": today's
     evaluated: int = -1  # prompt tokens the server evaluated (after its prefix cache); -1 unknown
+    carried: int = -1  # prompt tokens of the first request cached from the edit before; -1 unknown
     llm_seconds: float = 0.0  # propose + refine + decompose, perception left out
 
     @property
@@ -90,10 +94,14 @@ _EVAL = re.compile(r"prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
 
 
 class ServerLog:
-    """llama-cpp-python's server log: the prompt tokens llama.cpp evaluated since the last look."""
+    """llama-cpp-python's server log: the prompt tokens llama.cpp evaluated since the mark."""
 
     def __init__(self, path: Path | None):
         self.path, self.offset = path, 0
+
+    def mark(self) -> None:
+        if self.path is not None and self.path.is_file():
+            self.offset = self.path.stat().st_size
 
     def evaluated(self) -> int | None:
         if self.path is None or not self.path.is_file():
@@ -101,7 +109,6 @@ class ServerLog:
         with self.path.open("rb") as f:
             f.seek(self.offset)
             new = f.read().decode("utf-8", errors="replace")
-            self.offset = f.tell()
         counts = [int(n) for n in _EVAL.findall(new)]
         return sum(counts) if counts else None
 
@@ -141,7 +148,9 @@ def prompt_order(order: str, tmp: Path):
         sys.modules.pop(spec.name, None)
 
 
-def start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
+@contextlib.contextmanager
+def llama_server(model: Path, log: Path):
+    """llama-cpp-python's server on ``model``, logging to ``log``; yields its base URL."""
     import requests
 
     if not model.is_file():
@@ -158,12 +167,18 @@ def start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
             sys.exit(f"llama.cpp server exited:\n{log.read_text()[-2000:]}")
         try:
             if requests.get(f"{url}/models", timeout=2).ok:
-                return process, url
+                break
         except requests.ConnectionError:
             pass
         time.sleep(0.2)
-    process.kill()
-    sys.exit("llama.cpp server not ready after 120 s")
+    else:
+        process.kill()
+        sys.exit("llama.cpp server not ready after 120 s")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def tiny_perception(folder: Path):
@@ -207,11 +222,19 @@ def run_edit(index: str, meta: dict, base_url: str, model: str, detector, segmen
         return detect_objects(photo, detector, segmenter, labels, within=within, box_threshold=0.0,
                               text_threshold=0.0)
 
+    def evaluated() -> int | None:
+        if llm.usage.prompt_evaluated is not None:
+            return llm.usage.prompt_evaluated
+        return server_log.evaluated() if server_log is not None else None
+
     if server_log is not None:
-        server_log.evaluated()  # skip what came before this edit
+        server_log.mark()  # count from this edit on
     try:
         with prompt_order(order, tmp or Path(tempfile.gettempdir())):
             edit.labels = stage("propose", lambda: propose_labels(llm, meta["instruction"]))
+            first = evaluated()
+            if first is not None and llm.usage.calls == 1:
+                edit.carried = llm.usage.prompt_tokens - first
             scene = stage("perceive", lambda: build_scene(perceive(photo, detector, segmenter, edit.labels,
                                                                    box_threshold=0.0, text_threshold=0.0)))
             refined = stage("refine", lambda: refine_scene(scene, meta["instruction"], llm, detect,
@@ -224,9 +247,8 @@ def run_edit(index: str, meta: dict, base_url: str, model: str, detector, segmen
     except Exception as e:  # noqa: BLE001 (an error is a result here: count it and go on)
         edit.error = f"{type(e).__name__}: {e}"[:300]
     u = llm.usage
-    logged = server_log.evaluated() if server_log is not None else None
-    evaluated = u.prompt_evaluated if u.prompt_evaluated is not None else logged
-    edit.evaluated = -1 if evaluated is None else evaluated
+    total = evaluated()
+    edit.evaluated = -1 if total is None else total
     edit.llm_seconds = sum(v for k, v in edit.seconds.items() if k != "perceive")
     edit.tokens_in, edit.tokens_out = u.prompt_tokens, u.completion_tokens
     edit.answers, edit.first_valid, edit.parse_repairs = u.answers, u.first_valid, u.repairs
@@ -304,6 +326,9 @@ def compare_report(edits: list[Edit]) -> str:
              row("prompt tokens evaluated by the server (llama.cpp's count)",
                  lambda es: f"{mean([e.evaluated for e in es if e.evaluated >= 0]):.0f}"
                  if any(e.evaluated >= 0 for e in es) else "?"),
+             row("prompt tokens of the first request cached from the edit before (carried)",
+                 lambda es: f"{mean([e.carried for e in es if e.carried >= 0]):.0f}"
+                 if any(e.carried >= 0 for e in es) else "?"),
              row("tokens generated", lambda es: f"{mean([e.tokens_out for e in es]):.0f}"),
              row("LLM calls", lambda es: f"{mean([e.total_calls for e in es]):.2f}"),
              row("LLM seconds (propose + refine + decompose)", lambda es: f"{mean([e.llm_seconds for e in es]):.1f}"),
@@ -315,6 +340,11 @@ def compare_report(edits: list[Edit]) -> str:
         after = sum(e.evaluated for e in by["shared"])
         lines.append(f"\nPrompt tokens evaluated, this branch / main: {after} / {before} = "
                      f"{100 * after / max(1, before):.0f}%")
+        if all(e.carried >= 0 for e in edits):
+            before += sum(e.carried for e in by["main"])
+            after += sum(e.carried for e in by["shared"])
+            lines.append(f"On a cold server (evaluated + carried): {after} / {before} = "
+                         f"{100 * after / max(1, before):.0f}%")
     return "\n".join(lines)
 
 
@@ -358,33 +388,30 @@ def main(argv: list[str] | None = None) -> None:
     data = json.loads((DATA / "data.json").read_text())
     keys = sorted(data, key=int)[args.start:]
     keys = keys[: args.limit or None]
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None
-        base_url = args.base_url
-        server_log = ServerLog(None)
-        if base_url is None:
-            server, base_url = start_llama_server(SMOLLM2, Path(tmp) / "llama.log")
-            server_log = ServerLog(Path(tmp) / "llama.log")
-        orders = ("main", "shared") if args.compare_main else ("shared",)
-        try:
-            detector, segmenter = tiny_perception(Path(tmp) / "models")
-            edits = []
-            for k, order in ((k, o) for k in keys for o in orders):
-                edit = run_edit(k, data[k], base_url, args.model, detector, segmenter, args.max_rounds,
-                                args.timeout, order, server_log, Path(tmp))
-                edits.append(edit)
-                if args.json:  # saved as it goes: a run that is cut off keeps what it measured
-                    rows = [{**asdict(e), "total_calls": e.total_calls} for e in edits]
-                    args.json.write_text(json.dumps(rows, indent=1))
-                stages = ", ".join(f"{name} {sec:.0f} s/{edit.calls.get(name, 0)} calls"
-                                   for name, sec in edit.seconds.items())
-                print(f"[{k} {order}] {edit.total_calls} calls, tokens {edit.tokens_in} sent/"
-                      f"{_known(edit.evaluated)} evaluated/{edit.tokens_out} out, {stages}: "
-                      f"{edit.error or edit.plan}", flush=True)
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=10)
+    orders = ("main", "shared") if args.compare_main else ("shared",)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
+        # each prompt order gets its own server (started here), so that its prefix cache sees one
+        # edit after another, as a user's does; a given --base-url serves both
+        urls = {o: (args.base_url, ServerLog(None)) for o in orders}
+        if args.base_url is None:
+            for o in orders:
+                log = Path(tmp) / f"llama-{o}.log"
+                urls[o] = (servers.enter_context(llama_server(SMOLLM2, log)), ServerLog(log))
+        detector, segmenter = tiny_perception(Path(tmp) / "models")
+        edits = []
+        for k, order in ((k, o) for k in keys for o in orders):
+            base_url, server_log = urls[order]
+            edit = run_edit(k, data[k], base_url, args.model, detector, segmenter, args.max_rounds,
+                            args.timeout, order, server_log, Path(tmp))
+            edits.append(edit)
+            if args.json:  # saved as it goes: a run that is cut off keeps what it measured
+                rows = [{**asdict(e), "total_calls": e.total_calls} for e in edits]
+                args.json.write_text(json.dumps(rows, indent=1))
+            stages = ", ".join(f"{name} {sec:.0f} s/{edit.calls.get(name, 0)} calls"
+                               for name, sec in edit.seconds.items())
+            print(f"[{k} {order}] {edit.total_calls} calls, tokens {edit.tokens_in} sent/"
+                  f"{_known(edit.evaluated)} evaluated ({_known(edit.carried)} carried)/{edit.tokens_out} out, "
+                  f"{stages}: {edit.error or edit.plan}", flush=True)
     print()
     print(report(edits, args.max_rounds, args.model))
     if args.compare_main:

@@ -94,8 +94,8 @@ def _check_quoted(request, instruction: str, task: str) -> None:
         text = text.replace(QUOTE, '" "')
     assert f"{QUOTE}\n{text}\n{QUOTE}" in user
     assert user.count(QUOTE) == 2, "the instruction closed its quotes early"
-    task_line = task.split("\n", 1)[0].split("MAX_LABELS")[0]
-    assert user.rindex(task_line) > user.rindex(QUOTE), "the task comes after the quoted instruction"
+    task_name = task.split(".", 1)[0]  # "Task: labels": the rest has per-request words in it
+    assert user.rindex(f"\n\n{task_name}.") > user.rindex(QUOTE), "the task comes after the quoted instruction"
     assert len(json.dumps(request.body)) < 40_000
 
 

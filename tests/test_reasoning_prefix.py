@@ -3,6 +3,7 @@
 Servers (llama.cpp's cache_prompt, Ollama, vLLM) and the local backends reuse the evaluated prefix a
 prompt shares with the previous one, so every request of an edit must start with the same text: the
 rules, the quoted instruction, the scene; the task last, and nothing that varies per request before it.
+The rules of all tasks are in the one system text, so the next edit's first request reuses them too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from cielr_core.llm import RemoteLLM
 from cielr_core.reasoning import decompose_detailed, propose_labels, refine_scene, scene_text
-from cielr_core.reasoning.prompts import SYSTEM, TASK
+from cielr_core.reasoning.prompts import LABELS, PLAN, REFINE, SYSTEM, TASK
 from cielr_core.scene import scene_from_detections
 from tests import scenes
 
@@ -88,6 +89,26 @@ def test_requests_of_one_edit_share_the_rules_instruction_and_scene(scripted_ser
         user = text.split("<user>", 1)[1]
         assert user.count('"""') == 2
         assert user.rindex(f"\n\n{TASK} ") > user.rindex('"""')
+
+    # the rules of every task are in the system text; a request adds one line naming its task
+    tasks = [text.split("<user>", 1)[1].rsplit("\n\n", 1)[1] for text in texts]
+    assert [t.split(".", 1)[0] for t in tasks] == [f"{TASK} {n}" for n in (LABELS, REFINE, REFINE, PLAN)]
+    assert all("\n" not in t.removesuffix("</user>") and len(t) < 200 for t in tasks)
+    assert all(f"\n\n{TASK} {n}. " in SYSTEM for n in (LABELS, REFINE, PLAN))
+
+
+def test_the_next_edit_reuses_the_rules(scripted_server):
+    """The first request of an edit shares everything up to the instruction with the last request of
+    the edit before, whatever that edit was: all the rules are evaluated once per server, not per edit."""
+    last_of_first = prompt_text(run_edit(scripted_server)[-1])
+    scripted_server.answer({"labels": ["vase"]})
+    propose_labels(RemoteLLM(scripted_server.base_url, "scripted", timeout=10, max_retries=0),
+                   "Make the vase on the table blue.")
+    first_of_next = prompt_text(scripted_server.requests[-1].body)
+    shared = common_prefix([last_of_first, first_of_next])
+    assert shared == f"<system>{SYSTEM}</system><user>Instruction:\n\"\"\"\n"
+    assert all(f"{TASK} {n}. " in shared for n in (LABELS, REFINE, PLAN))  # the rules of every task
+    assert len(shared) > 0.8 * len(first_of_next)  # the labels request is mostly read from the cache
 
 
 def test_no_per_request_noise(scripted_server):
