@@ -315,6 +315,10 @@ def compare_report(edits: list[Edit]) -> str:
     def mean(xs):
         return statistics.fmean(xs) if xs else 0.0
 
+    def known_mean(es, name):  # -1 means the server did not say
+        xs = [getattr(e, name) for e in es if getattr(e, name) >= 0]
+        return f"{mean(xs):.0f}" if xs else "?"
+
     def row(name, fn):
         return f"| {name} | " + " | ".join(fn(by[o]) for o in orders) + " |"
 
@@ -323,12 +327,9 @@ def compare_report(edits: list[Edit]) -> str:
              "|---|" + "---|" * len(orders),
              row("edits", lambda es: str(len(es))),
              row("prompt tokens sent (usage.prompt_tokens)", lambda es: f"{mean([e.tokens_in for e in es]):.0f}"),
-             row("prompt tokens evaluated by the server (llama.cpp's count)",
-                 lambda es: f"{mean([e.evaluated for e in es if e.evaluated >= 0]):.0f}"
-                 if any(e.evaluated >= 0 for e in es) else "?"),
+             row("prompt tokens evaluated by the server (llama.cpp's count)", lambda es: known_mean(es, "evaluated")),
              row("prompt tokens of the first request cached from the edit before (carried)",
-                 lambda es: f"{mean([e.carried for e in es if e.carried >= 0]):.0f}"
-                 if any(e.carried >= 0 for e in es) else "?"),
+                 lambda es: known_mean(es, "carried")),
              row("tokens generated", lambda es: f"{mean([e.tokens_out for e in es]):.0f}"),
              row("LLM calls", lambda es: f"{mean([e.total_calls for e in es]):.2f}"),
              row("LLM seconds (propose + refine + decompose)", lambda es: f"{mean([e.llm_seconds for e in es]):.1f}"),
