@@ -14,21 +14,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from devkit import COMFYUI, SETUP_HINT, SetupError
+from devkit import COMFYUI
+from devkit.model_cache import cached_build, run_comfy_script
 from devkit.tokens import byte_to_unicode
 
 SD15_NAME = "cielr-random-sd15-fp16.safetensors"
 SD15_INPAINT_NAME = "cielr-random-sd15-inpainting-fp16.safetensors"
 VAE16_NAME = "cielr-random-vae-16ch.safetensors"
-BUILD_VERSION = "1"  # bump when the builder changes so cached files are rebuilt
 TINY_SEED = 0
 
 
@@ -160,29 +157,12 @@ _BUILDER = textwrap.dedent(r'''
 
 @cache
 def build_sd15_checkpoints(folder: str | Path) -> SD15Files:
-    """Build (or reuse) the full-size random SD1.5 files in ``folder``."""
-    import fcntl
+    """The full-size random SD1.5 files, built once into the model cache under ``folder``."""
+    names = (SD15_NAME, SD15_INPAINT_NAME, VAE16_NAME)
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "cielr-random-sd15.lock", "w") as lock:  # other test runs may build at the same time
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(folder)
+    def build(out: Path) -> None:
+        run_comfy_script(["-c", _BUILDER, str(COMFYUI), *(str(out / n) for n in names)],
+                         "the random SD1.5 checkpoints", timeout=1200)
 
-
-def _build_locked(folder: Path) -> SD15Files:
-    files = SD15Files(folder / SD15_NAME, folder / SD15_INPAINT_NAME, folder / VAE16_NAME)
-    stamp = folder / "cielr-random-sd15.version"
-    if all(p.is_file() for p in (files.checkpoint, files.inpainting, files.vae16)) and \
-            stamp.is_file() and stamp.read_text() == BUILD_VERSION:
-        return files
-    if not (COMFYUI / "comfy").is_dir():
-        raise SetupError(f"ComfyUI is not installed at {COMFYUI}: {SETUP_HINT}")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", _BUILDER, str(COMFYUI), str(files.checkpoint),
-                           str(files.inpainting), str(files.vae16)],
-                          cwd=COMFYUI, env=env, capture_output=True, text=True, timeout=1200, check=False)
-    if proc.returncode != 0:
-        raise SetupError(f"building the random SD1.5 checkpoints failed:\n{proc.stderr[-4000:]}")
-    stamp.write_text(BUILD_VERSION)
-    return files
+    out = cached_build(folder, "sd15", (_BUILDER, *names), build)
+    return SD15Files(*(out / n for n in names))
