@@ -24,6 +24,37 @@ pytest_plugins = [
 ]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU; runs only when selected (-m cuda, "
+                                       "scripts/device_check.sh)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the CUDA tests unless ``-m`` asks for them, and group tests for pytest-xdist."""
+    if "cuda" not in (config.getoption("markexpr", "") or ""):
+        cuda = [item for item in items if item.get_closest_marker("cuda")]
+        if cuda:
+            config.hook.pytest_deselected(items=cuda)
+            items[:] = [item for item in items if not item.get_closest_marker("cuda")]
+    for item in items:
+        group = xdist_group(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def xdist_group(item) -> str | None:
+    """Tests that share an expensive fixture run in one pytest-xdist worker (``--dist loadgroup``), so it
+    is set up once: every test of the session ComfyUI server in one group, and the tests of a module
+    with a module-scoped fixture of its own (a server, a built model) in the module's group."""
+    if "comfyui" in item.fixturenames:
+        return "comfyui"
+    module = item.nodeid.split("::")[0]
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        if any(d.scope == "module" and d.baseid == module for d in defs):
+            return module
+    return None
+
+
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
     return load_photo(0)
