@@ -29,6 +29,7 @@ def pytest_configure(config):
                                        "scripts/device_check.sh)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
 def pytest_collection_modifyitems(config, items):
     """Leave out the CUDA tests unless ``-m`` asks for them, and group tests for pytest-xdist."""
     if "cuda" not in (config.getoption("markexpr", "") or ""):
