@@ -6,8 +6,9 @@ set and nothing else; an unchanged builder reuses the files across runs, branche
 
 Several processes may ask for the same set at once (pytest-xdist workers, two test runs): one builds
 it under a file lock, into a temporary folder that is renamed into place only when complete, while
-the others wait for the lock and then reuse it. A reader never sees half a set, and a build killed
-half-way leaves only a temporary folder, which the next build removes.
+the others wait for the lock and then reuse it. A reader never sees half a set. A build killed
+half-way leaves its temporary folder, and the next build of the same key resumes there: a builder
+writes each file atomically and skips the files already written.
 
 Sets of other keys (older builders) are removed once no run has used them for ``STALE_HOURS``, so
 the cache holds about one copy of each set.
@@ -57,22 +58,19 @@ def locked(path: Path) -> Iterator[None]:
 
 def cached_build(root: str | Path, name: str, sources: tuple[str | Path, ...],
                  build: Callable[[Path], None]) -> Path:
-    """The folder holding set ``name`` for these builder ``sources``; ``build(folder)`` fills an
-    empty folder the first time (in this or any other process)."""
+    """The folder holding set ``name`` for these builder ``sources``; ``build(folder)`` fills the
+    folder the first time (in this or any other process), keeping files a killed build completed."""
     root = Path(root)
     final = root / f"{name}-{source_key(name, *sources)}"
     if not final.is_dir():
         with locked(root / f".{name}.lock"):
             if not final.is_dir():
-                for old in root.glob(f".{name}-*.tmp*"):  # left by a build that was killed
-                    shutil.rmtree(old, ignore_errors=True)
-                tmp = root / f".{final.name}.tmp{os.getpid()}"
-                tmp.mkdir(parents=True)
-                try:
-                    build(tmp)
-                except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
+                tmp = root / f".{final.name}.partial"  # what a killed build wrote: the next one resumes
+                for old in root.glob(f".{name}-*.partial"):
+                    if old != tmp:  # a partial build of an older builder
+                        shutil.rmtree(old, ignore_errors=True)
+                tmp.mkdir(parents=True, exist_ok=True)
+                build(tmp)
                 os.rename(tmp, final)  # atomic: the set appears whole or not at all
     (final / USED).touch()
     prune(root, name, keep=final)

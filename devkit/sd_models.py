@@ -161,6 +161,8 @@ def build_sd15_checkpoints(folder: str | Path) -> SD15Files:
     names = (SD15_NAME, SD15_INPAINT_NAME, VAE16_NAME)
 
     def build(out: Path) -> None:
+        if all((out / n).is_file() for n in names):  # written by a build killed before the rename
+            return
         run_comfy_script(["-c", _BUILDER, str(COMFYUI), *(str(out / n) for n in names)],
                          "the random SD1.5 checkpoints", timeout=1200)
 
