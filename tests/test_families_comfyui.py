@@ -21,6 +21,7 @@ import requests
 from devkit.comfyui import TEST_NODES, describe, execution_error, start_comfyui, stop_comfyui
 from devkit.family_models import CASES, MODELS, SHARES_WEIGHTS, Case, build_family_models, link_models
 from tests.conftest import CIEBENCH, REPO
+from tests.fixtures.comfyui import linked_models_dir
 from tests.test_editing_comfyui import _check_exact, _gdino, edit_prompt
 
 pytestmark = pytest.mark.slow
@@ -30,10 +31,7 @@ pytestmark = pytest.mark.slow
 def family_server(tmp_path_factory, perception_models_dir, model_cache):
     paths = build_family_models(model_cache)
     base = tmp_path_factory.mktemp("families-base")
-    models = base / "models"
-    models.mkdir()
-    for item in perception_models_dir.iterdir():  # the tiny perception models for the scene
-        (models / item.name).symlink_to(item)
+    models = linked_models_dir(perception_models_dir, base / "models")  # the tiny perception models
     link_models(paths, models)
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "cielr_test_nodes").symlink_to(TEST_NODES)
