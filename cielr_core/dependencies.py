@@ -48,7 +48,7 @@ OPTIONAL_GROUPS = (
                   "local LLMs on transformers: Hugging Face model folders with JSON-schema constrained decoding, "
                   "and .gguf files where llama-cpp-python is not installed"),
     OptionalGroup("diffusers", ROOT / "requirements-diffusers.txt",
-                  "the command line's diffusers inpainting engine (python -m cielr_core edit --inpaint)"),
+                  "the command line's diffusers inpainting engine: python -m cielr_core edit --inpaint"),
 )
 
 

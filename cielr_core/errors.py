@@ -56,7 +56,8 @@ class MissingDependencyError(CIELRError, ImportError):
             where = f" It belongs to CIELR's optional group '{group.name}' ({group.adds})."
         super().__init__(
             f"The Python package '{package}' is needed for {purpose} but is not installed.{where} "
-            f"Install it into the Python that runs ComfyUI: {install}   (then restart ComfyUI)"
+            f"Install it with this Python (the one running ComfyUI, for the nodes): {install}   "
+            "(then restart ComfyUI)"
         )
 
 

@@ -215,7 +215,7 @@ def test_without_diffusers_every_node_registers_and_the_command_line_engine_says
 
     photo = CIEBENCH / "0" / "0.png"
     (tmp_path / "scene.json").write_text(scene_to_json(Scene(796, 597)))
-    (tmp_path / "plan.json").write_text('{"actions": []}')
+    (tmp_path / "plan.json").write_text('{"actions": [{"op": "remove", "targets": [1]}]}')  # checked later
     (tmp_path / "sd").mkdir()
     (tmp_path / "sd" / "model_index.json").write_text("{}")
     done = subprocess.run(
