@@ -16,6 +16,7 @@ from PIL import Image
 
 from devkit.comfyui import describe, execution_error
 from tests.conftest import REPO
+from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.workflows import (
     TEST_WIDGETS,
     TWO_ACTIONS,
@@ -339,3 +340,107 @@ def test_an_absent_model_is_offered_for_download_and_a_present_one_is_not(page, 
     finally:
         present.unlink()
 
+
+# ------------------------------------------------------------------------ a second Queue re-runs only what changed
+
+SAMPLERS = ("CIELRInpaintActions", "KSampler")  # the nodes whose seed re-rolls after each Queue
+
+
+def scripted_llm(body: dict) -> Reply:
+    """A deterministic LLM: labels, a sufficient scene, and a plan that replaces the first object."""
+    name = schema_name(body)
+    if name == "LabelList":
+        return Reply(content=json.dumps({"labels": ["lamp", "tv"]}))
+    if name == "SceneVerdict":
+        return Reply(content=json.dumps({"note": "enough", "sufficient": True, "missing_labels": [],
+                                         "search_within": None}))
+    target = first_enum(body["response_format"]["json_schema"]["schema"])
+    return Reply(content=json.dumps({"actions": [{"op": "replace", "targets": [target], "prompt": "a lamp"}]}))
+
+
+def queue_like_a_user(page, server=None) -> tuple[dict, dict | None]:
+    """Press Queue: the prompt the frontend sends, and (with a ``server``) its history entry once it ran.
+    Without one, the server is not asked: the frontend gets the answer of a queued prompt."""
+    def accept(route):
+        route.fulfill(json={"prompt_id": "not-run", "number": 0, "node_errors": {}})
+
+    if server is None:
+        page.route("**/api/prompt", accept)
+    try:
+        with page.expect_response(lambda r: r.url.endswith("/api/prompt") and r.request.method == "POST") as sent:
+            page.evaluate("async () => await window.app.queuePrompt(0, 1)")
+    finally:
+        if server is None:
+            page.unroute("**/api/prompt", accept)
+    prompt = sent.value.request.post_data_json["prompt"]
+    if server is None:
+        return prompt, None
+    entry = server.wait(sent.value.json()["prompt_id"], timeout=1200)
+    assert execution_error(entry) is None, describe(execution_error(entry))
+    return prompt, entry
+
+
+def ran(prompt: dict, entry: dict) -> set[str]:
+    """The nodes that executed: all but those ComfyUI answered from its cache (the execution_cached message)."""
+    cached = next(data["nodes"] for kind, data in entry["status"]["messages"] if kind == "execution_cached")
+    return set(prompt) - set(cached)
+
+
+def downstream(prompt: dict, roots: set[str]) -> set[str]:
+    found, todo = set(roots), list(roots)
+    while todo:
+        node = todo.pop()
+        for key, value in prompt.items():
+            links = [v for v in value["inputs"].values() if isinstance(v, list) and len(v) == 2]
+            if key not in found and any(str(link[0]) == node for link in links):
+                found.add(key)
+                todo.append(key)
+    return found
+
+
+def changed_inputs(before: dict, after: dict) -> dict[str, set[str]]:
+    return {k: {i for i in after[k]["inputs"] if after[k]["inputs"][i] != before[k]["inputs"].get(i)}
+            for k in after if after[k]["inputs"] != before[k]["inputs"]}
+
+
+def set_seed_control(page, mode: str) -> None:
+    page.evaluate("""(mode) => {
+        for (const node of window.app.graph._nodes)
+            for (const w of node.widgets || []) if (w.name === 'control_after_generate') w.value = mode;
+    }""", mode)
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_a_second_queue_runs_only_the_sampler_and_what_follows(edit_server, page, name, sd15_models, smollm2_gguf,
+                                                                 scripted_server):
+    """Queue twice with nothing touched: only the sampler's seed re-rolls (as KSampler's does), so only it
+    and what follows run again; with that seed fixed, a second Queue runs nothing. The LLM seeds have no
+    'control after generate': they never change the LLM's input, so perception and reasoning stay cached."""
+    scripted_server.responder = scripted_llm
+    checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
+    widgets = edit_widgets(edit_server, (scripted_server.base_url, "scripted"), smollm2_gguf, checkpoint)
+    if name in WHOLE_PHOTO:
+        widgets["LoadImage"] = {"image": small_photo(edit_server)}
+    api_prompt(page, name, widgets)
+    controls = page.evaluate("""() => window.app.graph._nodes.filter(
+        n => (n.widgets || []).some(w => w.name === 'control_after_generate')).map(n => n.type)""")
+    assert set(controls) <= set(SAMPLERS), controls  # no LLM seed re-rolls
+    runs = name not in NOT_RUN_HERE or name == "cielr_perception"  # Flux's T5-XXL is too big for the tests
+    first, _ = queue_like_a_user(page, edit_server if runs else None)
+    second, entry = queue_like_a_user(page, edit_server if runs else None)
+    rerolled = changed_inputs(first, second)
+    samplers = {k for k, v in second.items() if v["class_type"] in SAMPLERS}
+    # This frontend sends a Preview as Text node's displayed text back as its input 'preview', so each runs
+    # once more after it first shows something: display only, with nothing after it.
+    echoed = {k for k, v in rerolled.items() if second[k]["class_type"] == "PreviewAny" and v == {"preview"}}
+    assert {k: v for k, v in rerolled.items() if k not in echoed} == {k: {"seed"} for k in samplers}, rerolled
+    assert all(downstream(second, {k}) == {k} for k in echoed)
+    if runs:
+        assert ran(second, entry) == downstream(second, samplers) | echoed
+
+    set_seed_control(page, "fixed")
+    third, _ = queue_like_a_user(page, edit_server if runs else None)  # the seed re-rolled after the last Queue
+    fourth, entry = queue_like_a_user(page, edit_server if runs else None)
+    assert fourth == third
+    if runs:
+        assert ran(fourth, entry) == set(), f"ran again with nothing changed: {ran(fourth, entry)}"
