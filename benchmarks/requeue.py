@@ -162,14 +162,16 @@ def main() -> None:
         (models / sub).mkdir(parents=True, exist_ok=True)
     weights, bert = build_tiny_gdino(base / "gdino")
     shutil.copytree(bert, models / "bert-base-uncased", dirs_exist_ok=True)
-    shutil.copy(weights, models / "grounding-dino" / Path(weights).name)
+    for part in (Path(weights), Path(weights).with_suffix(".json")):  # the tiny size's config beside it
+        shutil.copy(part, models / "grounding-dino" / part.name)
     build_tiny_sam(models / "sams" / "tiny_sam.pth")
     (models / "checkpoints" / files.checkpoint.name).symlink_to(files.checkpoint)
     (base / "input").mkdir()
     shutil.copy(DATA / "0" / "0.png", base / "input" / "cielr_photo.png")
     llm_url, llm = start_scripted_llm()
-    server = start_comfyui(base)
+    server = None
     try:
+        server = start_comfyui(base, timeout=900)  # a busy machine starts it slowly
         requests.post(f"{server.url}/settings/Comfy.TutorialCompleted", json=True, timeout=30)
         prompt = api_prompt(server.url, {
             "LoadImage": {"image": "cielr_photo.png"},
@@ -195,7 +197,8 @@ def main() -> None:
         second_s, second_times, cached = run_timed(server.url, reseeded(2))
         full_s, full_times, _ = run_timed(server.url, reseeded(3, llm_seed=1))
     finally:
-        stop_comfyui(server)
+        if server is not None:
+            stop_comfyui(server)
         llm.shutdown()
         shutil.rmtree(base, ignore_errors=True)
 

@@ -367,7 +367,9 @@ def queue_like_a_user(page, server=None) -> tuple[dict, dict | None]:
     if server is None:
         page.route("**/api/prompt", accept)
     try:
-        with page.expect_response(lambda r: r.url.endswith("/api/prompt") and r.request.method == "POST") as sent:
+        # slow after a run: the frontend renders each Preview as Text's text, a scene's JSON included
+        with page.expect_response(lambda r: r.url.endswith("/api/prompt") and r.request.method == "POST",
+                                  timeout=600_000) as sent:
             page.evaluate("async () => await window.app.queuePrompt(0, 1)")
     finally:
         if server is None:
