@@ -16,6 +16,7 @@ from PIL import Image
 
 from devkit.comfyui import describe, execution_error
 from tests.conftest import REPO
+from tests.fixtures.browser import open_comfyui
 from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.workflows import (
     TEST_WIDGETS,
@@ -413,12 +414,20 @@ def set_seed_control(page, mode: str) -> None:
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
-def test_a_second_queue_runs_only_the_sampler_and_what_follows(edit_server, page, name, sd15_models, smollm2_gguf,
-                                                                 scripted_server):
+def test_a_second_queue_runs_only_the_sampler_and_what_follows(edit_server, browser, name, sd15_models,
+                                                                 smollm2_gguf, scripted_server):
     """Queue twice with nothing touched: only the sampler's seed re-rolls (as KSampler's does), so only it
     and what follows run again; with that seed fixed, a second Queue runs nothing. The LLM seeds have no
     'control after generate': they never change the LLM's input, so perception and reasoning stay cached."""
     scripted_server.responder = scripted_llm
+    page = open_comfyui(browser, edit_server.url)  # a page of its own: the shown texts (scene JSON) weigh
+    try:
+        queue_twice_and_twice_fixed(page, edit_server, scripted_server, name, sd15_models, smollm2_gguf)
+    finally:
+        page.close()
+
+
+def queue_twice_and_twice_fixed(page, edit_server, scripted_server, name, sd15_models, smollm2_gguf) -> None:
     checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
     widgets = edit_widgets(edit_server, (scripted_server.base_url, "scripted"), smollm2_gguf, checkpoint)
     if name in WHOLE_PHOTO:
