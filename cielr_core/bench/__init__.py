@@ -1,6 +1,6 @@
 """The benchmark runner: CIELR (or an oracle) over a dataset, with per-sample records and summary tables.
 
-For each entry of a dataset in the CIEBench or SmartEdit layout (``cielr_core.datasets``), in the
+For each entry of a dataset in the CIEBench or SmartEdit layout (``datasets``), in the
 dataset's order: decode the photo and the ground-truth mask, run the method, compute every metric
 (``cielr_core.evaluation.evaluate_edit``), and write one JSON record per sample into ``OUT/samples/``.
 Then the summary tables are written from all records: ``results.csv`` (one row per sample),

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from ..datasets import Problem
 from ..evaluation import Metric, SampleResult
+from .datasets import Problem
 
 RECORD_FORMAT = "cielr-bench-record/1"
 RUN_FORMAT = "cielr-bench-run/1"

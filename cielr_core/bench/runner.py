@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import Problem, Sample, SampleError, detect_layout, iter_dataset, load_sample
 from ..editing import execute_plan
 from ..errors import CIELRError
 from ..evaluation import evaluate_edit
 from ..llm import LLMConnectionError
 from ..pipeline import PipelineResult, StageTimer, run_pipeline
+from .datasets import Problem, Sample, SampleError, detect_layout, iter_dataset, load_sample
 from .files import dump_json, jsonable, read_record, record_path, safe_name, save_image, write_atomic
 from .memory import MemoryMonitor, process_peak_rss
 from .options import BenchError, BenchModels, BenchOptions, BenchReport, ModelLoader

@@ -8,8 +8,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..datasets import Problem, Sample
 from ..evaluation import PROTOCOL_SIZES, summarise
+from .datasets import Problem, Sample
 from .options import BenchOptions
 from .records import TIME_STAGES, SampleRecord
 
