@@ -381,7 +381,8 @@ def test_bench_command_with_the_protocol_sizes(tmp_path, models_dir):
 
 def test_bench_resumes_against_a_restarted_llm_server_but_not_another_model():
     """A llama.cpp server restarted on another port answers the same; another model does not."""
-    from cielr_core.__main__ import bench_fingerprint, build_parser
+    from cielr_core.__main__ import build_parser
+    from cielr_core.cli.bench import bench_fingerprint
     from cielr_core.config import resolve_settings
 
     def fingerprint(*flags: str) -> dict:
