@@ -99,3 +99,14 @@ def decode_file(path: str | Path, mode: str) -> np.ndarray:
 def load_image(path: str | Path) -> np.ndarray:
     """The photo as H x W x 3 uint8, whatever its format or extension says."""
     return decode_file(path, "RGB")
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """An 8-bit image (H x W grey or H x W x 3/4) as PNG file bytes, lossless, so saved pixels stay exact."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -109,14 +109,14 @@ def test_the_product_never_imports_the_devkit():
 # its own. A new module goes on a floor here.
 FLOORS = (
     ("", "errors"),
-    ("images", "weights", "labels", "cache", "progress", "defaults", "model_folders", "dependencies"),
+    ("images", "weights", "labels", "cache", "progress", "defaults", "model_folders", "dependencies", "runs"),
     ("scene", "llm"),
     ("plan", "perception", "evaluation"),
     ("verdict", "reasoning", "config"),
     ("editing",),
     ("verify",),
     ("pipeline",),
-    ("cli", "cli.common"),
+    ("cli", "cli.common", "cli.workers"),
     ("bench", "cli.edit"),
     ("cli.bench",),
     ("__main__",),

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .files import dump_json, write_atomic
+from ..runs.files import write_atomic
+from .files import dump_json
 from .records import TIME_STAGES, SampleRecord
 
 

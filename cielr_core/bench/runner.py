@@ -1,8 +1,10 @@
-"""Running a benchmark: one sample end to end, and the whole (resumable) run over a dataset."""
+"""Running a benchmark: one sample end to end (``BenchWorker``, which loads the models once), and the
+whole resumable run over a dataset (``run_bench``), in this process or on Ray actors."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -15,16 +17,21 @@ import numpy as np
 from ..editing import execute_plan
 from ..errors import CIELRError
 from ..evaluation import evaluate_edit
+from ..images import encode_png
 from ..llm import LLMConnectionError
 from ..pipeline import PipelineResult, StageTimer, run_pipeline
+from ..runs.files import remove_leftovers, safe_name, write_atomic
+from ..runs.pool import Lost, RunStats, Task, run_tasks
+from ..runs.progress import RunProgress
 from .datasets import Problem, Sample, SampleError, detect_layout, iter_dataset, load_sample
-from .files import dump_json, jsonable, read_record, record_path, safe_name, save_image, write_atomic
+from .files import dump_json, jsonable, read_record, record_path
 from .memory import MemoryMonitor, process_peak_rss
 from .options import BenchError, BenchModels, BenchOptions, BenchReport, ModelLoader
 from .oracle import oracle_scene_and_plan
 from .records import (
     DATASET_STAGE,
     RUN_FORMAT,
+    WORKER_STAGE,
     ObjectSummary,
     RefinementSummary,
     SampleInfo,
@@ -33,33 +40,6 @@ from .records import (
 )
 from .report import write_reports
 from .summary import summarise_run
-
-# ------------------------------------------------------------------------------- progress
-
-class _SimpleBar:
-    """A line per sample on stderr, when tqdm is not installed."""
-
-    def __init__(self, total: int, disable: bool):
-        self.total, self.n, self.disable = total, 0, disable
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-
-    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
-        if not self.disable:
-            print(f"[{self.n}/{self.total}] {text}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(total: int, enabled: bool, desc: str):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _SimpleBar(total, not enabled)
-    return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, mininterval=0.5)
 
 
 def _usage(llm: Any) -> dict[str, int]:
@@ -163,6 +143,47 @@ def _idcs_callables(models: BenchModels):
     return describe, partial(idcs_with_llm, models.llm)
 
 
+class BenchWorker:
+    """Loads the models once (``loader``) and runs samples: each gives its record and its image files
+    (PNG bytes by name under ``images/``), which the run's own process writes."""
+
+    status: Callable[[str], None] | None = None
+
+    def __init__(self, loader: ModelLoader, options: BenchOptions):
+        self.options = options
+        self.monitor = MemoryMonitor(interval=0.01).__enter__()  # samples for the worker's whole life
+        start = time.perf_counter()
+        self.monitor.set_stage("model load")
+        self.models = loader()
+        self.monitor.set_stage(None)
+        self.load_seconds = round(time.perf_counter() - start, 3)
+        self.load_peak = self.monitor.peaks_mb().get("model load")
+
+    def close(self) -> None:
+        self.monitor.__exit__(None, None, None)
+
+    def info(self) -> dict[str, Any]:
+        peak = process_peak_rss()
+        return {"load_seconds": self.load_seconds, "load_peak_rss_mb": self.load_peak,
+                "peak_rss_mb": None if peak is None else round(peak / 2 ** 20, 1)}
+
+    def run(self, sample: Sample) -> tuple[SampleRecord, dict[str, bytes]]:
+        def stage(name: str) -> None:
+            if self.status is not None:
+                self.status(f"{sample.id}: {name}")
+
+        record, edited, edited_mask = run_sample(sample, self.models, self.options, self.monitor, stage)
+        files = {}
+        if self.options.save_images and edited is not None:
+            name = safe_name(sample.id)
+            files[f"{name}.png"] = encode_png(edited)
+            files[f"{name}_mask.png"] = encode_png(edited_mask.astype(np.uint8) * 255)
+            record.image = f"images/{name}.png"
+        return record, files
+
+
+def _given(models: BenchModels) -> BenchModels:
+    return models
 
 
 # ------------------------------------------------------------------------------- the run
@@ -228,78 +249,79 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -
     return out
 
 
+def lost_record(sample: Sample, mode: str, lost: Lost) -> SampleRecord:
+    """The record of a sample whose worker process died under it on every attempt."""
+    return SampleRecord(id=sample.id, mode=mode, sample=SampleInfo.model_validate(sample.to_dict()),
+                        status="failed", stage=WORKER_STAGE, error_type="WorkerDied",
+                        failure=f"the worker process died {lost.attempts} times running this sample "
+                                f"(last: {lost.reason})")
+
+
 def run_bench(options: BenchOptions, models: BenchModels | ModelLoader,
               fingerprint: Mapping[str, Any] | None = None,
-              log: Callable[[str], None] | None = None) -> BenchReport:
+              log: Callable[[str], None] | None = None, cluster: Any = None) -> BenchReport:
     """Run (or resume) a benchmark; see ``cielr_core.bench``. ``models`` may be a loader, called only when
-    a sample is left to run. ``fingerprint``: the settings that define the run (checked on resume)."""
+    a sample is left to run (once per worker). ``fingerprint``: the settings that define the run (checked
+    on resume). ``cluster`` (``runs.cluster.ClusterOptions``): run the samples on Ray actors; ``models``
+    must then be a picklable loader, which each actor calls once."""
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     options.out = Path(options.out)
     if options.limit is not None and options.limit < 1:
         raise BenchError(f"--limit must be at least 1, got {options.limit}")
+    if cluster is not None and isinstance(models, BenchModels):
+        raise BenchError("a Ray run needs a model loader, which each worker calls once, not loaded models")
     entries, notes, layout = dataset_entries(options)
     run = prepare_output(options, layout, fingerprint)
+    for folder in ("samples", "images"):
+        remove_leftovers(options.out / folder)
     session: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "entries": len(entries),
                                "ran": 0, "skipped": 0, "model_load_seconds": None}
     records: dict[str, SampleRecord] = {}
-    loaded_models: BenchModels | None = models if isinstance(models, BenchModels) else None
-    bar = progress_bar(len(entries), options.progress, f"bench {options.mode}")
-    counts = {"ok": 0, "failed": 0}
+    progress = RunProgress(len(entries), options.progress, f"bench {options.mode}")
+    tasks = []
+    for entry in entries:
+        if isinstance(entry, Problem):
+            rec = problem_record(entry, options.mode)
+            write_atomic(record_path(options.out, entry.id), dump_json(rec))
+            records[entry.id] = rec
+            progress.done(failed=True)
+            continue
+        old = read_record(record_path(options.out, entry.id), entry.id)
+        retry = old is not None and options.retry_failed and old.failed
+        if old is not None and old.stage != DATASET_STAGE and not retry:
+            records[entry.id] = old
+            session["skipped"] += 1
+            progress.done(old.failed, skipped=True)
+            continue
+        tasks.append(Task(entry.id, entry))
+
+    def deliver(task: Task, result: Any) -> bool:
+        if isinstance(result, Lost):
+            rec, files = lost_record(task.payload, options.mode, result), {}
+        else:
+            rec, files = result
+        for name, data in files.items():  # the images first: the record marks the sample finished
+            write_atomic(options.out / "images" / name, data)
+        write_atomic(record_path(options.out, task.key), dump_json(rec))
+        records[task.key] = rec
+        session["ran"] += 1
+        return rec.failed
+
+    loader = functools.partial(_given, models) if isinstance(models, BenchModels) else models
+    stats = RunStats()
     interrupted = False
     aborted: BaseException | None = None
     try:
-        with MemoryMonitor(interval=0.01) as monitor:
-            for entry in entries:
-                if isinstance(entry, Problem):
-                    rec = problem_record(entry, options.mode)
-                    write_atomic(record_path(options.out, entry.id), dump_json(rec))
-                    records[entry.id] = rec
-                    counts["failed"] += 1
-                    bar.update(1)
-                    continue
-                path = record_path(options.out, entry.id)
-                old = read_record(path, entry.id)
-                retry = old is not None and options.retry_failed and old.failed
-                if old is not None and old.stage != DATASET_STAGE and not retry:
-                    records[entry.id] = old
-                    session["skipped"] += 1
-                    counts[old.status] += 1
-                    bar.update(1)
-                    continue
-                if loaded_models is None:
-                    bar.set_postfix_str("loading models")
-                    t0 = time.perf_counter()
-                    monitor.set_stage("model load")
-                    loaded_models = models()  # type: ignore[operator]
-                    monitor.set_stage(None)
-                    session["model_load_seconds"] = round(time.perf_counter() - t0, 3)
-                    session["model_load_peak_rss_mb"] = monitor.peaks_mb().get("model load")
-
-                def show(stage: str, sid: str = entry.id) -> None:
-                    bar.set_postfix_str(f"{sid}: {stage} (ok {counts['ok']}, failed {counts['failed']})")
-
-                rec, edited, edited_mask = run_sample(entry, loaded_models, options, monitor, show)
-                if options.save_images and edited is not None:
-                    name = safe_name(entry.id)
-                    save_image(options.out / "images" / f"{name}.png", edited)
-                    save_image(options.out / "images" / f"{name}_mask.png",
-                               edited_mask.astype(np.uint8) * 255)
-                    rec.image = f"images/{name}.png"
-                write_atomic(path, dump_json(rec))
-                records[entry.id] = rec
-                session["ran"] += 1
-                counts[rec.status] += 1
-                bar.update(1)
+        run_tasks(tasks, functools.partial(BenchWorker, loader, options), deliver, progress, cluster, stats)
     except KeyboardInterrupt:
         interrupted = True
     except LLMConnectionError as e:
         aborted = e
     finally:
-        bar.close()
+        progress.close()
     ordered = [records[e.id] for e in entries if e.id in records]
     session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    peak = process_peak_rss()
-    session["process_peak_rss_mb"] = None if peak is None else round(peak / 2 ** 20, 1)
+    session.update(_worker_figures(stats))
     session["interrupted"] = interrupted or aborted is not None
     run.setdefault("sessions", []).append(session)
     write_atomic(_run_file(options.out), dump_json(run))
@@ -316,3 +338,13 @@ def run_bench(options: BenchOptions, models: BenchModels | ModelLoader,
             "same command again to continue.")
         raise KeyboardInterrupt
     return report
+
+
+def _worker_figures(stats: RunStats) -> dict[str, Any]:
+    """What the session records about its workers: model loads, memory, retries."""
+    peaks = [p for p in (process_peak_rss(),) if p is not None]
+    here = round(max(peaks) / 2 ** 20, 1) if peaks else None
+    workers = stats.peak("peak_rss_mb")
+    return {"model_load_seconds": stats.load_seconds, "model_load_peak_rss_mb": stats.peak("load_peak_rss_mb"),
+            "process_peak_rss_mb": max((v for v in (here, workers) if v is not None), default=None),
+            "workers": jsonable(stats.workers), "retried": stats.retried, "lost": stats.lost}

@@ -4,6 +4,7 @@ records and summary tables (see ``cielr_core.bench``)."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..config import (
     resolve_device,
 )
 from ..errors import InputError
-from . import common
+from . import common, workers
 
 BENCH_EXAMPLES = """\
 examples:
@@ -39,10 +40,14 @@ examples:
   # SmartEdit's reasoning set (X.png, X_mask.jpg, one "instruction CLIP: target" line per image)
   python -m cielr_core bench SmartEdit/6-Reasoning --out runs/smartedit --config cielr.toml
 
+  # on a Ray cluster: one worker per GPU, each loading the models once
+  python -m cielr_core bench data/ciebench --out runs/ciebench --config cielr.toml --ray head-node:6379
+
 Writes into --out: samples/<id>.json (one record per entry, failures included, with the stage and the
 reason), images/, results.csv, summary.csv (metrics, failures dropped and counted), timings.csv,
 summary.json and summary.md. Exit status 0 when the run finished, whatever the samples' results.
-"""
+
+""" + workers.RAY_EPILOG
 
 
 def add_parser(sub: Any) -> None:
@@ -69,6 +74,7 @@ def add_parser(sub: Any) -> None:
     bench.add_argument("--no-images", action="store_true", help="do not save the edited images")
     common.add_common(bench, "LLM")
     add_options(bench, METRIC_OPTIONS, "metrics")
+    workers.add_worker_options(bench)
 
 
 def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -> dict[str, Any]:
@@ -90,16 +96,46 @@ def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -
     return out
 
 
+@dataclass(frozen=True)
+class BenchLoader:
+    """Loads a benchmark's models where it is called: in this process, or once in each Ray worker (it is
+    pickled there, so it holds paths and settings, never models)."""
+
+    settings: Settings
+    inpaint: tuple[Path, Path | None]
+    perception: tuple[Path, Path | None, Path] | None  # GroundingDINO, its text encoder, SAM
+    llm: bool
+    debug: bool = False
+
+    def __call__(self) -> Any:
+        from ..bench.options import BenchModels
+        from ..evaluation import load_clip, load_lpips
+
+        s = self.settings
+        common.quiet_libraries(self.debug)
+        device = resolve_device(s.models_device)
+        detector = segmenter = None
+        if self.perception is not None:
+            detector, segmenter = common.load_perception(self.perception, device)
+        engine = common.load_engine(*self.inpaint, s, device)
+        lpips = load_lpips(s.metrics_lpips_backbone or None, s.metrics_lpips_linear or None, s.metrics_lpips_net,
+                           device)
+        clip = load_clip(s.metrics_clip or None, device)
+        return BenchModels(engine=engine, detector=detector, segmenter=segmenter,
+                           llm=common.make_llm(s) if self.llm else None, settings=common.pipeline_settings(s),
+                           lpips=lpips, clip=clip, idcs=s.metrics_idcs)
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: common.Reporter) -> int:
-    from ..bench.options import BenchModels, BenchOptions
+    from ..bench.options import BenchOptions
     from ..bench.runner import run_bench
 
     if not settings.metrics_sizes or any(not 11 <= s <= 8192 for s in settings.metrics_sizes):
         raise InputError(f"--sizes must be sizes from 11 to 8192, got {settings.metrics_sizes}")
+    cluster = workers.cluster_options(args, settings.models_device)
     inpaint_path, inpaint_config = find_inpaint_model(settings)
     paths: dict[str, Any] = {"inpaint": inpaint_path, "inpaint_config": inpaint_config}
     perception_paths = None
-    llm = None
     psettings = common.pipeline_settings(settings)
     if not args.oracle or psettings.verifies:  # the detector perceives, and looks at the edits again
         perception_paths = find_perception_models(settings)
@@ -113,27 +149,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: common.Rep
                              "or [llm] in --config), or use --oracle")
         if settings.llm_local:
             paths["llm_local"] = find_local_llm(settings)
-    device = resolve_device(settings.models_device)
     options = BenchOptions(dataset=Path(args.dataset), out=Path(args.out), layout=args.layout,
                            text_file=args.text_file, check=args.check, limit=args.limit, oracle=args.oracle,
                            retry_failed=args.retry_failed, overwrite=args.overwrite, save_images=not args.no_images,
                            sizes=tuple(settings.metrics_sizes), progress=not args.quiet)
-
-    def load() -> BenchModels:
-        from ..evaluation import load_clip, load_lpips
-
-        common.quiet_libraries(args.debug)
-        detector = segmenter = None
-        if perception_paths is not None:
-            detector, segmenter = common.load_perception(perception_paths, device)
-        engine = common.load_engine(inpaint_path, inpaint_config, settings, device)
-        lpips = load_lpips(settings.metrics_lpips_backbone or None, settings.metrics_lpips_linear or None,
-                           settings.metrics_lpips_net, device)
-        clip = load_clip(settings.metrics_clip or None, device)
-        return BenchModels(engine=engine, detector=detector, segmenter=segmenter, llm=llm, settings=psettings,
-                           lpips=lpips, clip=clip, idcs=settings.metrics_idcs)
-
-    report = run_bench(options, load, bench_fingerprint(settings, args.oracle, paths), log=reporter.say)
+    loader = BenchLoader(settings, (inpaint_path, inpaint_config), perception_paths, llm=not args.oracle,
+                         debug=args.debug)
+    report = run_bench(options, loader, bench_fingerprint(settings, args.oracle, paths), log=reporter.say,
+                       cluster=cluster)
     s = report.summary["samples"]
     reporter.say(f"{report.entries} entries: {s['ok']} ok, {s['failed']} failed ({report.ran} run now, "
                  f"{report.skipped} finished before)")
