@@ -116,9 +116,9 @@ FLOORS = (
     ("editing",),
     ("verify",),
     ("pipeline",),
-    ("cli", "cli.common", "cli.workers"),
-    ("bench", "cli.edit"),
-    ("cli.bench",),
+    ("cli", "cli.common", "edit_report"),
+    ("bench", "batch", "cli.edit", "cli.run_options"),
+    ("cli.bench", "cli.batch"),
     ("__main__",),
 )
 FLOOR_OF = {room: n for n, rooms in enumerate(FLOORS) for room in rooms}

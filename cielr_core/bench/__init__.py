@@ -28,12 +28,10 @@ Then the summary tables are written from all records: ``results.csv`` (one row p
   ground-truth mask, so the strict background PSNR is inf on every sample: the runner's proof that
   editing leaves the background bit-exact.
 - **Timings and memory**: per-stage seconds (``PipelineResult.seconds`` plus loading and metrics)
-  and the peak resident memory seen during each stage (sampled by a side thread with psutil).
+  and the peak resident memory seen during each stage (``runs.memory``: a side thread with psutil).
 
 Modules: ``datasets`` (the two layouts, read into typed samples), ``records`` (the typed per-sample
-record), ``options`` (what a run is given and returns), ``files`` (record files and JSON),
-``memory`` (the resident-memory sampler), ``oracle`` (the ground-truth plan), ``runner`` (the worker
-for one sample, the whole run), ``summary`` (the numbers the tables show) and ``report`` (CSV and
-Markdown tables). This file imports none of them, so ``memory`` can be had without the pipeline's
-imports.
+record), ``options`` (what a run is given and returns), ``files`` (record files and JSON), ``oracle``
+(the ground-truth plan), ``runner`` (the worker for one sample, the whole run), ``summary`` (the
+numbers the tables show) and ``report`` (CSV and Markdown tables).
 """

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -21,11 +20,12 @@ from ..images import encode_png
 from ..llm import LLMConnectionError
 from ..pipeline import PipelineResult, StageTimer, run_pipeline
 from ..runs.files import remove_leftovers, safe_name, write_atomic
-from ..runs.pool import Lost, RunStats, Task, run_tasks
+from ..runs.ledger import open_run, save_run
+from ..runs.memory import MemoryMonitor, process_peak_rss
+from ..runs.pool import Lost, ModelWorker, RunStats, Task, raise_if_stopped, run_until_stopped
 from ..runs.progress import RunProgress
 from .datasets import Problem, Sample, SampleError, detect_layout, iter_dataset, load_sample
 from .files import dump_json, jsonable, read_record, record_path
-from .memory import MemoryMonitor, process_peak_rss
 from .options import BenchError, BenchModels, BenchOptions, BenchReport, ModelLoader
 from .oracle import oracle_scene_and_plan
 from .records import (
@@ -143,29 +143,13 @@ def _idcs_callables(models: BenchModels):
     return describe, partial(idcs_with_llm, models.llm)
 
 
-class BenchWorker:
+class BenchWorker(ModelWorker):
     """Loads the models once (``loader``) and runs samples: each gives its record and its image files
     (PNG bytes by name under ``images/``), which the run's own process writes."""
 
-    status: Callable[[str], None] | None = None
-
     def __init__(self, loader: ModelLoader, options: BenchOptions):
+        super().__init__(loader)
         self.options = options
-        self.monitor = MemoryMonitor(interval=0.01).__enter__()  # samples for the worker's whole life
-        start = time.perf_counter()
-        self.monitor.set_stage("model load")
-        self.models = loader()
-        self.monitor.set_stage(None)
-        self.load_seconds = round(time.perf_counter() - start, 3)
-        self.load_peak = self.monitor.peaks_mb().get("model load")
-
-    def close(self) -> None:
-        self.monitor.__exit__(None, None, None)
-
-    def info(self) -> dict[str, Any]:
-        peak = process_peak_rss()
-        return {"load_seconds": self.load_seconds, "load_peak_rss_mb": self.load_peak,
-                "peak_rss_mb": None if peak is None else round(peak / 2 ** 20, 1)}
 
     def run(self, sample: Sample) -> tuple[SampleRecord, dict[str, bytes]]:
         def stage(name: str) -> None:
@@ -200,53 +184,14 @@ def dataset_entries(options: BenchOptions) -> tuple[list[Sample | Problem], list
     return entries, notes, layout
 
 
-def _run_file(out: Path) -> Path:
-    return out / "run.json"
-
-
 def prepare_output(options: BenchOptions, layout: str,
                    fingerprint: Mapping[str, Any] | None) -> dict[str, Any]:
     """Create the output folder, or check that it holds a run of the same configuration."""
     out = options.out
-    run_file = _run_file(out)
     identity = {"dataset": str(Path(options.dataset).resolve()), "layout": layout, "mode": options.mode,
                 "sizes": list(options.sizes), "settings": jsonable(dict(fingerprint or {}))}
-    if options.overwrite and out.exists():
-        import shutil
-
-        for sub in ("samples", "images"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-        run_file.unlink(missing_ok=True)
-    if run_file.is_file():
-        try:
-            run = json.loads(run_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise BenchError(f"{run_file} is unreadable ({e}); use another --out folder or "
-                             "--overwrite") from None
-        before = run.get("identity", {})
-        if before != identity:
-            diffs = _differences(before, identity)
-            raise BenchError(
-                f"{out} holds results of another configuration ({'; '.join(diffs[:6])}). Resuming would mix "
-                "two configurations in one table: use another --out folder, or --overwrite to start again.")
-        return run
-    elif out.exists() and any((out / "samples").glob("*.json")):
-        raise BenchError(f"{out} holds sample records but no run.json: use another --out folder or "
-                         "--overwrite")
-    run = {"format": RUN_FORMAT, "identity": identity, "sessions": []}
-    write_atomic(run_file, dump_json(run))
-    return run
-
-
-def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, Mapping) and isinstance(vb, Mapping):
-            out += _differences(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}: {va!r} before, {vb!r} now")
-    return out
+    return open_run(out, identity, RUN_FORMAT, options.overwrite, [out / "samples", out / "images"],
+                    lambda: any((out / "samples").glob("*.json")), BenchError)
 
 
 def lost_record(sample: Sample, mode: str, lost: Lost) -> SampleRecord:
@@ -309,34 +254,20 @@ def run_bench(options: BenchOptions, models: BenchModels | ModelLoader,
 
     loader = functools.partial(_given, models) if isinstance(models, BenchModels) else models
     stats = RunStats()
-    interrupted = False
-    aborted: BaseException | None = None
-    try:
-        run_tasks(tasks, functools.partial(BenchWorker, loader, options), deliver, progress, cluster, stats)
-    except KeyboardInterrupt:
-        interrupted = True
-    except LLMConnectionError as e:
-        aborted = e
-    finally:
-        progress.close()
+    stopped = run_until_stopped(tasks, functools.partial(BenchWorker, loader, options), deliver, progress, cluster,
+                                stats, (LLMConnectionError,))
     ordered = [records[e.id] for e in entries if e.id in records]
     session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     session.update(_worker_figures(stats))
-    session["interrupted"] = interrupted or aborted is not None
+    session["interrupted"] = stopped is not None
     run.setdefault("sessions", []).append(session)
-    write_atomic(_run_file(options.out), dump_json(run))
+    save_run(options.out, run)
     summary = summarise_run(ordered, entries, notes, layout, options, run)
     files = write_reports(options.out, ordered, summary)
     report = BenchReport(options.out, len(entries), session["ran"], session["skipped"], ordered, summary,
-                         files, interrupted or aborted is not None)
-    if aborted is not None:
-        log(f"stopped: {aborted}\n{len(ordered)} of {len(entries)} entries have records in {options.out}; "
-            "run the same command again to continue.")
-        raise aborted
-    if interrupted:
-        log(f"interrupted: {len(ordered)} of {len(entries)} entries have records in {options.out}; run the "
-            "same command again to continue.")
-        raise KeyboardInterrupt
+                         files, stopped is not None)
+    raise_if_stopped(stopped, f"{len(ordered)} of {len(entries)} entries have records in {options.out}; run the "
+                              "same command again to continue.", log)
     return report
 
 

@@ -18,10 +18,9 @@ from ..config import (
     find_inpaint_model,
     find_local_llm,
     find_perception_models,
-    resolve_device,
 )
 from ..errors import InputError
-from . import common, workers
+from . import common, run_options
 
 BENCH_EXAMPLES = """\
 examples:
@@ -47,7 +46,7 @@ Writes into --out: samples/<id>.json (one record per entry, failures included, w
 reason), images/, results.csv, summary.csv (metrics, failures dropped and counted), timings.csv,
 summary.json and summary.md. Exit status 0 when the run finished, whatever the samples' results.
 
-""" + workers.RAY_EPILOG
+""" + run_options.RAY_EPILOG
 
 
 def add_parser(sub: Any) -> None:
@@ -74,26 +73,15 @@ def add_parser(sub: Any) -> None:
     bench.add_argument("--no-images", action="store_true", help="do not save the edited images")
     common.add_common(bench, "LLM")
     add_options(bench, METRIC_OPTIONS, "metrics")
-    workers.add_worker_options(bench)
+    run_options.add_worker_options(bench)
 
 
 def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -> dict[str, Any]:
     """The settings that decide a benchmark's results (resuming with others is refused)."""
-    # where the files and the server are, and how long to wait, do not change the answers; a llama.cpp
-    # server restarted on another port must not stop a resume
-    skip = {"models_inpaint", "models_inpaint_config", "models_grounding_dino", "models_text_encoder", "models_sam",
-            "llm_local", "llm_base_url", "llm_timeout", "llm_max_retries", "llm_api_key_env",
-            "edit_grow" if oracle else ""}
     options = list(EDIT_OPTIONS) + list(METRIC_OPTIONS)
     if not oracle:
         options += list(PERCEPTION_OPTIONS) + list(LLM_OPTIONS)
-    out = {o.name: getattr(settings, o.name) for o in options if o.name not in skip}
-    for name in ("edit_candidates", "edit_retries", "edit_verify", "edit_judge"):  # newer options: a run made
-        if out.get(name) == next(o.default for o in options if o.name == name):  # before them resumes
-            out.pop(name, None)
-    out["models_device"] = settings.models_device
-    out.update({k: str(Path(v).resolve()) if v is not None else None for k, v in paths.items()})
-    return out
+    return run_options.run_fingerprint(settings, options, paths, skip=("edit_grow",) if oracle else ())
 
 
 @dataclass(frozen=True)
@@ -112,18 +100,13 @@ class BenchLoader:
         from ..evaluation import load_clip, load_lpips
 
         s = self.settings
-        common.quiet_libraries(self.debug)
-        device = resolve_device(s.models_device)
-        detector = segmenter = None
-        if self.perception is not None:
-            detector, segmenter = common.load_perception(self.perception, device)
-        engine = common.load_engine(*self.inpaint, s, device)
+        loaded = run_options.load_editing_models(s, self.inpaint, self.perception, self.debug)
+        device = loaded.pop("device")
         lpips = load_lpips(s.metrics_lpips_backbone or None, s.metrics_lpips_linear or None, s.metrics_lpips_net,
                            device)
-        clip = load_clip(s.metrics_clip or None, device)
-        return BenchModels(engine=engine, detector=detector, segmenter=segmenter,
-                           llm=common.make_llm(s) if self.llm else None, settings=common.pipeline_settings(s),
-                           lpips=lpips, clip=clip, idcs=s.metrics_idcs)
+        return BenchModels(**loaded, llm=common.make_llm(s) if self.llm else None,
+                           settings=common.pipeline_settings(s), lpips=lpips,
+                           clip=load_clip(s.metrics_clip or None, device), idcs=s.metrics_idcs)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: common.Reporter) -> int:
@@ -132,7 +115,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: common.Rep
 
     if not settings.metrics_sizes or any(not 11 <= s <= 8192 for s in settings.metrics_sizes):
         raise InputError(f"--sizes must be sizes from 11 to 8192, got {settings.metrics_sizes}")
-    cluster = workers.cluster_options(args, settings.models_device)
+    cluster = run_options.cluster_options(args, settings.models_device)
     inpaint_path, inpaint_config = find_inpaint_model(settings)
     paths: dict[str, Any] = {"inpaint": inpaint_path, "inpaint_config": inpaint_config}
     perception_paths = None

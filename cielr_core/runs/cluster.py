@@ -1,11 +1,11 @@
 """The work loop on Ray (``--ray auto|ADDRESS``): one actor per worker, each loading the models once.
 
-- **Where**: ``auto`` joins the cluster in ``RAY_ADDRESS`` (set inside a Ray job), else starts Ray on
-  this machine, listening on loopback only, without its dashboard; an address (``HOST:6379``,
-  ``ray://HOST:10001``) joins that cluster. A process that already called ``ray.init`` keeps its
-  connection. The library's code travels with the job (``py_modules``), so every node needs only the
-  pack's requirements, Ray, the model files and the input files at the same paths. Usage statistics
-  are off; the hub is off on the workers too.
+- **Where**: ``auto`` joins the cluster in ``RAY_ADDRESS`` (set inside a Ray job) or the one ``ray
+  start`` made on this machine, else starts Ray on this machine, listening on loopback only, without
+  its dashboard; an address (``HOST:6379``, ``ray://HOST:10001``) joins that cluster. A process that
+  already called ``ray.init`` keeps its connection. The library's code travels with the job
+  (``py_modules``), so every node needs only the pack's requirements, Ray, the model files and the
+  input files at the same paths. Usage statistics are off; the hub is off on the workers too.
 - **Placement**: each actor declares its CPUs and GPUs, so Ray places it on a node that has them; by
   default one GPU each when the cluster has GPUs (unless the models run on the CPU), else one CPU,
   and as many actors as the cluster's resources hold (at most one per sample).
@@ -85,14 +85,28 @@ def import_ray(local: bool) -> Any:
     return ray
 
 
+def job_env() -> dict[str, Any]:
+    """The Ray job's runtime environment: this library's code, and the workers' environment variables."""
+    return {"env_vars": dict(WORKER_ENV), "py_modules": [str(PACKAGE)]}
+
+
+def cluster_here() -> str | None:
+    """The cluster ``auto`` joins: RAY_ADDRESS, or "auto" when ``ray start`` left its address file on this
+    machine (where Ray itself looks for it); None: none, so start one."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    temp = os.environ.get("RAY_TMPDIR") or (os.environ.get("TMPDIR") if sys.platform.startswith("linux") else None)
+    return "auto" if (Path(temp or "/tmp") / "ray" / "ray_current_cluster").is_file() else None
+
+
 def connect(options: ClusterOptions) -> tuple[Any, bool]:
     """(ray, whether this call started the connection and must end it)."""
-    address = os.environ.get("RAY_ADDRESS") if options.address == "auto" else options.address
+    address = cluster_here() if options.address == "auto" else options.address
     ray = import_ray(local=not address)
     if ray.is_initialized():
         return ray, False
     quiet = {"log_to_driver": options.debug, "logging_level": logging.INFO if options.debug else logging.ERROR,
-             "runtime_env": {"env_vars": dict(WORKER_ENV), "py_modules": [str(PACKAGE)]}}
+             "runtime_env": job_env()}
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -100,7 +114,9 @@ def connect(options: ClusterOptions) -> tuple[Any, bool]:
             ray.init(address="local", include_dashboard=False, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as e:
         where = f"the Ray cluster at {address}" if address else "a Ray instance on this machine"
-        raise InputError(f"cannot connect to {where}: {' '.join(str(e).split())[:500]}") from None
+        hint = (" (the address 'ray start' left on this machine; is that cluster still up? 'ray status' says, "
+                "'ray stop' clears it)" if address == "auto" else "")
+        raise InputError(f"cannot connect to {where}{hint}: {' '.join(str(e).split())[:500]}") from None
     return ray, True
 
 
@@ -120,7 +136,7 @@ def per_actor(ray: Any, options: ClusterOptions, tasks: int) -> tuple[int, float
     return max(1, min(count, tasks)), cpus, gpus
 
 
-class _Actor:
+class RayWorker:
     """A Ray worker: builds its ``Worker`` (loads the models) once, then runs samples."""
 
     def __init__(self, factory: WorkerFactory):
@@ -155,7 +171,7 @@ def run_on_ray(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, 
     actors: list[Any] = []
     try:
         count, cpus, gpus = per_actor(ray, options, len(tasks))
-        remote = ray.remote(_Actor).options(num_cpus=cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
+        remote = ray.remote(RayWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
                                             max_task_retries=0, max_concurrency=1)
         actors = [remote.remote(factory) for _ in range(count)]
         queue, attempts = deque(tasks), {t.key: 0 for t in tasks}

@@ -10,10 +10,12 @@ after the results delivered so far are written.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .memory import MemoryMonitor, process_peak_rss
 from .progress import RunProgress
 
 # How often a sample is handed out when its worker dies under it; then it is delivered as ``Lost``.
@@ -46,6 +48,31 @@ class Worker(Protocol):
 
     def close(self) -> None:
         """Stop what the worker started (its memory sampler); the models go with it."""
+
+
+class ModelWorker:
+    """A ``Worker`` that loads its models once (``loader()``, timed, its memory peak measured) and keeps a
+    memory sampler for its life, so each sample's record can carry its peak per stage. Subclasses
+    implement ``run``."""
+
+    status: Callable[[str], None] | None = None
+
+    def __init__(self, loader: Callable[[], Any]):
+        self.monitor = MemoryMonitor(interval=0.01).__enter__()
+        start = time.perf_counter()
+        self.monitor.set_stage("model load")
+        self.models = loader()
+        self.monitor.set_stage(None)
+        self.load_seconds = round(time.perf_counter() - start, 3)
+        self.load_peak = self.monitor.peaks_mb().get("model load")
+
+    def close(self) -> None:
+        self.monitor.__exit__(None, None, None)
+
+    def info(self) -> dict[str, Any]:
+        peak = process_peak_rss()
+        return {"load_seconds": self.load_seconds, "load_peak_rss_mb": self.load_peak,
+                "peak_rss_mb": None if peak is None else round(peak / 2 ** 20, 1)}
 
 
 WorkerFactory = Callable[[], Worker]
@@ -95,3 +122,26 @@ def run_tasks(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, p
         stats.workers[-1] = worker.info()  # the process's peak after the run
         worker.close()
     return stats
+
+
+def run_until_stopped(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, progress: RunProgress,
+                      cluster: Any, stats: RunStats, stops: tuple[type[BaseException], ...]) -> BaseException | None:
+    """``run_tasks``, catching what ends a run early so its caller can still write the tables: Ctrl-C
+    (returned as a KeyboardInterrupt) and the exceptions in ``stops``. None when every task ran."""
+    try:
+        run_tasks(tasks, factory, deliver, progress, cluster, stats)
+    except KeyboardInterrupt as e:
+        return e
+    except stops as e:
+        return e
+    finally:
+        progress.close()
+    return None
+
+
+def raise_if_stopped(stopped: BaseException | None, left: str, log: Callable[[str], None]) -> None:
+    """After the tables are written: say how far the run got (``left``) and raise what stopped it."""
+    if stopped is None:
+        return
+    log(f"interrupted: {left}" if isinstance(stopped, KeyboardInterrupt) else f"stopped: {stopped}\n{left}")
+    raise stopped
