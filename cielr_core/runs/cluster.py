@@ -35,6 +35,7 @@ from .progress import RunProgress
 
 DEPTH = 2  # samples in flight per actor: the next one waits at the actor while this process writes
 MAX_RESTARTS = 3  # per actor; each restart loads the models again
+RESTART_POLL = 0.5  # seconds between asking a restarting actor whether it is back
 PACKAGE = Path(__file__).resolve().parents[1]  # cielr_core, shipped to the workers with the job
 REQUIREMENTS = PACKAGE.parent / "requirements-ray.txt"
 # What the workers' environment needs whatever the cluster's: never download, never report usage.
@@ -168,6 +169,8 @@ def run_on_ray(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, 
     ray, started = connect(options)
     from ray.exceptions import RayActorError, RayTaskError
 
+    unavailable = getattr(ray.exceptions, "ActorUnavailableError", ())  # a restarting actor (newer Rays)
+
     actors: list[Any] = []
     try:
         count, cpus, gpus = per_actor(ray, options, len(tasks))
@@ -177,13 +180,14 @@ def run_on_ray(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, 
         queue, attempts = deque(tasks), {t.key: 0 for t in tasks}
         running: dict[Any, tuple[int, Task]] = {}  # object ref -> (actor, task)
         starting = {actors[i].ready.remote(): i for i in range(count)}  # ready() refs of (re)starting actors
+        restarting: dict[int, float] = {}  # actor -> when to ask again whether it is back
         ready: set[int] = set()
         load = {i: 0 for i in range(count)}
         last_death = ""
 
         def show() -> None:
-            progress.status(f"workers {len(ready)}/{count} ready" + (f", {len(starting)} (re)starting"
-                                                                       if starting else ""))
+            waiting = len(starting) + len(restarting)
+            progress.status(f"workers {len(ready)}/{count} ready" + (f", {waiting} (re)starting" if waiting else ""))
 
         def hand_out() -> None:
             for i in sorted(ready, key=lambda i: load[i]):
@@ -192,16 +196,37 @@ def run_on_ray(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, 
                     running[actors[i].run.remote(task.payload)] = (i, task)
                     load[i] += 1
 
+        def died(i: int, error: BaseException) -> None:
+            nonlocal last_death
+            last_death = " ".join(str(error).split())[:300]
+            if i in ready:  # the first of its samples to fail: ask until it is back (or gone for good)
+                ready.discard(i)
+                restarting[i] = time.monotonic()
+
         show()
         while queue or running:
-            if not ready and not starting:
+            for i, when in list(restarting.items()):
+                if when <= time.monotonic():
+                    del restarting[i]
+                    starting[actors[i].ready.remote()] = i
+            if not ready and not starting and not restarting:
                 raise WorkerError(f"every Ray worker died; the last one: {last_death}. The results written so "
                                   "far are kept: run the same command again to continue.")
-            (ref,), _ = ray.wait(list(running) + list(starting), num_returns=1)
+            refs = list(running) + list(starting)
+            if not refs:  # only restarting actors: wait for them
+                time.sleep(RESTART_POLL)
+                continue
+            done, _ = ray.wait(refs, num_returns=1, timeout=RESTART_POLL)
+            if not done:
+                continue
+            ref = done[0]
             if ref in starting:
                 i = starting.pop(ref)
                 try:
                     info, error = ray.get(ref)
+                except unavailable:  # restarting: ask again in a moment
+                    restarting[i] = time.monotonic() + RESTART_POLL
+                    continue
                 except RayActorError as e:  # restarts used up: the actor is gone
                     last_death = " ".join(str(e).split())[:300]
                     show()
@@ -220,10 +245,7 @@ def run_on_ray(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, 
             except RayTaskError as e:
                 raise _cause(e) from None
             except RayActorError as e:  # the worker process died (killed, out of memory, node lost)
-                last_death = " ".join(str(e).split())[:300]
-                if i in ready:  # the first of its samples to fail: wait for its restart
-                    ready.discard(i)
-                    starting[actors[i].ready.options(max_task_retries=-1).remote()] = i
+                died(i, e)
                 attempts[task.key] += 1
                 if attempts[task.key] >= MAX_ATTEMPTS:
                     stats.lost += 1
