@@ -1,13 +1,16 @@
-"""The command line: ``python -m cielr_core {edit,scene,bench}``.
+"""The command line: ``python -m cielr_core {edit,scene,bench,batch}``.
 
 - ``edit IMAGE INSTRUCTION -o OUT``: the whole method (labels, perception, scene, refinement, plan,
   inpainting with a diffusers pipeline); writes the edited image and, next to it, the scene JSON,
   the scene preview, the refinement trace, the plan and the edited-region mask.
 - ``scene IMAGE``: perception and the scene only (scene JSON and preview).
 - ``bench DATASET_DIR --out DIR``: a benchmark run (see ``cielr_core.bench``).
+- ``batch MANIFEST --out DIR``: every line of a JSONL manifest edited into a result folder (see
+  ``cielr_core.batch``). ``bench`` and ``batch`` run on a Ray cluster with ``--ray``.
 
-Each subcommand lives in ``cielr_core.cli`` (``edit`` and ``scene`` in ``edit``, ``bench`` in
-``bench``), what they share in ``cli.common``; this module builds the parser and runs the command.
+Each subcommand lives in ``cielr_core.cli`` (``edit`` and ``scene`` in ``edit``, ``bench`` and
+``batch`` in modules of their names), what they share in ``cli.common`` and ``cli.run_options``;
+this module builds the parser and runs the command.
 
 Models and the LLM backend come from flags or a TOML file (``--config``; see ``cielr_core.config``).
 Nothing is ever downloaded: the hub is switched off for this process. Errors a user can act on
@@ -29,7 +32,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from . import __version__
-from .cli import bench, edit
+from .cli import batch, bench, edit
 from .cli.common import CONFIG_HELP, Reporter
 from .config import resolve_settings
 from .errors import CIELRError
@@ -48,15 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "plan -> masked inpainting), and benchmark it.",
         epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cielr_core {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{edit,scene,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{edit,scene,bench,batch}")
     sub.required = True
 
     edit.add_parsers(sub)
     bench.add_parser(sub)
+    batch.add_parser(sub)
     return parser
 
 
-COMMANDS = {"edit": edit.cmd_edit, "scene": edit.cmd_scene, "bench": bench.cmd_bench}
+COMMANDS = {"edit": edit.cmd_edit, "scene": edit.cmd_scene, "bench": bench.cmd_bench, "batch": batch.cmd_batch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,11 +66,14 @@ def scene_flags(models_dir: Path) -> list[str]:
 
 def test_help_for_the_command_and_each_subcommand():
     done = cli("--help")
-    assert done.returncode == 0 and "{edit,scene,bench}" in done.stdout and "[models]" in done.stdout
+    assert done.returncode == 0 and "{edit,scene,bench,batch}" in done.stdout and "[models]" in done.stdout
     flags = {"edit": ["-o OUT", "--plan", "--scene", "--config", "--llm-url", "--llm-local", "--llm-key-env",
                       "--gdino", "--sam", "--inpaint", "--steps", "--labels", "--debug"],
              "scene": ["--instruction", "--labels", "--config", "--gdino", "--llm-url"],
-             "bench": ["--out", "--limit", "--oracle", "--retry-failed", "--layout", "--sizes", "--clip", "--config"]}
+             "bench": ["--out", "--limit", "--oracle", "--retry-failed", "--layout", "--sizes", "--clip", "--config",
+                       "--ray", "--workers", "--worker-gpus"],
+             "batch": ["--out", "--retry-failed", "--overwrite", "--labels", "--llm-url",
+                       "--ray", "--workers", "--worker-cpus", "result.json", "report.txt"]}
     for command, expected in flags.items():
         done = cli(command, "--help")
         assert done.returncode == 0, done.stderr
