@@ -169,8 +169,8 @@ def run_batch(options: BatchOptions, models: BatchModels | ModelLoader, fingerpr
         raise BatchError("a Ray run needs a model loader, which each worker calls once, not loaded models")
     items, problems = read_manifest(options.manifest)
     reserved = [i for i in items if safe_name(i.id) in RUN_FILES]
-    problems += [Problem(i.line, i.id, "the id is the name of one of the run's own files; choose another")
-                 for i in reserved]
+    problems = sorted(problems + [Problem(i.line, i.id, "the id is the name of one of the run's own files; "
+                                                         "choose another") for i in reserved], key=lambda p: p.line)
     items = [i for i in items if i not in reserved]
     identity = {"manifest": str(Path(options.manifest).resolve()), "settings": json.loads(json.dumps(
         dict(fingerprint or {}), default=str))}

@@ -170,6 +170,10 @@ def run_on_ray(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, 
     from ray.exceptions import RayActorError, RayTaskError
 
     unavailable = getattr(ray.exceptions, "ActorUnavailableError", ())  # a restarting actor (newer Rays)
+    # what a sample's worker dying looks like: killed, out of memory (Ray's own monitor), its node lost
+    deaths = tuple(getattr(ray.exceptions, name) for name in ("RayActorError", "WorkerCrashedError",
+                                                              "OutOfMemoryError", "NodeDiedError", "ObjectLostError")
+                   if hasattr(ray.exceptions, name))
 
     actors: list[Any] = []
     try:
@@ -244,7 +248,7 @@ def run_on_ray(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, 
                 result = ray.get(ref)
             except RayTaskError as e:
                 raise _cause(e) from None
-            except RayActorError as e:  # the worker process died (killed, out of memory, node lost)
+            except deaths as e:  # the worker process died (killed, out of memory, node lost)
                 died(i, e)
                 attempts[task.key] += 1
                 if attempts[task.key] >= MAX_ATTEMPTS:
