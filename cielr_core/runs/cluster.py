@@ -235,6 +235,10 @@ def run_on_ray(tasks: Sequence[Task], factory: WorkerFactory, deliver: Deliver, 
                     last_death = " ".join(str(e).split())[:300]
                     show()
                     continue
+                except deaths as e:  # killed while loading (out of memory): it restarts, or says it is gone
+                    last_death = " ".join(str(e).split())[:300]
+                    restarting[i] = time.monotonic() + RESTART_POLL
+                    continue
                 if error is not None:
                     raise WorkerError(f"a Ray worker could not load the models: {error}")
                 stats.workers.append(info)
