@@ -111,7 +111,7 @@ class BatchWorker(ModelWorker):
                 raise InputError("the line has no plan and no LLM is configured to write one")
             found = scene_stage(image, item.instruction, scene=given_scene, timer=timer, **models)
             result.labels, result.objects = list(found.labels), len(found.scene.objects)
-            files["scene.json"] = (scene_to_json(found.scene, indent=1) + "\n").encode()
+            files["scene.json"] = (scene_to_json(found.scene) + "\n").encode()  # compact: masks make it large
             files["preview.png"] = encode_png(render_preview(image, found.scene))
             plan = plan_stage(found.scene, item.instruction, m.llm, plan=given_plan, timer=timer)
             files["plan.json"] = (plan_to_json(plan) + "\n").encode()
