@@ -49,7 +49,13 @@ OPTIONAL_GROUPS = (
                   "and .gguf files where llama-cpp-python is not installed"),
     OptionalGroup("diffusers", ROOT / "requirements-diffusers.txt",
                   "the command line's diffusers inpainting engine: python -m cielr_core edit --inpaint"),
+    OptionalGroup("ray", ROOT / "requirements-ray.txt",
+                  "bench and batch edits on a Ray cluster: python -m cielr_core bench|batch --ray auto"),
 )
+
+
+def group_named(name: str) -> OptionalGroup:
+    return next(g for g in OPTIONAL_GROUPS if g.name == name)
 
 
 def optional_group(package: str) -> OptionalGroup | None:

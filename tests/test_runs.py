@@ -215,7 +215,7 @@ def test_without_ray_only_ray_is_missing(tmp_path, tiny_inpaint_pipeline_dir):
                           text=True, timeout=300)
     assert done.returncode == 1 and time.monotonic() - start < 120
     assert "--ray needs Ray, which is not installed" in done.stderr
-    assert f"-m pip install -r {REPO / 'requirements-ray.txt'}" in done.stderr
+    assert f'-m pip install -r "{REPO / "requirements-ray.txt"}"' in done.stderr
     assert not (tmp_path / "ray").exists()  # refused before anything was written
     done = subprocess.run([*args, "--out", str(tmp_path / "local")], env=env, capture_output=True, text=True,
                           timeout=600)

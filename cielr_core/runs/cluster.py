@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..dependencies import group_named
 from ..errors import CIELRError, InputError
 from .pool import MAX_ATTEMPTS, Deliver, Lost, RunStats, Task, WorkerFactory
 from .progress import RunProgress
@@ -37,7 +38,6 @@ DEPTH = 2  # samples in flight per actor: the next one waits at the actor while 
 MAX_RESTARTS = 3  # per actor; each restart loads the models again
 RESTART_POLL = 0.5  # seconds between asking a restarting actor whether it is back
 PACKAGE = Path(__file__).resolve().parents[1]  # cielr_core, shipped to the workers with the job
-REQUIREMENTS = PACKAGE.parent / "requirements-ray.txt"
 # What the workers' environment needs whatever the cluster's: never download, never report usage.
 WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
               "RAY_USAGE_STATS_ENABLED": "0"}
@@ -69,7 +69,7 @@ class ClusterOptions:
 
 def missing_ray_message() -> str:
     return (f"--ray needs Ray, which is not installed in this Python ({sys.executable}). Install it with\n"
-            f"  {sys.executable} -m pip install -r {REQUIREMENTS}\n"
+            f"  {group_named('ray').install}\n"
             "(the pack's 'ray' extra; install it on every node of the cluster too), or run without --ray.")
 
 
