@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .errors import MissingRequirementsError
+from .errors import MissingDependencyError, MissingRequirementsError
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "requirements.txt"
@@ -122,3 +122,13 @@ def check_requirements(path: str | Path = CORE) -> None:
     problems = unmet(read_requirements(path))
     if problems:
         raise MissingRequirementsError(problems, f'"{sys.executable}" -m pip install -r "{path}"')
+
+
+def require(module: str, package: str, purpose: str):
+    """Import an optional dependency, or say which package (and optional group) to install for what."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(package, purpose, optional_group(package)) from None

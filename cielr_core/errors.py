@@ -5,10 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .dependencies import OptionalGroup
 
 
 class CIELRError(Exception):
@@ -45,7 +41,8 @@ class MissingDependencyError(CIELRError, ImportError):
     """An optional Python package a feature needs is not installed. The message names its optional
     group, when it has one, and the command that installs it into the Python running this code."""
 
-    def __init__(self, package: str, purpose: str, group: OptionalGroup | None = None):
+    def __init__(self, package: str, purpose: str, group=None):
+        # group: a dependencies.OptionalGroup (name, adds, install); that module stands above this one
         self.package = package
         self.group = group
         if group is None:
@@ -70,15 +67,3 @@ class MissingRequirementsError(CIELRError, ImportError):
             f"CIELR needs Python packages that this ComfyUI's Python lacks: {', '.join(self.problems)}. "
             f"Install them with: {install}   (then restart ComfyUI)"
         )
-
-
-def require(module: str, package: str, purpose: str):
-    """Import an optional dependency, or say which package (and optional group) to install for what."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        from .dependencies import optional_group  # the groups' home imports this module
-
-        raise MissingDependencyError(package, purpose, optional_group(package)) from None

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, InputError, ModelNotFoundError, require
+from ..errors import CheckpointError, InputError, ModelNotFoundError
+from ..dependencies import require
 from ..progress import NO_PROGRESS, Progress
 from ..weights import unsafe_pickle
 from .engine import InpaintRequest, SamplerSettings

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..cache import LRU
-from ..errors import InputError, ModelNotFoundError, require
+from ..errors import InputError, ModelNotFoundError
+from ..dependencies import require
 from ..weights import unsafe_pickle
 from . import llamacpp
 from .base import LLMError, Message, T, Usage, WireMessage, complete_with_repair, settings_repr, to_wire
