@@ -39,8 +39,8 @@ class TextGenLLM:
     """An ``LLM`` over ``generate(messages, image) -> text``.
 
     ``supports_images`` says the generator reads the image it is given (shrunk to at most
-    ``IMAGE_MAX_SIDE`` pixels a side, RGB uint8); ``name`` names it in errors and reports. Every call counts in ``usage.calls``; token counts stay 0 (the generator does not
-    report them).
+    ``IMAGE_MAX_SIDE`` pixels a side, RGB uint8); ``name`` names it in errors and reports. Every
+    call counts in ``usage.calls``; token counts stay 0 (the generator does not report them).
     """
 
     def __init__(self, generate: Generate, supports_images: bool = False, name: str = "text generator"):

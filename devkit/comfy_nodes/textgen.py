@@ -18,11 +18,12 @@ The model is the small real SmolLM2-135M-Instruct GGUF, run by llama.cpp (quanti
 a loaded CPU for the tests; the contract, not the engine, is what stands in). The text encoders this
 stands in for (4B to 12B LLMs) answer in the JSON schema a prompt states; a 135M model only copies
 the schema's text. So where the prompt states a JSON schema (the last outermost JSON object in it
-with "type": "object" and "properties"), decoding follows that schema through llama.cpp's grammar; the
-prompt is all it gets, as with a real encoder, so a request that states no schema is decoded freely. With ``reads_images`` on it stands in for a vision encoder (Qwen2.5-VL of
-Qwen-Image): an image adds tokens that state its size, as a vision encoder adds its image tokens;
-otherwise images are ignored, as a text-only encoder (Qwen3 of Z-Image) ignores them. Every call is
-written as a JSON line to ``log_file`` for the tests to read.
+with "type": "object" and "properties"), decoding follows that schema through llama.cpp's grammar.
+The prompt is all it gets, as with a real encoder: a request that states no schema is decoded
+freely. With ``reads_images`` on it stands in for a vision encoder (Qwen2.5-VL of Qwen-Image): an
+image adds tokens that state its size, as a vision encoder adds its image tokens; otherwise images
+are ignored, as a text-only encoder (Qwen3 of Z-Image) ignores them. Every call is written as a
+JSON line to ``log_file`` for the tests to read.
 """
 
 from __future__ import annotations
