@@ -19,7 +19,16 @@ from cielr_core.errors import InputError
 from cielr_core.plan import Plan, PlanError
 from cielr_core.reasoning import refine_scene
 from cielr_core.reasoning.refine import NO_DETECTOR
-from cielr_core.scene import Part, box_dicts, build_scene, scene_from_parts, scene_to_text, split_labels, split_scores
+from cielr_core.scene import (
+    Part,
+    box_dicts,
+    build_scene,
+    is_bounding_box,
+    scene_from_parts,
+    scene_to_text,
+    split_labels,
+    split_scores,
+)
 from cielr_core.scene.external import FROM_BOX_SAM, FROM_BOX_SHAPE, MASK_ATTRIBUTE
 from cielr_core.scene.masks import box_mask
 from nodes.bridge import BOX_FORMATS, box_list, mask_batch, masks_tensor, segs_parts
@@ -190,6 +199,13 @@ def test_bounding_box_widget_dict_and_no_detections():
 def test_bounding_box_errors(given, problem):
     with pytest.raises(InputError, match=problem):
         box_dicts(given)
+
+
+def test_bounding_boxes_are_told_from_bbox_lists():
+    assert is_bounding_box(SAM3_BOXES) and is_bounding_box(SAM3_BOXES[0]) and is_bounding_box(SAM3_BOXES[0][0])
+    assert is_bounding_box([[{"x": 1}]])  # malformed, but a BOUNDING_BOX: box_dicts says what is wrong
+    for bbox in ([[1, 2, 3, 4]], [{"bbox": [1, 2, 3, 4]}], [{"box": [1, 2, 3, 4], "x": 1}], [[]], [], "1, 2"):
+        assert not is_bounding_box(bbox), bbox
 
 
 def test_scores_from_the_detector_unless_typed():

@@ -122,6 +122,19 @@ def _score(item: object) -> float:
 BOX_KEYS = ("x", "y", "width", "height")
 
 
+# keys of the dict items some packs put into BBOX lists (read by the nodes' BBOX reader)
+BBOX_DICT_KEYS = ("bbox", "bbox_2d", "box")
+
+
+def is_bounding_box(value: object) -> bool:
+    """Whether boxes are ComfyUI's BOUNDING_BOX (dicts of x, y, width, height; ``box_dicts`` reads them)
+    rather than another pack's BBOX list (numbers, or dicts holding a "bbox"). No boxes is neither."""
+    items = [value] if isinstance(value, dict) else list(value) if isinstance(value, (list, tuple)) else []
+    if items and all(isinstance(i, (list, tuple)) for i in items):
+        items = [j for i in items for j in i]
+    return bool(items) and all(isinstance(i, dict) and not any(k in i for k in BBOX_DICT_KEYS) for i in items)
+
+
 def box_dicts(value: object, what: str = "BOUNDING_BOX") -> tuple[list[Box], list[float | None]]:
     """Boxes as ComfyUI's BOUNDING_BOX type holds them -> (x0, y0, x1, y1 boxes, their scores).
 
