@@ -3,7 +3,8 @@
 Core ComfyUI after 0.3.75 generates text with text encoders that are LLMs (its Generate Text node,
 TextGenerate): Qwen2.5-VL of Qwen-Image (which reads images too), Qwen3 of Z-Image, Gemma and
 others. A user who loaded one for their diffusion model needs no second LLM for CIELR. The contract
-is the CLIP's ``tokenize(prompt, image=..., skip_template=..., min_length=..., thinking=...)``,
+is the CLIP's ``tokenize(prompt, image=..., skip_template=..., min_length=..., thinking=...)`` (newer cores
+also take ``system_prompt=...``),
 ``generate(tokens, do_sample=..., max_length=..., temperature=..., top_k=..., top_p=..., min_p=...,
 repetition_penalty=..., seed=...)`` and ``decode(ids)``; this module calls exactly that, and only with
 keywords every core that has it accepts. A core without it (0.3.75 among them) is detected by the
@@ -67,9 +68,22 @@ def reads_images(clip) -> bool:
     return _shape(plain) != _shape(with_image)
 
 
-def _tokenize(clip, prompt: str, image):
+def takes_system_prompt(clip) -> bool:
+    """Whether the CLIP's tokenizer puts a system prompt into the model's chat template (newer cores): its tokens
+    change with the system prompt. Older tokenizers ignore the keyword or refuse it."""
+    try:
+        first = _tokenize(clip, PROBE, None, system="Answer briefly.")
+        second = _tokenize(clip, PROBE, None, system="You name the objects in photos, one per line.")
+    except (TypeError, ValueError):
+        return False
+    return _shape(first) != _shape(second)
+
+
+def _tokenize(clip, prompt: str, image, system: str | None = None):
     # the model's own chat template wraps the prompt (skip_template off); no thinking: answers are JSON
-    return clip.tokenize(prompt, image=image, skip_template=False, min_length=1, thinking=False)
+    if system is None:
+        return clip.tokenize(prompt, image=image, skip_template=False, min_length=1, thinking=False)
+    return clip.tokenize(prompt, image=image, skip_template=False, min_length=1, thinking=False, system_prompt=system)
 
 
 def _first_sequence(ids):
@@ -84,13 +98,16 @@ def _first_sequence(ids):
 
 
 class ClipGenerate:
-    """``generate(messages, image) -> text`` over a CLIP that generates (for ``TextGenLLM``)."""
+    """``generate(messages, image) -> text`` over a CLIP that generates (for ``TextGenLLM``). With
+    ``system_prompt`` the system message goes in as the template's system prompt (cores whose tokenizers take
+    one), else it opens the single user turn."""
 
-    def __init__(self, clip, temperature: float, seed: int, max_tokens: int):
+    def __init__(self, clip, temperature: float, seed: int, max_tokens: int, system_prompt: bool = False):
         self.clip = clip
         self.temperature = float(temperature)
         self.seed = int(seed)
         self.max_tokens = int(max_tokens)
+        self.system_prompt = bool(system_prompt)
 
     def __call__(self, messages, image: np.ndarray | None) -> str:
         from cielr_core.llm.textgen import one_turn
@@ -98,7 +115,10 @@ class ClipGenerate:
         from .bridge import to_image
 
         pixels = None if image is None else to_image(image)
-        tokens = _tokenize(self.clip, one_turn(messages), pixels)
+        if self.system_prompt and messages and messages[0]["role"] == "system":
+            tokens = _tokenize(self.clip, one_turn(messages[1:]), pixels, system=messages[0]["content"])
+        else:
+            tokens = _tokenize(self.clip, one_turn(messages), pixels)
         sample = self.temperature > 0
         try:
             # pure temperature sampling, as the other backends do (top_k 0 and top_p 1 turn the cuts off);
@@ -136,7 +156,7 @@ class CIELRLLMFromCLIP(CIELRNode):
         from cielr_core.llm import TextGenLLM
 
         require_generation(clip)
-        generate = ClipGenerate(clip, temperature, seed, max_tokens)
+        generate = ClipGenerate(clip, temperature, seed, max_tokens, system_prompt=takes_system_prompt(clip))
         return (TextGenLLM(generate, supports_images=reads_images(clip), name="text encoder's LLM"),)
 
 

@@ -12,7 +12,14 @@ import torch
 
 from cielr_core.llm.base import LLMError
 from devkit.comfy_nodes.textgen import TextGenCLIP
-from nodes.llm_clip import ClipGenerate, _first_sequence, can_generate, reads_images, require_generation
+from nodes.llm_clip import (
+    ClipGenerate,
+    _first_sequence,
+    can_generate,
+    reads_images,
+    require_generation,
+    takes_system_prompt,
+)
 
 
 class Plain:
@@ -58,6 +65,29 @@ def test_images_are_detected_from_the_tokens(smollm2_gguf, tmp_path):
     assert not reads_images(TextGenCLIP(smollm2_gguf, reads_images=False))
     probes = [json.loads(line) for line in log.read_text().splitlines()]
     assert [p["image"] for p in probes] == [None, [1, 64, 64, 3]]
+
+
+class OlderTokenizer(TextGenCLIP):
+    """A core whose tokenizers know no system_prompt (it reaches them in **kwargs and is ignored)."""
+
+    def tokenize(self, text, return_word_ids=False, **kwargs):
+        kwargs.pop("system_prompt", None)
+        return super().tokenize(text, return_word_ids, **kwargs)
+
+
+def test_the_system_prompt_goes_where_the_tokenizer_takes_it(smollm2_gguf, tmp_path):
+    messages = [{"role": "system", "content": "Rules."}, {"role": "user", "content": "Say hi."}]
+    for clip, separate in ((TextGenCLIP, True), (OlderTokenizer, False)):
+        log = tmp_path / f"{clip.__name__}.log"
+        instance = clip(smollm2_gguf, log_file=str(log))
+        assert takes_system_prompt(instance) is separate
+        log.unlink()
+        ClipGenerate(instance, 0.0, 0, 8, system_prompt=separate)(messages, None)
+        sent = json.loads(log.read_text().splitlines()[0])
+        if separate:
+            assert sent["system_prompt"] == "Rules." and sent["text"] == "Say hi."
+        else:
+            assert "system_prompt" not in sent and sent["text"] == "Rules.\n\nSay hi."
 
 
 def test_the_generator_sends_the_image_as_an_image_batch(smollm2_gguf, tmp_path):

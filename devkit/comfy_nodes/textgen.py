@@ -9,7 +9,9 @@ signatures against them):
 
 - ``tokenize(text, return_word_ids=False, **kwargs)``: the keywords TextGenerate passes are
   ``image`` (an IMAGE batch or None), ``skip_template`` (False: the model's chat template wraps the
-  text as one user turn), ``min_length``, ``thinking``; the tokens are ``{name: [[(id, weight), ...]]}``.
+  text as one user turn), ``min_length``, ``thinking``, and in the newest core ``system_prompt`` (the
+  template's system prompt; Comfy-Org/ComfyUI commit 71fbfde26e7a21aa6f9a9f7b1badec9c18b926b5); the
+  tokens are ``{name: [[(id, weight), ...]]}``.
 - ``generate(tokens, do_sample, max_length, temperature, top_k, top_p, min_p, repetition_penalty,
   seed, presence_penalty)``: the new token ids (greedy when ``do_sample`` is off).
 - ``decode(token_ids, skip_special_tokens=True)``: their text.
@@ -93,13 +95,15 @@ class TextGenCLIP:
     def tokenize(self, text, return_word_ids=False, **kwargs):
         llama, chat = _load(self.gguf)
         image = kwargs.get("image")
+        shown = ("skip_template", "min_length", "thinking", "system_prompt")
         self._log({"event": "tokenize", "keywords": sorted(kwargs), "text": text,
                    "image": None if image is None else list(image.shape),
-                   **{k: kwargs[k] for k in ("skip_template", "min_length", "thinking") if k in kwargs}})
+                   **{k: kwargs[k] for k in shown if k in kwargs}})
         if image is not None and self.reads_images:
             text = f"(An image of {image.shape[2]}x{image.shape[1]} pixels is attached.)\n{text}"
         if not kwargs.get("skip_template"):
-            text = chat(messages=[{"role": "user", "content": text}]).prompt
+            system = [{"role": "system", "content": kwargs["system_prompt"]}] if kwargs.get("system_prompt") else []
+            text = chat(messages=[*system, {"role": "user", "content": text}]).prompt
         ids = llama.tokenize(text.encode(), add_bos=False, special=True)
         return {NAME: [[(int(i), 1.0) for i in ids]]}
 
