@@ -16,7 +16,7 @@ from cielr_core.plan import plan_from_json
 from cielr_core.scene import scene_from_json
 from devkit.comfyui import describe, execution_error
 from tests import test_interop_comfyui as interop
-from tests.test_interop_comfyui import PHOTO, H, W, masks_graph
+from tests.test_interop_comfyui import PHOTO, H, W, link_checkpoint, masks_graph
 
 pytestmark = pytest.mark.slow
 server = interop.server  # the session's server with the photo in its input folder
@@ -75,13 +75,15 @@ def test_a_plan_from_the_text_encoder_passes_the_same_validation_as_the_remote_l
                                  "temperature": 0.0, "seed": 7, "timeout": 300.0, "vision": False}}}
     from_server = valid_plan(server.run(plan_graph(remote), timeout=900))
     assert from_clip.actions and from_server.actions
-    # the CLIP was driven by upstream's contract: its template, no thinking, greedy, the node's seed
+    # the CLIP was driven by upstream's contract: its template, no thinking, greedy, the node's seed; the rules
+    # went in as the template's system prompt, which this (newest-core) tokenizer takes
     calls = events(log)
     asks = [e for e in calls if e["event"] == "tokenize" and e["text"] != "Name the objects."]
     gens = [e for e in calls if e["event"] == "generate"]
     assert asks and len(gens) == len(asks)
     assert all(e["skip_template"] is False and e["thinking"] is False and e["min_length"] == 1 for e in asks)
     assert all(e["image"] is None and INSTRUCTION in e["text"] for e in asks)
+    assert all(e["system_prompt"] and e["system_prompt"] not in e["text"] for e in asks)
     assert all(e["do_sample"] is False and e["seed"] == 7 and e["max_length"] == 256 for e in gens)
 
 
@@ -106,10 +108,7 @@ def test_the_photo_goes_to_an_encoder_that_reads_images(server, smollm2_gguf, tm
 
 
 def test_a_plain_0_3_75_clip_gives_one_clear_error(server, sd15_models):
-    folder = server.base / "models" / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / sd15_models.checkpoint.name).exists():
-        (folder / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
+    link_checkpoint(server, sd15_models)
     nodes = {"ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": sd15_models.checkpoint.name}},
              "llm": {"class_type": "CIELRLLMFromCLIP",
                      "inputs": {"clip": ["ckpt", 1], "temperature": 0.0, "seed": 0, "max_tokens": 256}}}
