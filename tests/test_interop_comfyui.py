@@ -278,6 +278,24 @@ def test_scene_from_boxes_with_and_without_sam(server):
             assert not np.array_equal(o.mask, plain.get(o.id).mask)
 
 
+SIZE = (128, 96)  # a small copy of the photo: SD1.5 on a CPU samples it in about a second
+# Inpaint Actions on the small photo ("small"), its scene ("build") and plan ("plan"), with the checkpoint ("ckpt")
+INPAINT_SMALL = {"class_type": "CIELRInpaintActions",
+                 "inputs": {"image": ["small", 0], "scene": ["build", 0], "plan": ["plan", 0], "model": ["ckpt", 0],
+                            "clip": ["ckpt", 1], "vae": ["ckpt", 2], "seed": 3, "steps": 1, "cfg": 5.0,
+                            "sampler_name": "euler", "scheduler": "normal", "grow": 4, "feather": 3, "context": 8,
+                            "working_size": 64, "negative": "", "background_prompt": "a wall",
+                            "recolor_denoise": 0.6}}
+
+
+def link_checkpoint(server, sd15_models) -> None:
+    """The random SD1.5 checkpoint in the server's checkpoints folder, for CheckpointLoaderSimple."""
+    folder = server.base / "models" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / sd15_models.checkpoint.name).exists():
+        (folder / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
+
+
 SAM3_FOUND = [[[10, 8, 50, 40, 0.93], [70, 50, 120, 90, 0.61]]]  # per image: x0, y0, x1, y1, score
 
 
@@ -306,22 +324,14 @@ def test_core_sam3_boxes_become_a_scene_and_an_edit_stays_inside_its_mask(server
     from cielr_core.scene import scene_from_json
     from cielr_core.scene.external import FROM_BOX_SHAPE, MASK_ATTRIBUTE
 
-    folder = server.base / "models" / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / sd15_models.checkpoint.name).exists():
-        (folder / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
+    link_checkpoint(server, sd15_models)
     prompt = sam3_graph(SAM3_FOUND)
     prompt.update({
         "plan": {"class_type": "CIELRPlanFromJSON",
                  "inputs": {"scene": ["build", 0], "plan_json": json.dumps({"actions": [
                      {"op": "replace", "targets": [1], "prompt": "a floor lamp"}]})}},
         "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": sd15_models.checkpoint.name}},
-        "edit": {"class_type": "CIELRInpaintActions",
-                 "inputs": {"image": ["small", 0], "scene": ["build", 0], "plan": ["plan", 0], "model": ["ckpt", 0],
-                            "clip": ["ckpt", 1], "vae": ["ckpt", 2], "seed": 3, "steps": 1, "cfg": 5.0,
-                            "sampler_name": "euler", "scheduler": "normal", "grow": 4, "feather": 3, "context": 8,
-                            "working_size": 64, "negative": "", "background_prompt": "a wall",
-                            "recolor_denoise": 0.6}},
+        "edit": INPAINT_SMALL,
         "save_in": {"class_type": "SaveImage", "inputs": {"images": ["small", 0], "filename_prefix": "cielr_sam3_in"}},
         "save_out": {"class_type": "SaveImage", "inputs": {"images": ["edit", 0], "filename_prefix": "cielr_sam3_out"}},
         "binary": {"class_type": "ThresholdMask", "inputs": {"mask": ["edit", 1], "value": 0.0}},
@@ -385,7 +395,6 @@ def test_refine_scene_without_a_detector(server, scripted_server):
     assert len(scripted_server.requests) == 1
 
 
-SIZE = (128, 96)  # a small copy of the photo: SD1.5 on a CPU samples it in about a second
 PLAN = {"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}, {"op": "remove", "targets": [2]}]}
 
 
@@ -393,10 +402,7 @@ def test_plan_to_masks_drives_core_sampler_nodes(server, sd15_models):
     """Plan To Masks -> CLIPTextEncode, SetLatentNoiseMask, KSampler (one run per action, through the list
     outputs) -> VAEDecode -> ImageCompositeMasked with the same mask. Every changed pixel lies inside
     the plan's masks, and Inpaint Actions on the same plan edits exactly the union of them."""
-    folder = server.base / "models" / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / sd15_models.checkpoint.name).exists():
-        (folder / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
+    link_checkpoint(server, sd15_models)
     w, h = SIZE
     prompt = {
         "photo": {"class_type": "LoadImage", "inputs": {"image": PHOTO}},
@@ -435,12 +441,7 @@ def test_plan_to_masks_drives_core_sampler_nodes(server, sd15_models):
         **save_masks("union_binary", 0, "cielr_p2m_union"),
         "prompts": {"class_type": "PreviewAny", "inputs": {"source": ["regions", 2]}},
         "negatives": {"class_type": "PreviewAny", "inputs": {"source": ["regions", 3]}},
-        "engine": {"class_type": "CIELRInpaintActions",
-                   "inputs": {"image": ["small", 0], "scene": ["build", 0], "plan": ["plan", 0], "model": ["ckpt", 0],
-                              "clip": ["ckpt", 1], "vae": ["ckpt", 2], "seed": 3, "steps": 1, "cfg": 5.0,
-                              "sampler_name": "euler", "scheduler": "normal", "grow": 4, "feather": 3, "context": 8,
-                              "working_size": 64, "negative": "", "background_prompt": "a wall",
-                              "recolor_denoise": 0.6}},
+        "engine": INPAINT_SMALL,
         **save_masks("engine", 1, "cielr_p2m_engine"),
     }
     outputs = ok(server, prompt, timeout=900)
