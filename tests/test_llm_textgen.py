@@ -1,9 +1,9 @@
 """TextGenLLM: an LLM over a plain "messages (+ image) -> text" generator.
 
-The real generator is the test-only CLIP of devkit/comfy_nodes/textgen.py (upstream ComfyUI's text
-generation contract over the real SmolLM2 GGUF), driven the way core's Generate Text node drives a
-CLIP. Scripted generators appear only for answers a real model cannot be made to give on demand
-(a broken first answer, a thinking block, text of the wrong type).
+The real generator is the node's adapter (nodes/llm_clip.py) over the test-only CLIP of
+devkit/comfy_nodes/textgen.py (upstream ComfyUI's text generation contract over the real SmolLM2
+GGUF). Scripted generators appear only for answers a real model cannot be made to give on demand (a
+broken first answer, a thinking block, text of the wrong type).
 """
 
 from __future__ import annotations
@@ -82,24 +82,19 @@ def test_one_turn_keeps_every_message_in_order():
 
 
 def test_a_plan_from_the_test_clip_over_smollm2(smollm2_gguf, tmp_path):
-    """The generator is upstream's CLIP contract over the real SmolLM2, called as Generate Text calls it:
-    the plan passes the same validation as every other backend's."""
+    """The generator is the node's adapter over upstream's CLIP contract, here the test-only CLIP over the real
+    SmolLM2: the plan passes the same validation as every other backend's."""
     import json
 
     from devkit.comfy_nodes.textgen import TextGenCLIP
+    from nodes.llm_clip import ClipGenerate
 
     clip = TextGenCLIP(smollm2_gguf, log_file=str(tmp_path / "clip.log"))
-
-    def generate(messages, image):
-        tokens = clip.tokenize(one_turn(messages), image=image, skip_template=False, min_length=1, thinking=False)
-        return clip.decode(clip.generate(tokens, do_sample=False, max_length=256, temperature=1.0, top_k=0, top_p=1.0,
-                                         min_p=0.0, repetition_penalty=1.0, seed=0))
-
     w, h = 96, 64
     lamp, table = np.zeros((h, w), bool), np.zeros((h, w), bool)
     lamp[5:20, 10:30], table[40:60, 10:50] = True, True
     scene = build_scene(scene_from_parts(w, h, [Part("lamp", 0.9, mask=lamp), Part("table", 0.9, mask=table)]).scene)
-    llm = TextGenLLM(generate)
+    llm = TextGenLLM(ClipGenerate(clip, temperature=0.0, seed=0, max_tokens=256))
     plan = decompose(scene, "Remove the lamp.", llm)
     assert isinstance(plan, Plan) and plan.actions
     assert all(t in (1, 2) for a in plan.actions for t in a.targets)
