@@ -1,10 +1,10 @@
 """Thin ComfyUI adapters, one module per pipeline stage. No algorithm lives here."""
 
-from . import editing, llm, loaders, perception, reasoning, scene, verify
+from . import editing, llm, llm_clip, loaders, perception, reasoning, scene, verify
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
-for _module in (loaders, perception, scene, llm, reasoning, editing, verify):
+for _module in (loaders, perception, scene, llm, llm_clip, reasoning, editing, verify):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
 

@@ -8,6 +8,7 @@ import torch
 from cielr_core.errors import InputError
 from cielr_core.images import rgb_channels
 from cielr_core.progress import Progress
+from cielr_core.scene.external import BBOX_DICT_KEYS
 
 
 def single_image(image: torch.Tensor, node: str) -> np.ndarray:
@@ -89,7 +90,7 @@ BOX_FORMATS = ("x0, y0, x1, y1", "x, y, width, height")
 def _box_values(item) -> list[float] | None:
     """Four numbers from a box given as a list, tuple, array, tensor or {"bbox": [...]} dict."""
     if isinstance(item, dict):
-        item = next((item[k] for k in ("bbox", "bbox_2d", "box") if k in item), None)
+        item = next((item[k] for k in BBOX_DICT_KEYS if k in item), None)
     if isinstance(item, torch.Tensor):
         item = item.detach().cpu().numpy()
     try:
@@ -101,7 +102,7 @@ def _box_values(item) -> list[float] | None:
 
 def _is_box(item) -> bool:
     if isinstance(item, dict):
-        return any(k in item for k in ("bbox", "bbox_2d", "box"))
+        return any(k in item for k in BBOX_DICT_KEYS)
     return (isinstance(item, (list, tuple)) and len(item) == 4
             and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in item))
 

@@ -164,7 +164,10 @@ class StepPreview:
     def callback(self, step: int, x0: torch.Tensor, x: torch.Tensor, total_steps: int) -> None:
         preview = None
         if self.previewer is not None:
-            preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
+            try:
+                preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
+            except Exception:  # noqa: BLE001  (newer cores can hand a callback nested latents; no preview then
+                self.previewer = None  # rather than a failed edit)
         # ComfyUI's progress hook also raises when the user presses cancel
         self.bar.update_absolute(min(self.total, self.done + step + 1), self.total, preview)
 

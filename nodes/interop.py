@@ -39,13 +39,13 @@ class _SceneFrom(CIELRNode):
     )
 
     @classmethod
-    def _named(cls, rgb, kind: str, items: list, labels: str, scores: str, segment=None) -> tuple:
+    def _named(cls, rgb, kind: str, items: list, labels: str, scores: str, segment=None, own_scores=()) -> tuple:
         """The scene of one object per mask or box (``kind``: "mask" or "box", as Part names the field),
-        the k-th item with the k-th label and score."""
+        the k-th item with the k-th label and score (typed, else the item's own, else 1)."""
         from cielr_core.scene import Part, split_labels, split_scores
 
         names = split_labels(labels, len(items), kind)
-        values = split_scores(scores, len(items), kind)
+        values = split_scores(scores, len(items), kind, own=own_scores)
         parts = [Part(names[k], values[k], name=f"{kind} {k + 1}", **{kind: items[k]}) for k in range(len(items))]
         return cls._result(rgb.shape[1], rgb.shape[0], parts, segment=segment)
 
@@ -105,35 +105,49 @@ class CIELRSceneFromMasks(_SceneFrom):
 
 
 class CIELRSceneFromBoxes(_SceneFrom):
-    """A raw scene from boxes without masks (a BBOX list from Florence-2, a VLM or a detector): each box is
-    segmented with SAM when CIELR SAM Loader is connected, otherwise the box itself is the mask, and each
-    object says which. Object #k is box k."""
+    """A raw scene from boxes without masks: core SAM3 Detect's bboxes (BOUNDING_BOX, with their scores), or a BBOX
+    list from Florence-2, a VLM or a detector. Each box is segmented with SAM when CIELR SAM Loader is connected,
+    otherwise the box itself is the mask, and each object says which. Object #k is box k."""
 
     INPUTS = {
         "required": {
             **_photo_parts_labels(
                 "The photo the boxes were found in (one image).",
-                "boxes", ("BBOX", {"tooltip": "A list of boxes in pixels, one per object: [[x0, y0, x1, y1], ...] "
-                                              "(a list per image, arrays and {'bbox': [...]} items are read too)."}),
+                # one socket for both types: ComfyUI's own union of types (as V3's MultiType writes it)
+                "boxes", ("BBOX,BOUNDING_BOX", {
+                    "tooltip": "Boxes in pixels, one per object: core SAM3 Detect's bboxes (BOUNDING_BOX: "
+                               "{x, y, width, height, score} per box, per image), or a BBOX list [[x0, y0, x1, y1], "
+                               "...] (a list per image; arrays and {'bbox': [...]} items are read too)."}),
                 "What each box holds, in order, separated by commas or new lines, or one label for all boxes."),
             "box_format": (list(BOX_FORMATS), {
                 "default": BOX_FORMATS[0],
-                "tooltip": "How the pack that made the boxes writes them: corners (x0, y0, x1, y1; most "
-                           "packs) or corner plus size (x, y, width, height; e.g. KJNodes)."}),
+                "tooltip": "How the pack that made a BBOX list writes its boxes: corners (x0, y0, x1, y1; most "
+                           "packs) or corner plus size (x, y, width, height; e.g. KJNodes). BOUNDING_BOX boxes "
+                           "say which themselves."}),
         },
         "optional": {
-            "scores": SCORES,
+            "scores": ("STRING", {"default": "", "tooltip": SCORES_TIP + " Boxes that carry their own score "
+                                                                        "(core SAM3's) keep it when this is empty."}),
             "segmenter": ("CIELR_SEGMENTER", {"tooltip": SEGMENTER_TIP}),
         },
     }
 
     def make(self, image, boxes, labels: str, box_format: str, scores: str = "", segmenter=None):
+        from cielr_core.scene import box_dicts, is_bounding_box
+
         node = "CIELR Scene From Boxes"
         rgb = single_image(image, node)
-        found = box_list(boxes, box_format, node)
+        if is_bounding_box(boxes):
+            try:
+                found, own = box_dicts(boxes)
+            except InputError as e:
+                raise InputError(f"{node}: {e}") from None
+        else:
+            found, own = [tuple(b) for b in box_list(boxes, box_format, node)], []
         if len(found) == 0:
-            raise InputError(f"{node}: the BBOX input holds no boxes")
-        return self._named(rgb, "box", [tuple(b) for b in found], labels, scores, segment=_segment(segmenter, rgb))
+            raise InputError(f"{node}: no boxes came in (the detector found nothing in this image): lower the "
+                             "detector's threshold or check what it was asked to find")
+        return self._named(rgb, "box", found, labels, scores, segment=_segment(segmenter, rgb), own_scores=own)
 
 
 class CIELRSceneFromSEGS(_SceneFrom):
