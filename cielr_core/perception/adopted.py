@@ -175,7 +175,8 @@ def module_config(model: Any, sd: dict[str, Any]) -> dict[str, Any]:
         "swin": {k: sig[k] for k in gdino_configs.SWIN_KEYS},
         "enc_layers": sig["enc_layers"], "dec_layers": sig["dec_layers"], "num_queries": sig["num_queries"],
         "hidden_dim": sig["hidden_dim"], "dim_feedforward": sig["dim_feedforward"], "nheads": nheads,
-        "num_feature_levels": levels, "enc_n_points": points.get("encoder", 4), "dec_n_points": points.get("decoder", 4),
+        "num_feature_levels": levels, "enc_n_points": points.get("encoder", 4),
+        "dec_n_points": points.get("decoder", 4),
         "return_interm_indices": sorted(int(m.group(1)) for k in keys if (m := _NORMS.match(k))),
         "max_text_len": int(getattr(model, "max_text_len", 256)), "query_dim": int(getattr(model, "query_dim", 4)),
         "two_stage_type": str(getattr(model, "two_stage_type", "standard")),
@@ -188,7 +189,8 @@ def module_config(model: Any, sd: dict[str, Any]) -> dict[str, Any]:
         "use_text_enhancer": any(k.startswith("transformer.encoder.text_layers.") for k in keys),
         "use_fusion_layer": any(k.startswith("transformer.encoder.fusion_layers.") for k in keys),
         "use_text_cross_attention": any(".ca_text." in k for k in keys),
-        "pe_temperatureH": getattr(position, "temperatureH", 20), "pe_temperatureW": getattr(position, "temperatureW", 20),
+        "pe_temperatureH": getattr(position, "temperatureH", 20),
+        "pe_temperatureW": getattr(position, "temperatureW", 20),
     }
     return gdino_configs.full_config(overrides)
 
