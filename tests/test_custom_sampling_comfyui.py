@@ -21,8 +21,7 @@ from tests.test_editing_comfyui import _gdino, edit_prompt, editing_server  # no
 
 pytestmark = pytest.mark.slow
 
-RECOLOR = {"actions": [{"op": "recolor", "targets": [1], "prompt": "a red sofa", "strength": 0.5},
-                       {"op": "remove", "targets": [2]}]}
+RECOLOR = {"actions": [{"op": "recolor", "targets": [1], "prompt": "a red sofa", "strength": 0.5}]}
 
 
 def graph(server, checkpoint: str, custom: dict, plan: dict | None = None) -> dict:
@@ -88,7 +87,7 @@ def test_a_guider_keeps_the_inpainting_models_conditioning(editing_server, sd15_
 
 def test_sigmas_are_cut_for_an_actions_denoise(editing_server, sd15_models):
     """A recolor at strength 0.5 with steps 2 samples KSampler's last 2 of 4 steps; BasicScheduler with 4 steps,
-    cut to round(4 x 0.5) = 2 steps, is the same schedule."""
+    cut to round(4 x 0.5) = 2 steps, is the same schedule. (An action at denoise 1 would sample all 4 of them.)"""
     built_in, _, _ = edit(editing_server, sd15_models.checkpoint.name, RECOLOR)
     custom, _, report = edit(editing_server, sd15_models.checkpoint.name, RECOLOR, use=("sampler", "sigmas"),
                              sigma_steps=4)
