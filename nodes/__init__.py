@@ -8,8 +8,10 @@ for _module in (loaders, perception, scene, llm, llm_clip, reasoning, editing, v
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
 
-# Scenes from other packs' masks, boxes and SEGS; scenes and plans out as MASK batches and prompts.
-from . import interop
+# Scenes from other packs' masks, boxes and SEGS; scenes and plans out as MASK batches, prompts and SEGS;
+# other packs' loaded SAM and GroundingDINO as the segmenter and detector.
+from . import interop, other_packs
 
-NODE_CLASS_MAPPINGS.update(interop.NODE_CLASS_MAPPINGS)
-NODE_DISPLAY_NAME_MAPPINGS.update(interop.NODE_DISPLAY_NAME_MAPPINGS)
+for _module in (interop, other_packs):
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

@@ -146,9 +146,7 @@ class CIELRInpaintActions(CIELRNode):
             "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"tooltip": "The sampling algorithm."}),
             "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "The noise schedule."}),
             **inputs.region_inputs(),
-            "context": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 1,
-                                "tooltip": "Pixels of surroundings around each grown mask that the model sees. "
-                                           "More context blends better; the crop is what gets scaled."}),
+            "context": inputs.context(),
             "working_size": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 8,
                                      "tooltip": "Each crop is scaled to about working_size x working_size pixels "
                                                 "(keeping its shape, sides multiples of what the VAE and the model's "
@@ -172,32 +170,45 @@ class CIELRInpaintActions(CIELRNode):
                                                         "the wall behind it\"): use it with Flux Kontext and "
                                                         "Qwen-Image-Edit, whose weights look like Flux.1 dev and "
                                                         "Qwen-Image. 'inpaint': never a reference."}),
+            # custom sampling, as SamplerCustomAdvanced takes it; each replaces only its own part
+            "sampler": ("SAMPLER", {"tooltip": "Optional, from KSamplerSelect or any sampler node: every action "
+                                               "samples with it instead of sampler_name."}),
+            "sigmas": ("SIGMAS", {"tooltip": "Optional, from BasicScheduler or any scheduler node: the noise levels of "
+                                             "a full denoise, instead of steps and scheduler. An action with a lower "
+                                             "denoise (recolor, its own strength) samples the last steps x denoise "
+                                             "of them, as SplitSigmasDenoise cuts them."}),
+            "guider": ("GUIDER", {"tooltip": "Optional, from CFGGuider or any guider node: every action samples "
+                                             "through it instead of cfg. Its positive and negative are replaced by "
+                                             "each action's prompts (with the conditioning the model family needs); "
+                                             "its model patches, cfg and other conditionings are kept. Build it from "
+                                             "the same MODEL."}),
         }}
 
     def edit(self, image, scene, plan, model, clip, vae, seed: int, steps: int, cfg: float, sampler_name: str,
              scheduler: str, grow: int, feather: int, context: int, working_size: int, negative: str,
              background_prompt: str, recolor_denoise: float,
              detector=None, segmenter=None, llm=None, candidates: int = 1, retries: int = 0,
-             guidance: float = 0.0, edit_mode: str = "auto"):
+             guidance: float = 0.0, edit_mode: str = "auto", sampler=None, sigmas=None, guider=None):
         from cielr_core.editing import EditSettings, check_image, execute_plan, prepare
         from cielr_core.editing.engine import SamplerSettings
 
         from .comfy_engine import ComfyEngine, StepPreview
+        from .custom_sampling import CustomSampling
 
         rgb = single_image(image, "CIELR Inpaint Actions")
         # everything about the plan and the models is checked before the first sample
-        engine = ComfyEngine(model, clip, vae, SamplerSettings(steps, cfg, sampler_name, scheduler, guidance,
-                                                               edit_mode))
+        settings_ = SamplerSettings(steps, cfg, sampler_name, scheduler, guidance, edit_mode)
+        engine = ComfyEngine(model, clip, vae, settings_, custom=CustomSampling(sampler, sigmas, guider))
         settings = EditSettings(seed=seed, grow=grow, feather=feather, context=context,
                                 working_size=working_size or engine.family.working_size,
                                 background_prompt=background_prompt, negative=negative,
                                 recolor_denoise=recolor_denoise, candidates=candidates, retries=retries)
         check_image(rgb, scene)
         prepared = prepare(scene, plan, settings)
-        active = sum(not item.empty for item in prepared)
+        steps_total = sum(engine.steps_for(item.denoise) for item in prepared if not item.empty)
         verifier = verifier_for(detector, segmenter, llm) if detector is not None or llm is not None else None
         samples = candidates if detector is not None else 1  # retries, when they happen, run past the bar
-        engine.preview = StepPreview(model, active * steps * samples)
+        engine.preview = StepPreview(model, steps_total * samples)
         result = execute_plan(rgb, scene, plan, engine, settings, progress=_cancel_only(), verifier=verifier,
                               prepared=prepared)
         previews = torch.cat([_image_tensor(p) for p in result.previews])

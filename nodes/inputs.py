@@ -31,14 +31,24 @@ def region_inputs() -> dict:
     }
 
 
+def background_prompt() -> tuple:
+    return ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
+                       "tooltip": "What a remove action paints when it has no prompt of its own."})
+
+
+def context() -> tuple:
+    return ("INT", {"default": 64, "min": 0, "max": 4096, "step": 1,
+                    "tooltip": "Pixels of surroundings around each grown mask that the model sees. More context "
+                               "blends better; the crop is what gets scaled."})
+
+
 def prompt_inputs(recolor_tip: str) -> dict:
     """negative, background_prompt and recolor_denoise, as Inpaint Actions and Plan To Masks take them."""
     return {
         "negative": ("STRING", {"default": "", "multiline": True,
                                 "tooltip": "Negative prompt for every action (remove actions add the removed "
                                            "objects' labels to it)."}),
-        "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
-                                         "tooltip": "What a remove action paints when it has no prompt of its own."}),
+        "background_prompt": background_prompt(),
         "recolor_denoise": ("FLOAT", {"default": RECOLOR_DENOISE, "min": 0.0, "max": 1.0, "step": 0.01,
                                       "tooltip": recolor_tip}),
     }

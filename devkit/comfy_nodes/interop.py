@@ -102,5 +102,32 @@ class TestOnlySAM3Detect:
         return (torch.stack(all_masks), all_bbox_dicts)
 
 
+class TestOnlySaveTensor:
+    """Writes a MASK or IMAGE tensor as it is (float32 .npy in the output folder): PNGs would round it to
+    8 bits, and the interop tests compare masks pixel for pixel."""
+
+    CATEGORY = "testing/cielr"
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"name": ("STRING", {"default": "tensor"})},
+                "optional": {"mask": ("MASK",), "image": ("IMAGE",)}}
+
+    def save(self, name: str, mask=None, image=None):
+        import os
+        import uuid
+
+        import folder_paths
+
+        file = f"{name}_{uuid.uuid4().hex[:8]}.npy"
+        tensor = mask if mask is not None else image
+        os.makedirs(folder_paths.get_output_directory(), exist_ok=True)
+        np.save(os.path.join(folder_paths.get_output_directory(), file), tensor.detach().cpu().float().numpy())
+        return {"ui": {"tensors": [file]}}
+
+
 NODE_CLASS_MAPPINGS = {"TestOnlyImpactSEGS": TestOnlyImpactSEGS, "TestOnlyBBOX": TestOnlyBBOX,
-                       "TestOnlySAM3Detect": TestOnlySAM3Detect}
+                       "TestOnlySAM3Detect": TestOnlySAM3Detect, "TestOnlySaveTensor": TestOnlySaveTensor}
