@@ -39,8 +39,9 @@ from .base import (
     complete_with_repair,
     settings_repr,
     to_wire,
+    with_schema_hint,
 )
-from .schema import schema_text, strict_schema
+from .schema import strict_schema
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +152,10 @@ class RemoteLLM:
             # the field but ignores it.
             body["response_format"] = {"type": "json_object", "schema": strict_schema(schema)}
             if any(m["role"] == "assistant" for m in messages):
-                body["messages"] = _with_schema_hint(messages, schema)
+                body["messages"] = with_schema_hint(messages, schema)
             return body
         # From here on the server does not enforce the schema, so the model has to read it.
-        body["messages"] = _with_schema_hint(messages, schema)
+        body["messages"] = with_schema_hint(messages, schema)
         if self.format == "json_object":
             body["response_format"] = {"type": "json_object"}
         return body
@@ -263,24 +264,6 @@ def png_data_url(image: np.ndarray, max_side: int = IMAGE_MAX_SIDE) -> str:
     buf = io.BytesIO()
     pil.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _with_schema_hint(messages: list[WireMessage], schema: type[BaseModel]) -> list[WireMessage]:
-    """The schema stated at the end of the last user message. Not in the system message: it differs
-    per answer type, and everything before it would then stop being a prefix the server can reuse."""
-    hint = ("Answer with one JSON object, and nothing else, that follows this JSON schema: "
-            + schema_text(schema))
-    out = list(messages)
-    last_user = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
-    if last_user is None:
-        return [*out, {"role": "user", "content": hint}]
-    content = out[last_user]["content"]
-    if isinstance(content, str):
-        content = f"{content}\n\n{hint}"
-    else:  # text and image parts
-        content = [*content, {"type": "text", "text": hint}]
-    out[last_user] = {**out[last_user], "content": content}
-    return out
 
 
 def _mentions_format(status: int, detail: str) -> bool:

@@ -144,7 +144,11 @@ def decompose_messages(instruction: str, view: SceneView) -> list[Message]:
     return _ask(quote_instruction(instruction), f"Scene:\n{view.text}", DECOMPOSE_TASK)
 
 
+def plan_repair_text(problems: Sequence[str]) -> str:
+    """What the repair round of an invalid plan tells the model."""
+    return PLAN_REPAIR.format(problems="\n".join(f"- {p}" for p in problems))
+
+
 def plan_repair_messages(messages: Sequence[Message], answer: str, problems: Sequence[str]) -> list[Message]:
-    listed = "\n".join(f"- {p}" for p in problems)
     return [*messages, Message(role="assistant", content=answer[:4000]),
-            Message(role="user", content=PLAN_REPAIR.format(problems=listed))]
+            Message(role="user", content=plan_repair_text(problems))]
