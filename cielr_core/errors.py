@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dependencies import OptionalGroup
 
 
 class CIELRError(Exception):
@@ -37,12 +42,22 @@ class CheckpointError(CIELRError):
 
 
 class MissingDependencyError(CIELRError, ImportError):
-    """An optional Python package a node needs is not installed."""
+    """An optional Python package a feature needs is not installed. The message names its optional
+    group, when it has one, and the command that installs it into the Python running this code."""
 
-    def __init__(self, package: str, purpose: str):
+    def __init__(self, package: str, purpose: str, group: OptionalGroup | None = None):
+        self.package = package
+        self.group = group
+        if group is None:
+            install = f'"{sys.executable}" -m pip install {package}'
+            where = ""
+        else:
+            install = group.install
+            where = f" It belongs to CIELR's optional group '{group.name}' ({group.adds})."
         super().__init__(
-            f"The Python package '{package}' is needed for {purpose} but is not installed. "
-            f"Install it into ComfyUI's Python: python -m pip install {package}"
+            f"The Python package '{package}' is needed for {purpose} but is not installed.{where} "
+            f"Install it with this Python (the one running ComfyUI, for the nodes): {install}   "
+            "(then restart ComfyUI)"
         )
 
 
@@ -58,10 +73,12 @@ class MissingRequirementsError(CIELRError, ImportError):
 
 
 def require(module: str, package: str, purpose: str):
-    """Import an optional dependency, or say which package to install for what."""
+    """Import an optional dependency, or say which package (and optional group) to install for what."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise MissingDependencyError(package, purpose) from None
+        from .dependencies import optional_group  # the groups' home imports this module
+
+        raise MissingDependencyError(package, purpose, optional_group(package)) from None

@@ -35,7 +35,9 @@ TEMPERATURE_TIP = ("0 = always the most likely answer (repeatable, best for plan
                    "answers.")
 SEED_TIP = "Seed for sampling; with the same seed and settings a run is repeatable."
 TEMPERATURE = ("FLOAT", {"default": 0.0, "min": 0.0, "max": 2.0, "step": 0.05, "tooltip": TEMPERATURE_TIP})
-SEED = ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "tooltip": SEED_TIP})
+# Fixed, with no "control after generate": a seed that re-rolled on every Queue would change the LLM's
+# input and make ComfyUI run the whole chain after it again.
+SEED = ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": False, "tooltip": SEED_TIP})
 
 
 class ManagedLLM:

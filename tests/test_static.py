@@ -50,7 +50,7 @@ def test_every_torch_load_uses_weights_only():
 
 
 def shipped_files():
-    for pattern in ("workflows/*.json", "nodes/*.py", "cielr_core/**/*.py", "README.md", "docs/*.md"):
+    for pattern in ("example_workflows/*.json", "nodes/*.py", "cielr_core/**/*.py", "README.md", "docs/*.md"):
         yield from REPO.glob(pattern)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, InputError, ModelNotFoundError
+from ..errors import CheckpointError, InputError, ModelNotFoundError, require
 from ..progress import NO_PROGRESS, Progress
 from ..weights import unsafe_pickle
 from .engine import InpaintRequest, SamplerSettings
@@ -29,8 +29,7 @@ def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | N
                           device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
     """A ``StableDiffusionInpaintPipeline`` from a diffusers folder, or a single file with ``config``
     (a local folder in diffusers layout holding the pipeline's config JSONs and tokenizer)."""
-    from diffusers import StableDiffusionInpaintPipeline
-
+    pipeline_class = require("diffusers", "diffusers", "the diffusers inpainting engine").StableDiffusionInpaintPipeline
     path = Path(path)
     common: dict[str, Any] = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False,
                               "local_files_only": True}
@@ -41,7 +40,7 @@ def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | N
             raise CheckpointError(path, "the folder has no model_index.json",
                                   "a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, ...)")
         with _refusing_pickles(path, "a diffusers pipeline folder with .safetensors weights"):
-            pipe = StableDiffusionInpaintPipeline.from_pretrained(path, **common)
+            pipe = pipeline_class.from_pretrained(path, **common)
     elif path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise CheckpointError(path, f"unknown file type {path.suffix!r}", "a .safetensors or .ckpt checkpoint")
@@ -49,7 +48,7 @@ def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | N
             raise InputError(f"loading the single file {path} offline needs a local config folder "
                              "(diffusers layout: model_index.json, unet/config.json, tokenizer/, ...); pass config=")
         with _refusing_pickles(path, "a .safetensors or .ckpt checkpoint holding only tensors"):
-            pipe = StableDiffusionInpaintPipeline.from_single_file(str(path), config=str(config), **common)
+            pipe = pipeline_class.from_single_file(str(path), config=str(config), **common)
     else:
         raise ModelNotFoundError("Inpainting pipeline", [path.name], [path.parent], "your diffusers model folder")
     pipe.set_progress_bar_config(disable=True)
