@@ -21,9 +21,9 @@ import numpy as np
 
 from ..errors import InputError
 from .build import _box, _check_size, make_object
+from .json_io import MAX_LABEL, MAX_OBJECTS
 from .masks import box_mask, check_mask, mask_box
 from .model import Box, Scene
-from .render import MAX_LABEL, MAX_OBJECTS
 
 # The attribute that says how an object's mask was made (shown to the LLM as "mask=...").
 MASK_ATTRIBUTE = "mask"
