@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -131,16 +132,18 @@ def test_the_checks_see_a_missing_node(page):
 
 @pytest.mark.parametrize("name", [n for n in WORKFLOWS if n == "cielr_perception"])
 def test_perception_workflow_runs(server, page, name):
-    from cielr_core.scene import scene_from_json
-
     gdino = json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
     widgets = {**TEST_WIDGETS, "CIELRGroundingDINOLoader": {"model_name": gdino}}
     prompt = api_prompt(page, name, widgets)
     entry = server.run(prompt)
     assert execution_error(entry) is None, describe(execution_error(entry))
     photo = Image.open(server.base / "input" / "cielr_photo.png")
-    scene = scene_from_json(outputs_by_type(prompt, entry, "PreviewAny")[0]["text"][0])
-    assert (scene.width, scene.height) == photo.size and scene.objects
+    # The scene as the LLM reads it (the whole scene JSON holds every mask: megabytes a page cannot show)
+    text = outputs_by_type(prompt, entry, "PreviewAny")[0]["text"][0]
+    assert text.startswith(f"Image {photo.width}x{photo.height} pixels.\n"), text[:300]
+    count = re.search(r"^(\d+) objects? in all\.$", text, re.MULTILINE)
+    assert count and int(count[1]) > 0 and "\n#1 " in text, text[:2000]
+    assert "\nRelations" in text and "not computed" not in text, text[-2000:]  # Build Scene added them
     shown = outputs_by_type(prompt, entry, "PreviewImage")[0]["images"][0]
     overlay = Image.open(Path(server.base) / "temp" / shown["subfolder"] / shown["filename"])
     assert overlay.size == photo.size
@@ -368,7 +371,7 @@ def queue_like_a_user(page, server=None) -> tuple[dict, dict | None]:
     if server is None:
         page.route("**/api/prompt", accept)
     try:
-        # slow after a run: the frontend renders each Preview as Text's text, a scene's JSON included
+        # slow after a run: the frontend renders each Preview as Text's text
         with page.expect_response(lambda r: r.url.endswith("/api/prompt") and r.request.method == "POST",
                                   timeout=600_000) as sent:
             page.evaluate("async () => await window.app.queuePrompt(0, 1)")
@@ -420,7 +423,7 @@ def test_a_second_queue_runs_only_the_sampler_and_what_follows(edit_server, brow
     and what follows run again; with that seed fixed, a second Queue runs nothing. The LLM seeds have no
     'control after generate': they never change the LLM's input, so perception and reasoning stay cached."""
     scripted_server.responder = scripted_llm
-    page = open_comfyui(browser, edit_server.url)  # a page of its own: the shown texts (scene JSON) weigh
+    page = open_comfyui(browser, edit_server.url)  # a page of its own: the texts it shows stay with it
     try:
         queue_twice_and_twice_fixed(page, edit_server, scripted_server, name, sd15_models, smollm2_gguf)
     finally:
