@@ -311,16 +311,33 @@ def test_the_title_check_sees_the_low_detail_drawing(page):
 
 # ------------------------------------------------------------------------ missing models offered for download
 
-def test_an_absent_model_is_offered_for_download_and_a_present_one_is_not(page, server):
+def listed(server, folder: str) -> list[str]:
+    """The files ComfyUI lists in a model folder, from the endpoint the frontend compares a declared model's
+    name with."""
+    answer = requests.get(f"{server.url}/api/experiment/models/{folder}", timeout=30)
+    return [m["name"] for m in answer.json()] if answer.ok else []  # 404: a folder this server does not know
+
+
+def test_an_absent_model_is_offered_for_download_and_a_present_one_is_not(page, server, tmp_path):
+    """Other tests add model files to the shared server's folders: the test sets aside the declared .pth
+    files and the checkpoint it finds there, so that they are surely absent, and expects exactly the absent
+    declared models offered."""
     name = "cielr_manual_plan"
     wf = json.loads((TEMPLATES / f"{name}.json").read_text())
-    checkpoint = next(m for m in declared_models(wf) if m["directory"] == "checkpoints")
+    declared = list({m["url"]: m for m in declared_models(wf)}.values())  # the frontend asks once per link
+    checkpoint = next(m for m in declared if m["directory"] == "checkpoints")
     folder = server.base / "models" / checkpoint["directory"]
     folder.mkdir(parents=True, exist_ok=True)
 
+    def close_dialog() -> None:
+        """Close an open dialog and wait until it is gone: a workflow loaded while the last Missing Models
+        dialog is still closing gets no dialog of its own."""
+        page.keyboard.press("Escape")
+        page.locator(".p-dialog").first.wait_for(state="detached", timeout=10_000)
+
     def offered() -> dict[str, dict]:
         """Load the workflow as a user would; the dialog's entries, by label, with their download button."""
-        page.keyboard.press("Escape")
+        close_dialog()  # one an earlier test's load left open
         load_workflow(page, name)
         dialog = page.locator(".p-dialog").filter(has_text="Missing Models")
         dialog.wait_for(timeout=30_000)
@@ -329,20 +346,35 @@ def test_an_absent_model_is_offered_for_download_and_a_present_one_is_not(page, 
             button = item.get_by_role("button", name="Download")
             entries[item.inner_text().splitlines()[0].strip()] = {
                 "url": button.get_attribute("title"), "enabled": button.is_enabled()}
-        page.keyboard.press("Escape")
+        close_dialog()
         return entries
 
+    def absent() -> set[str]:
+        return {f"{m['directory']} / {m['name']}" for m in declared if m["name"] not in listed(server, m["directory"])}
+
+    pth = [m for m in declared if m["name"].endswith(".pth")]
+    assert pth, "the workflow declares no .pth file"
+    aside = [(server.base / "models" / m["directory"] / m["name"], tmp_path / m["name"]) for m in [*pth, checkpoint]]
+    aside = [(path, away) for path, away in aside if path.is_symlink() or path.exists()]
+    for path, away in aside:
+        path.rename(away)
     label = f"{checkpoint['directory']} / {checkpoint['name']}"
-    entries = offered()
-    assert entries[label] == {"url": checkpoint["url"], "enabled": True}, entries
-    # .pth files are listed with their folder; this frontend downloads only .safetensors itself
-    assert "sams / sam_vit_b_01ec64.pth" in entries and "grounding-dino / groundingdino_swint_ogc.pth" in entries
     present = folder / checkpoint["name"]
-    present.write_bytes(b"")  # the frontend asks the server which files each folder holds, by name
     try:
-        assert label not in offered()
+        expected = absent()
+        assert label in expected and {f"{m['directory']} / {m['name']}" for m in pth} <= expected
+        entries = offered()
+        assert set(entries) == expected, entries
+        assert entries[label] == {"url": checkpoint["url"], "enabled": True}, entries
+        # .pth files are listed too, with their folder and link (this frontend downloads only .safetensors itself)
+        assert all(entries[f"{m['directory']} / {m['name']}"]["url"] == m["url"] for m in pth), entries
+        present.write_bytes(b"")  # the frontend asks the server which files each folder holds, by name
+        entries = offered()
+        assert set(entries) == expected - {label}, entries
     finally:
-        present.unlink()
+        present.unlink(missing_ok=True)
+        for path, away in aside:
+            away.rename(path)
 
 
 # ------------------------------------------------------------------------ a second Queue re-runs only what changed
