@@ -329,20 +329,21 @@ def test_an_absent_model_is_offered_for_download_and_a_present_one_is_not(page, 
     folder = server.base / "models" / checkpoint["directory"]
     folder.mkdir(parents=True, exist_ok=True)
 
+    missing_models = page.locator(".p-dialog").filter(has_text="Missing Models")
+
     def close_dialog() -> None:
-        """Close an open dialog and wait until it is gone: a workflow loaded while the last Missing Models
-        dialog is still closing gets no dialog of its own."""
+        """Close the Missing Models dialog and wait until it is gone: a workflow loaded while the last one is
+        still closing gets no dialog of its own."""
         page.keyboard.press("Escape")
-        page.locator(".p-dialog").first.wait_for(state="detached", timeout=10_000)
+        missing_models.first.wait_for(state="detached", timeout=10_000)
 
     def offered() -> dict[str, dict]:
         """Load the workflow as a user would; the dialog's entries, by label, with their download button."""
         close_dialog()  # one an earlier test's load left open
         load_workflow(page, name)
-        dialog = page.locator(".p-dialog").filter(has_text="Missing Models")
-        dialog.wait_for(timeout=30_000)
+        missing_models.wait_for(timeout=30_000)
         entries = {}
-        for item in dialog.locator(".comfy-missing-models li").all():
+        for item in missing_models.locator(".comfy-missing-models li").all():
             button = item.get_by_role("button", name="Download")
             entries[item.inner_text().splitlines()[0].strip()] = {
                 "url": button.get_attribute("title"), "enabled": button.is_enabled()}
