@@ -288,7 +288,11 @@ def test_the_title_check_sees_the_low_detail_drawing(page):
     with Image.open(TEMPLATES / f"{name}.jpg") as picture:
         size = picture.size
     load_workflow(page, name)
-    style = page.add_style_tag(content=CANVAS_ONLY_CSS)
+    # Added by hand: Playwright's add_style_tag fails on any CSP violation reported meanwhile, and the
+    # frontend's own request to api.comfy.org (after the Templates browser opened) is one
+    style = page.evaluate_handle("""css => {
+        const el = document.createElement('style'); el.textContent = css; document.head.append(el); return el;
+    }""", CANVAS_ONLY_CSS)
     page.set_viewport_size({"width": size[0], "height": size[1]})
     shots = {}
     try:
