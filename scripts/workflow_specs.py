@@ -52,18 +52,19 @@ PERCEPTION_LINKS = [
 WORKFLOWS = {
     "cielr_perception": {
         "nodes": PERCEPTION_NODES + [
-            ("scene_json", "PreviewAny", [1220, 100], {}, "Scene JSON", [360, 260]),
+            ("scene_text", "PreviewAny", [1220, 100], {}, "Scene: ids, labels, relations", [360, 260]),
             ("preview", "PreviewImage", [1220, 420], {}, "Scene overlay", [360, 380]),
             ("note", "Note", [460, 540], {"text": (
                 "CIELR perception: GroundingDINO finds every instance of each label, SAM segments it, "
                 "Build Scene adds relations (left of, on top of, inside, nearest...).\n\n"
                 "Models: models/grounding-dino/groundingdino_swint_ogc.pth, models/bert-base-uncased/ "
                 "(the Hugging Face folder), models/sams/sam_vit_b_01ec64.pth. Optional: connect a depth "
-                "map (bright = near) to Build Scene for in front of / behind. Download links: the pack's "
-                "README.\n\nThe photo: example_workflows/cielr_example_photo.jpg in the pack's folder; copy it "
-                "into ComfyUI/input, or load your own.")}, "Read me", [680, 200]),
+                "map (bright = near) to Build Scene for in front of / behind. Build Scene's json output is the "
+                "whole scene, masks included, for files and tools (megabytes for a busy photo, so not shown "
+                "here). Download links: the pack's README.\n\nThe photo: example_workflows/cielr_example_photo.jpg "
+                "in the pack's folder; copy it into ComfyUI/input, or load your own.")}, "Read me", [680, 200]),
         ],
-        "links": PERCEPTION_LINKS + [("build", 1, "scene_json", "source"), ("build", 2, "preview", "images")],
+        "links": PERCEPTION_LINKS + [("build", 3, "scene_text", "source"), ("build", 2, "preview", "images")],
         "groups": [("Input and models", [20, 20, 380, 840], BLUE), ("Perception", [440, 20, 720, 380], GREEN),
                    ("Results", [1200, 20, 400, 820], PURPLE)],
     },
@@ -182,7 +183,7 @@ WORKFLOWS["cielr_manual_plan"] = {
     "nodes": _MANUAL + [
         ("ckpt", "CheckpointLoaderSimple", [40, 870], {"ckpt_name": "v1-5-pruned-emaonly-fp16.safetensors"}, None,
          [340, 100]),
-        ("scene_json", "PreviewAny", [880, 250], {}, "Scene JSON (object ids)", [360, 300]),
+        ("scene_text", "PreviewAny", [880, 250], {}, "Scene: object ids, labels, relations", [360, 300]),
         ("scene_view", "PreviewImage", [880, 580], {}, "Scene overlay (ids)", [360, 320]),
         ("plan", "CIELRPlanFromJSON", [1300, 100],
          {"plan_json": '{"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}]}'}, None,
@@ -192,12 +193,12 @@ WORKFLOWS["cielr_manual_plan"] = {
         ("mask_image", "MaskToImage", [1740, 560], {}, None, [400, 60]),
         ("mask_view", "PreviewImage", [1740, 660], {}, "Edited region (mask)", [400, 320]),
         ("note", "Note", [460, 400], {"text": (
-            "CIELR without an LLM: run once to see the objects and their ids (Scene overlay, Scene JSON), then "
+            "CIELR without an LLM: run once to see the objects and their ids (Scene overlay, Scene), then "
             "type a plan naming those ids. Ops: remove, replace, recolor (targets + prompt), add (anchor id + "
             "placement such as on_top_of, left_of + prompt).")}, "Read me", [400, 260]),
     ],
     "links": PERCEPTION_LINKS + [
-        ("build", 1, "scene_json", "source"), ("build", 2, "scene_view", "images"),
+        ("build", 3, "scene_text", "source"), ("build", 2, "scene_view", "images"),
         ("build", 0, "plan", "scene"),
         ("image", 0, "inpaint", "image"), ("build", 0, "inpaint", "scene"), ("plan", 0, "inpaint", "plan"),
         ("ckpt", 0, "inpaint", "model"), ("ckpt", 1, "inpaint", "clip"), ("ckpt", 2, "inpaint", "vae"),
