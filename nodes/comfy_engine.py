@@ -206,7 +206,7 @@ class ComfyEngine:
             parts.append("for an instruction-edit checkpoint of this family (Flux Kontext, Qwen-Image-Edit) set "
                          "edit_mode to 'instruction edit'")
         s = self.settings
-        return "; ".join(parts) + f"; {s.steps} steps, cfg {s.cfg}, {s.sampler}/{s.scheduler}"
+        return "; ".join(parts) + f"; {s.steps} steps, cfg {s.cfg}, {s.sampler_name}/{s.scheduler}"
 
     def _cond(self, text: str, images: list | None = None) -> list:
         # image-dependent conditioning (a vision encoder reading the crop) is never reused
@@ -246,8 +246,8 @@ class ComfyEngine:
             positive, negative = self._inpaint_conditioning(pixels, mask, positive, negative)
         noise = comfy.sample.prepare_noise(latent, int(request.seed))
         callback = self.preview.callback if self.preview is not None else None
-        samples = comfy.sample.sample(self.model, noise, s.steps, s.cfg, s.sampler, s.scheduler, positive, negative,
-                                      latent, denoise=float(request.denoise), noise_mask=mask, callback=callback,
+        samples = comfy.sample.sample(self.model, noise, s.steps, s.cfg, s.sampler_name, s.scheduler, positive,
+                                      negative, latent, denoise=float(request.denoise), noise_mask=mask, callback=callback,
                                       disable_pbar=True, seed=int(request.seed))
         if self.preview is not None:
             self.preview.finish_action(s.steps)

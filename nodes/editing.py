@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cielr_core.defaults import BACKGROUND_PROMPT
+from cielr_core import settings as S
 from cielr_core.errors import InputError
 
 from . import inputs
@@ -43,8 +43,7 @@ def _preview_uint8(rgb: np.ndarray) -> np.ndarray:
 # --- verification and best of N (optional, after every other input; defaults keep one sample) ----
 
 def _verify_inputs() -> dict:
-    from cielr_core.editing.candidates import MAX_CANDIDATES, MAX_RETRIES
-
+    
     return {
         "detector": ("CIELR_DETECTOR", {"tooltip": "Optional, from CIELR GroundingDINO Loader: each action is "
                                                    "looked at again (removed object gone? new one there? colour "
@@ -52,10 +51,10 @@ def _verify_inputs() -> dict:
                                                    "choose between candidates; without it the report says "
                                                    "'not verified'."}),
         **model_inputs(),
-        "candidates": ("INT", {"default": 1, "min": 1, "max": MAX_CANDIDATES,
+        "candidates": ("INT", {"default": 1, "min": 1, "max": S.CANDIDATES.max,
                                "tooltip": "Samples per action (seeds seed + k); the one with the best verdict is "
                                           "kept. 1 = one sample, no extra cost. Needs the detector."}),
-        "retries": ("INT", {"default": 0, "min": 0, "max": MAX_RETRIES,
+        "retries": ("INT", {"default": 0, "min": 0, "max": S.RETRIES.max,
                             "tooltip": "When every candidate of an action failed: rounds that grow the mask, raise "
                                        "a recolor's denoise and strengthen the prompt, then sample the candidates "
                                        "again. At most candidates x (1 + retries) samples per action."}),
@@ -98,7 +97,7 @@ class CIELRActionMask(CIELRNode):
         "index": ("INT", {"default": 1, "min": 1, "max": 64,
                           "tooltip": "Which action: 1 = the first, as plan messages count them."}),
         **inputs.region_inputs(),
-        "background_prompt": ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
+        "background_prompt": ("STRING", {"default": S.BACKGROUND_PROMPT.default, "multiline": True,
                                          "tooltip": "The prompt a remove action without its own prompt uses."}),
     }}
 
@@ -126,7 +125,7 @@ class CIELRInpaintActions(CIELRNode):
     def INPUT_TYPES(cls):
         import comfy.samplers
 
-        from cielr_core.editing.families import EDIT_MODES
+        from cielr_core.settings import EDIT_MODES
 
         return {"required": {
             "image": ("IMAGE", {"tooltip": "The photo the scene was built from (one image)."}),

@@ -3,7 +3,10 @@ ranges stay the same everywhere (a fresh tuple per call: ComfyUI may annotate th
 
 from __future__ import annotations
 
-from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE, TEXT_THRESHOLD
+from cielr_core import settings as S
+
+BACKGROUND_PROMPT, RECOLOR_DENOISE = S.BACKGROUND_PROMPT.default, S.RECOLOR_DENOISE.default
+TEXT_THRESHOLD = S.TEXT_THRESHOLD.default
 
 
 def planned_scene() -> tuple:

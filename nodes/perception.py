@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cielr_core.defaults import BOX_THRESHOLD
+from cielr_core.settings import BOX_THRESHOLD as _BOX
+
+BOX_THRESHOLD = _BOX.default
 
 from . import inputs
 from .base import CIELRNode

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from cielr_core.defaults import BOX_THRESHOLD, REFINE_ROUNDS
+from cielr_core.settings import BOX_THRESHOLD as _BOX
+from cielr_core.settings import MAX_ROUNDS
+
+BOX_THRESHOLD, REFINE_ROUNDS = _BOX.default, MAX_ROUNDS.default
 from cielr_core.progress import Progress
 
 from . import inputs

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cielr_core.defaults import BACKGROUND_PROMPT
 from cielr_core.editing import (
     EditSettings,
     InpaintEngine,
@@ -20,6 +19,7 @@ from cielr_core.plan import Plan, PlanError
 from cielr_core.progress import Progress
 from cielr_core.scene import make_object
 from cielr_core.scene.model import Scene
+from cielr_core.settings import BACKGROUND_PROMPT
 from tests.conftest import CIEBENCH, load_photo
 
 SMALL = {"working_size": 64, "grow": 4, "feather": 4, "context": 16}
@@ -162,7 +162,7 @@ def test_op_defaults_prompts_seeds_and_overrides(photo_scene):
     settings = EditSettings(seed=2**64 - 2, negative="blurry", recolor_denoise=0.45, **SMALL)
     execute_plan(photo, scene, plan, rec, settings)
     r = rec.requests
-    assert [q.prompt for q in r] == [BACKGROUND_PROMPT, "a white wall", "red", "a lamp", "a plant"]
+    assert [q.prompt for q in r] == [BACKGROUND_PROMPT.default, "a white wall", "red", "a lamp", "a plant"]
     assert r[0].negative == "blurry, speaker, picture" and r[1].negative == "blurry, picture"
     assert r[2].negative == "blurry"
     assert [q.denoise for q in r] == [1.0, 1.0, 0.45, 0.8, 1.0]

@@ -22,17 +22,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..defaults import REFINE_ROUNDS
 from ..errors import InputError
 from ..labels import MAX_LABEL_CHARS, clean_labels
 from ..llm import LLM
 from ..progress import NO_PROGRESS, Progress
 from ..scene import Scene, build_scene, merge_objects
 from ..scene.model import Box, SceneObject
+from ..settings import MAX_ROUNDS
 from .answers import verdict_type
 from .prompts import SCENE_CHARS, check_instruction, refine_messages, scene_text
 
-MAX_ROUNDS = 10
 DUPLICATE_IOU = 0.85  # a new object this close to an existing one of the same label adds nothing
 
 Detect = Callable[[list[str], "Box | None"], "Scene | Sequence[SceneObject]"]
@@ -109,7 +108,7 @@ def _is_duplicate(o: SceneObject, scene: Scene) -> bool:
 
 
 def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None, *,
-                 max_rounds: int = REFINE_ROUNDS,
+                 max_rounds: int = MAX_ROUNDS.default,
                  depth: np.ndarray | None = None, scene_chars: int = SCENE_CHARS,
                  progress: Progress = NO_PROGRESS) -> Refinement:
     """Run the chain of scene updates; returns the final scene (relations computed) and the trace.
@@ -121,8 +120,7 @@ def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None
     and every detection.
     """
     check_instruction(instruction)
-    if not 0 <= max_rounds <= MAX_ROUNDS:
-        raise InputError(f"max_rounds must be between 0 and {MAX_ROUNDS}, got {max_rounds}")
+    MAX_ROUNDS.check(max_rounds)
     current = scene if scene.relations is not None else build_scene(scene, depth=depth)
     rounds: list[RefineRound] = []
     if max_rounds == 0:
