@@ -16,7 +16,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.append(_HERE)
 
-WEB_DIRECTORY = None
+WEB_DIRECTORY = "./web"  # a frontend extension that keeps old saved workflows loading (web/cielr_seeds.js)
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 

@@ -89,58 +89,18 @@ class Option:
         return self.flag or "--" + self.key.replace("_", "-")
 
 
+def _options(group: str) -> tuple[Option, ...]:
+    """The options of one group (which subcommands take them), in the table's order."""
+    return tuple(Option(s.cli["section"], s, s.cli.get("key", ""), s.cli.get("flag", ""), s.cli.get("path", False),
+                        s.cli.get("metavar")) for s in S.ALL if s.cli and s.cli["group"] == group)
+
+
 # Groups of options, by which subcommand uses them.
-MODEL_OPTIONS = (
-    Option("models", S.MODELS_DIR, flag="--models-dir", path=True, metavar="DIR"),
-    Option("models", S.CLI_DEVICE, metavar="DEV"),
-)
-PERCEPTION_OPTIONS = (
-    Option("models", S.GDINO_FILE, flag="--gdino", path=True, metavar="FILE"),
-    Option("models", S.TEXT_ENCODER, flag="--text-encoder", path=True, metavar="DIR"),
-    Option("models", S.SAM_FILE, path=True, metavar="FILE"),
-    Option("perception", S.EXTRA_LABELS, key="labels", metavar="TEXT"),
-    Option("perception", S.BOX_THRESHOLD, metavar="X"),
-    Option("perception", S.TEXT_THRESHOLD, metavar="X"),
-    Option("perception", S.MAX_ROUNDS, metavar="N"),
-)
-LLM_OPTIONS = (
-    Option("llm", S.LLM_URL, flag="--llm-url", metavar="URL"),
-    Option("llm", S.LLM_MODEL, flag="--llm-model", metavar="NAME"),
-    Option("llm", S.API_KEY_ENV, flag="--llm-key-env", metavar="VAR"),
-    Option("llm", S.LOCAL_LLM, flag="--llm-local", path=True, metavar="PATH"),
-    Option("llm", S.TEMPERATURE, flag="--llm-temperature", metavar="T"),
-    Option("llm", S.LLM_SEED, flag="--llm-seed", metavar="N"),
-    Option("llm", S.LLM_TIMEOUT, flag="--llm-timeout", metavar="S"),
-    Option("llm", S.LLM_MAX_RETRIES, flag="--llm-retries", metavar="N"),
-    Option("llm", S.LLM_MAX_TOKENS, flag="--llm-max-tokens", metavar="N"),
-    Option("llm", S.LLM_VISION, flag="--llm-vision"),
-)
-EDIT_OPTIONS = (
-    Option("models", S.INPAINT_MODEL, path=True, metavar="PATH"),
-    Option("models", S.INPAINT_CONFIG, path=True, metavar="DIR"),
-    Option("edit", S.SAMPLING_SEED, metavar="N"),
-    Option("edit", S.STEPS, metavar="N"),
-    Option("edit", S.CFG, metavar="X"),
-    Option("edit", S.GROW, metavar="PX"),
-    Option("edit", S.FEATHER, metavar="PX"),
-    Option("edit", S.CONTEXT, metavar="PX"),
-    Option("edit", S.WORKING_SIZE, metavar="PX"),
-    Option("edit", S.NEGATIVE, metavar="TEXT"),
-    Option("edit", S.BACKGROUND_PROMPT, metavar="TEXT"),
-    Option("edit", S.RECOLOR_DENOISE, metavar="X"),
-    Option("edit", S.CANDIDATES, metavar="N"),
-    Option("edit", S.RETRIES, metavar="N"),
-    Option("edit", S.VERIFY),
-    Option("edit", S.JUDGE),
-)
-METRIC_OPTIONS = (
-    Option("metrics", S.METRIC_SIZES, metavar="N,N"),
-    Option("metrics", S.LPIPS_BACKBONE, path=True, metavar="FILE"),
-    Option("metrics", S.LPIPS_LINEAR, path=True, metavar="FILE"),
-    Option("metrics", S.LPIPS_NET, metavar="NET"),
-    Option("metrics", S.CLIP_MODEL, path=True, metavar="DIR"),
-    Option("metrics", S.IDCS),
-)
+MODEL_OPTIONS = _options("models")
+PERCEPTION_OPTIONS = _options("perception")
+LLM_OPTIONS = _options("llm")
+EDIT_OPTIONS = _options("edit")
+METRIC_OPTIONS = _options("metrics")
 ALL_OPTIONS = MODEL_OPTIONS + PERCEPTION_OPTIONS + LLM_OPTIONS + EDIT_OPTIONS + METRIC_OPTIONS
 BY_SECTION: dict[str, dict[str, Option]] = {}
 for _o in ALL_OPTIONS:

@@ -192,9 +192,7 @@ def check_image(image: np.ndarray, scene: Scene) -> None:
 def prepare(scene: Scene, plan: Plan, settings: EditSettings) -> list[PreparedAction]:
     """Validate the settings and the plan, and decide masks, prompts, seeds and denoise, before any
     sampling. The image is checked apart, by ``check_image``."""
-    problems = settings.problems()
-    if problems:
-        raise InputError("edit settings out of range:\n" + "\n".join(f"  - {p}" for p in problems))
+    S.check_all(settings, FIELDS, "edit settings")
     validate_plan(plan, scene)
     prepared = []
     for n, action in enumerate(plan.actions, 1):

@@ -34,17 +34,7 @@ from ..cache import LRU
 from ..errors import InputError, ModelNotFoundError, require
 from ..weights import unsafe_pickle
 from . import llamacpp
-from .base import (
-    LLMError,
-    Message,
-    T,
-    Usage,
-    WireMessage,
-    check_sampling,
-    complete_with_repair,
-    settings_repr,
-    to_wire,
-)
+from .base import LLMError, Message, T, Usage, WireMessage, check_sampling, complete_with_repair, settings_repr, to_wire
 from .llamacpp import LlamaModel
 from .schema import strict_schema
 
