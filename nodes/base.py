@@ -6,7 +6,7 @@ description from the docstring, a tooltip on every output and its search aliases
 node::
 
     class CIELRDoThing(CIELRNode, title="CIELR Do Thing", stage=SCENE, aliases=("do thing", "thing")):
-        \"\"\"What the node does, for people: ComfyUI shows it as the node's description.\"\"\"
+        '''What the node does, for people: ComfyUI shows it as the node's description.'''
 
         OUTPUTS = (out(Scene, "scene", "What comes out, for whom."),)
         INPUTS = (socket(io.Image, "image", "The photo."), widget(S.GROW),

@@ -72,7 +72,8 @@ _TEXT = LRU(64)
 def cached_text(clip: Any, text: str) -> list:
     try:
         key = (weakref.ref(clip), text)
-    except TypeError:  # an object without weak references: no cache
+        hash(key)
+    except TypeError:  # an object without weak references, or unhashable: no cache
         return encode_text(clip, text)
     return _TEXT.get(key, lambda: encode_text(clip, text))
 
