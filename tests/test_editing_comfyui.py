@@ -125,6 +125,7 @@ def _check_exact(server, entry: dict) -> None:
     outside = (changed == 255) & (mask == 0)
     assert not outside.any(), f"{outside.sum()} changed pixels lie outside the output MASK"
     assert len(entry["outputs"]["24"]["images"]) == 2  # one preview per action
+    assert len(entry["outputs"]["11"]["images"]) == 2  # and shown on the node
 
 
 def test_object_info_lists_the_editing_nodes(editing_server, sd15_models):

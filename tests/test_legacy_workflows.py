@@ -141,3 +141,5 @@ def test_an_old_workflow_runs(edit_server, page, name, sd15_models, llama_server
     assert execution_error(entry) is None, describe(execution_error(entry))
     shown = {prompt[k]["class_type"] for k in entry["outputs"]}
     assert shown & {"SaveImage", "PreviewImage", "PreviewAny"}, f"nothing came out: {shown}"
+    for key in (k for k, v in prompt.items() if v["class_type"] in ("CIELRInpaintActions", "CIELRScenePreview")):
+        assert entry["outputs"][key]["images"], "the node shows its previews"  # one per action for Inpaint Actions
