@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 from common import CACHE, DATA, MIB, MemoryMonitor  # (importing it puts the repository on sys.path)
 
-CACHED_VIT_B = CACHE / "test-models" / "sam_vit_b_01ec64.pth"
-
 
 def load_photo_1024(photo: str | Path | np.ndarray | None = None) -> np.ndarray:
     """A real photo resized to 1024 x 1024 RGB."""
@@ -33,21 +31,11 @@ def load_photo_1024(photo: str | Path | np.ndarray | None = None) -> np.ndarray:
 
 
 def vit_b_segmenter(device: str = "cpu", chunk_size: int | None = None):
-    """The cached random-weight ``sam_vit_b_01ec64.pth`` if the tests built it, else the same
-    architecture built here from ``sam_model_registry["vit_b"]()``."""
-    from cielr_core.perception.segmenter import Segmenter, load_sam, sam_architecture
+    """The random-weight ``sam_vit_b_01ec64.pth`` of the test-model cache (built on first use)."""
+    from cielr_core.perception.segmenter import load_sam
+    from devkit.sam_models import full_sam_vit_b
 
-    if CACHED_VIT_B.is_file():
-        try:
-            return load_sam(CACHED_VIT_B, device=device, chunk_size=chunk_size)
-        except Exception:  # a stale or partial cache file: build instead
-            pass
-    import torch
-    from segment_anything import sam_model_registry
-
-    torch.manual_seed(0)
-    sam = sam_model_registry["vit_b"]()
-    return Segmenter(sam, sam_architecture(sam.state_dict()), device=device, chunk_size=chunk_size)
+    return load_sam(full_sam_vit_b(CACHE / "test-models"), device=device, chunk_size=chunk_size)
 
 
 def random_boxes(n: int, w: int, h: int, seed: int = 0) -> np.ndarray:

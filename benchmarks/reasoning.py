@@ -9,12 +9,15 @@ Targets: calls per edit <= max_rounds + 2, and zero repairs caused by parse erro
 
 Prompt tokens the server evaluated per edit (after its prefix cache) are read from llama.cpp's own
 count: ``timings.prompt_n`` in each reply (llama.cpp's C++ server), else the "prompt eval time ... /
-N tokens" lines that llama-cpp-python's server logs per request. ``--compare-main`` runs every
-edit twice, with the prompts of main before the shared prefix (67f7751, read from git) and with
-today's, alternating, each prompt order on a server of its own (as a user's server sees one edit
-after another), and prints both side by side. A server reuses what the first request of an edit
-shares with the last request of the edit before (the rules); "carried" counts those tokens, so
-evaluated + carried is what the edit costs on a cold server.
+N tokens" lines that llama-cpp-python's server logs per request. A server reuses what the first
+request of an edit shares with the last request of the edit before (the rules); "carried" counts
+those tokens, so evaluated + carried is what the edit costs on a cold server.
+
+``--compare`` prints this run beside a recorded baseline (``baselines/reasoning.json``: the per-edit
+figures of a run of the code named in the file, over the same instructions), so a change to the
+prompts or the backends is judged against figures, not against another checkout. Token counts and
+validity are deterministic at temperature 0 on the same model and server; seconds depend on the
+machine and its load. ``--record-baseline`` writes a new baseline file from this run.
 
 ``--local`` compares this pack's local GGUF backend with raw llama-cpp-python on the same file and
 the same schema-constrained decomposition request, each in its own process: load + first answer,
@@ -25,7 +28,8 @@ seconds per answer, peak RSS (``--local-transformers`` adds the transformers pat
     python benchmarks/reasoning.py --start 10 --json part2.json   # instructions 10..19
     python benchmarks/reasoning.py --report part1.json part2.json  # one table from saved runs
     python benchmarks/reasoning.py --base-url http://127.0.0.1:11434/v1 --model qwen2.5:7b
-    python benchmarks/reasoning.py --compare-main --limit 5      # prompt order of main vs today
+    python benchmarks/reasoning.py --compare --limit 5           # beside the recorded baseline
+    python benchmarks/reasoning.py --record-baseline             # all 20, then write baselines/reasoning.json
     python benchmarks/reasoning.py --local --answers 5            # local GGUF: pack vs raw llama.cpp
 """
 
@@ -35,9 +39,9 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +53,7 @@ from pathlib import Path
 from common import DATA, REPO  # (importing it puts the repository on sys.path)
 
 from devkit import SMOLLM2
+from devkit.llm_servers import start_llama_server, stop_llama_server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -73,7 +78,6 @@ class Edit:
     labels: list[str] = field(default_factory=list)
     plan: str = ""
     error: str = ""
-    order: str = "shared"  # "main": the prompts of main (no shared prefix); "shared": today's
     evaluated: int = -1  # prompt tokens the server evaluated (after its prefix cache); -1 unknown
     carried: int = -1  # prompt tokens of the first request cached from the edit before; -1 unknown
     llm_seconds: float = 0.0  # propose + refine + decompose, perception left out
@@ -83,13 +87,7 @@ class Edit:
         return sum(self.calls.values())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-MAIN = "67f7751"  # main before the shared prefix
+BASELINE = Path(__file__).with_name("baselines") / "reasoning.json"
 _EVAL = re.compile(r"prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
 
 
@@ -113,74 +111,6 @@ class ServerLog:
         return sum(counts) if counts else None
 
 
-@contextlib.contextmanager
-def prompt_order(order: str, tmp: Path):
-    """Runs the block with the prompts of main ("main") or today's ("shared"). The benchmark alone
-    uses this: main's prompts.py is read from git into a module beside today's and patched in."""
-    if order == "shared":
-        yield
-        return
-    import importlib
-    import importlib.util
-
-    # the modules, not the functions of the same names that cielr_core.reasoning exports
-    decompose, labels, refine = (importlib.import_module(f"cielr_core.reasoning.{m}")
-                                 for m in ("decompose", "labels", "refine"))
-
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{MAIN}:cielr_core/reasoning/prompts.py"],
-                            capture_output=True, text=True, check=True).stdout
-    file = tmp / "prompts_main.py"
-    file.write_text(source)
-    spec = importlib.util.spec_from_file_location("cielr_core.reasoning.prompts_main", file)
-    old = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = old  # its dataclasses look themselves up there
-    spec.loader.exec_module(old)
-    patches = [(labels, "labels_messages"), (refine, "refine_messages"), (refine, "scene_text"),
-               (decompose, "decompose_messages"), (decompose, "plan_repair_messages"), (decompose, "scene_text")]
-    saved = [(m, name, getattr(m, name)) for m, name in patches]
-    for m, name in patches:
-        setattr(m, name, getattr(old, name))
-    try:
-        yield
-    finally:
-        for m, name, value in saved:
-            setattr(m, name, value)
-        sys.modules.pop(spec.name, None)
-
-
-@contextlib.contextmanager
-def llama_server(model: Path, log: Path):
-    """llama-cpp-python's server on ``model``, logging to ``log``; yields its base URL."""
-    import requests
-
-    if not model.is_file():
-        sys.exit(f"SmolLM2 GGUF not found at {model}: run scripts/setup_env.sh or set CIELR_SMOLLM2")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "smollm2",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"llama.cpp server exited:\n{log.read_text()[-2000:]}")
-        try:
-            if requests.get(f"{url}/models", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    else:
-        process.kill()
-        sys.exit("llama.cpp server not ready after 120 s")
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 def tiny_perception(folder: Path):
     from cielr_core.perception import load_grounding_dino, load_sam
     from devkit.gdino_models import build_tiny_gdino
@@ -192,21 +122,16 @@ def tiny_perception(folder: Path):
 
 
 def run_edit(index: str, meta: dict, base_url: str, model: str, detector, segmenter, max_rounds: int,
-             timeout: float, order: str = "shared", server_log: ServerLog | None = None,
-             tmp: Path | None = None) -> Edit:
-    from PIL import Image
-
+             timeout: float, server_log: ServerLog | None = None) -> Edit:
+    from cielr_core.images import load_image
     from cielr_core.llm import RemoteLLM
     from cielr_core.perception import detect_objects, perceive
     from cielr_core.plan import plan_to_json
     from cielr_core.reasoning import decompose_detailed, propose_labels, refine_scene
     from cielr_core.scene import build_scene
 
-    edit = Edit(index, meta["instruction"], order=order)
-    with Image.open(DATA / meta["image path"]) as im:
-        import numpy as np
-
-        photo = np.asarray(im.convert("RGB"))
+    edit = Edit(index, meta["instruction"])
+    photo = load_image(DATA / meta["image path"])
     llm = RemoteLLM(base_url, model, temperature=0.0, seed=0, timeout=timeout)
 
     def stage(name, fn):
@@ -230,18 +155,17 @@ def run_edit(index: str, meta: dict, base_url: str, model: str, detector, segmen
     if server_log is not None:
         server_log.mark()  # count from this edit on
     try:
-        with prompt_order(order, tmp or Path(tempfile.gettempdir())):
-            edit.labels = stage("propose", lambda: propose_labels(llm, meta["instruction"]))
-            first = evaluated()
-            if first is not None and llm.usage.calls == 1:
-                edit.carried = llm.usage.prompt_tokens - first
-            scene = stage("perceive", lambda: build_scene(perceive(photo, detector, segmenter, edit.labels,
-                                                                   box_threshold=0.0, text_threshold=0.0)))
-            refined = stage("refine", lambda: refine_scene(scene, meta["instruction"], llm, detect,
-                                                           max_rounds=max_rounds))
-            edit.objects, edit.rounds, edit.stop = (len(scene.objects), len(refined.scene.objects)), \
-                len(refined.rounds), refined.stop
-            result = stage("decompose", lambda: decompose_detailed(refined.scene, meta["instruction"], llm))
+        edit.labels = stage("propose", lambda: propose_labels(llm, meta["instruction"]))
+        first = evaluated()
+        if first is not None and llm.usage.calls == 1:
+            edit.carried = llm.usage.prompt_tokens - first
+        scene = stage("perceive", lambda: build_scene(perceive(photo, detector, segmenter, edit.labels,
+                                                               box_threshold=0.0, text_threshold=0.0)))
+        refined = stage("refine", lambda: refine_scene(scene, meta["instruction"], llm, detect,
+                                                       max_rounds=max_rounds))
+        edit.objects, edit.rounds, edit.stop = (len(scene.objects), len(refined.scene.objects)), \
+            len(refined.rounds), refined.stop
+        result = stage("decompose", lambda: decompose_detailed(refined.scene, meta["instruction"], llm))
         edit.plan_repairs = int(result.repaired)
         edit.plan = plan_to_json(result.plan, indent=None)
     except Exception as e:  # noqa: BLE001 (an error is a result here: count it and go on)
@@ -264,14 +188,14 @@ def load_edit(row: dict) -> Edit:
 
 def report(edits: list[Edit], max_rounds: int, model: str) -> str:
     lines = [f"Reasoning benchmark: {len(edits)} edits, model {model}, max_rounds {max_rounds}", "",
-             ("| # | prompts | calls | tok in | tok evaluated | tok out | propose s | perceive s | refine s "
+             ("| # | calls | tok in | tok evaluated | tok out | propose s | perceive s | refine s "
               "| decompose s | objects | rounds (stop) | first valid | repairs parse/plan | plan or error |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in edits:
         s = e.seconds
         outcome = e.error or e.plan
         lines.append(
-            f"| {e.index} | {e.order} | {e.total_calls} | {e.tokens_in} | {_known(e.evaluated)} | {e.tokens_out} | "
+            f"| {e.index} | {e.total_calls} | {e.tokens_in} | {_known(e.evaluated)} | {e.tokens_out} | "
             + " | ".join(f"{s.get(k, 0):.1f}" for k in STAGES)
             + f" | {e.objects[0]}->{e.objects[1]} | {e.rounds} ({e.stop}) | {e.first_valid}/{e.answers} | "
               f"{e.parse_repairs}/{e.plan_repairs} | {outcome[:90].replace('|', '/')} |")
@@ -307,10 +231,9 @@ def _known(n: int) -> str:
     return str(n) if n >= 0 else "?"
 
 
-def compare_report(edits: list[Edit]) -> str:
-    """Prompt order of main against today's, over the same instructions in the same run."""
-    orders = [o for o in ("main", "shared") if any(e.order == o for e in edits)]
-    by = {o: [e for e in edits if e.order == o] for o in orders}
+def compare_report(sides: dict[str, list[Edit]]) -> str:
+    """Two runs side by side (the first is the reference), over the same instructions."""
+    names = list(sides)
 
     def mean(xs):
         return statistics.fmean(xs) if xs else 0.0
@@ -320,11 +243,10 @@ def compare_report(edits: list[Edit]) -> str:
         return f"{mean(xs):.0f}" if xs else "?"
 
     def row(name, fn):
-        return f"| {name} | " + " | ".join(fn(by[o]) for o in orders) + " |"
+        return f"| {name} | " + " | ".join(fn(sides[n]) for n in names) + " |"
 
-    lines = ["| per edit (mean) | " + " | ".join(f"prompts of {'main (67f7751)' if o == 'main' else 'this branch'}"
-                                                   for o in orders) + " |",
-             "|---|" + "---|" * len(orders),
+    lines = ["| per edit (mean) | " + " | ".join(names) + " |",
+             "|---|" + "---|" * len(names),
              row("edits", lambda es: str(len(es))),
              row("prompt tokens sent (usage.prompt_tokens)", lambda es: f"{mean([e.tokens_in for e in es]):.0f}"),
              row("prompt tokens evaluated by the server (llama.cpp's count)", lambda es: known_mean(es, "evaluated")),
@@ -336,17 +258,59 @@ def compare_report(edits: list[Edit]) -> str:
              row("schema-valid plans", lambda es: f"{sum(1 for e in es if not e.error)} / {len(es)}"),
              row("parse repairs / plan repairs",
                  lambda es: f"{sum(e.parse_repairs for e in es)} / {sum(e.plan_repairs for e in es)}")]
-    if len(orders) == 2 and all(e.evaluated >= 0 for e in edits):
-        before = sum(e.evaluated for e in by["main"])
-        after = sum(e.evaluated for e in by["shared"])
-        lines.append(f"\nPrompt tokens evaluated, this branch / main: {after} / {before} = "
+    reference, new = (sides[n] for n in names[:2]) if len(names) == 2 else ([], [])
+    if reference and all(e.evaluated >= 0 for e in reference + new):
+        before, after = sum(e.evaluated for e in reference), sum(e.evaluated for e in new)
+        lines.append(f"\nPrompt tokens evaluated, {names[1]} / {names[0]}: {after} / {before} = "
                      f"{100 * after / max(1, before):.0f}%")
-        if all(e.carried >= 0 for e in edits):
-            before += sum(e.carried for e in by["main"])
-            after += sum(e.carried for e in by["shared"])
+        if all(e.carried >= 0 for e in reference + new):
+            before += sum(e.carried for e in reference)
+            after += sum(e.carried for e in new)
             lines.append(f"On a cold server (evaluated + carried): {after} / {before} = "
                          f"{100 * after / max(1, before):.0f}%")
     return "\n".join(lines)
+
+
+def load_baseline(path: Path, edits: list[Edit], model: str, max_rounds: int) -> tuple[str, list[Edit], list[str]]:
+    """The baseline's edits for the instructions of ``edits``: (its column name, the edits, warnings)."""
+    data = json.loads(path.read_text())
+    by_index = {str(row["index"]): load_edit(row) for row in data["edits"]}
+    chosen = [by_index[e.index] for e in edits if e.index in by_index]
+    warnings = [f"instruction {e.index} is not in the baseline" for e in edits if e.index not in by_index]
+    warnings += [f"instruction {b.index} differs from the baseline's" for b, e in
+                 zip(chosen, [e for e in edits if e.index in by_index]) if b.instruction != e.instruction]
+    for key, value in (("model", model), ("max_rounds", max_rounds)):
+        if data.get(key) != value:
+            warnings.append(f"the baseline ran with {key} {data.get(key)!r}, this run with {value!r}")
+    return f"baseline ({data.get('commit', '?')[:10]}, {data.get('date', '?')})", chosen, warnings
+
+
+def git_commit() -> str:
+    """The commit of this checkout, for the record ("unknown" outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def record_baseline(path: Path, edits: list[Edit], model: str, max_rounds: int, load: str, commit: str) -> None:
+    rows = [{**asdict(e), "total_calls": e.total_calls} for e in edits]
+    data = {"about": ("Per-edit figures of `python benchmarks/reasoning.py --record-baseline`: the reference "
+                      "that --compare prints beside a new run. Token counts, calls and validity are deterministic "
+                      "at temperature 0 on the same model and server; seconds depend on the machine and its load."),
+            "commit": commit, "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "load": load, "model": model, "max_rounds": max_rounds, "edits": rows}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -359,8 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per LLM request")
     parser.add_argument("--json", type=Path, help="write the per-edit results here, after every edit")
     parser.add_argument("--report", type=Path, nargs="+", help="print one table from saved --json files")
-    parser.add_argument("--compare-main", action="store_true",
-                        help="run every edit with the prompts of main too, on the same server")
+    parser.add_argument("--compare", action="store_true", help="print the run beside the recorded baseline")
+    parser.add_argument("--baseline", type=Path, default=BASELINE, help=f"the baseline file (default {BASELINE})")
+    parser.add_argument("--record-baseline", action="store_true", help="write --baseline from this run")
     parser.add_argument("--local", action="store_true", help="local GGUF: this pack against raw llama-cpp-python")
     parser.add_argument("--local-transformers", action="store_true", help="with --local: the transformers path too")
     parser.add_argument("--answers", type=int, default=5, help="with --local: answers timed after the first")
@@ -378,46 +343,51 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.report:
         edits = sorted((load_edit(row) for path in args.report for row in json.loads(path.read_text())),
-                       key=lambda e: (int(e.index), e.order))
-        print(report(edits, args.max_rounds, args.model))
-        if len({e.order for e in edits}) > 1:
-            print()
-            print(compare_report(edits))
-        return
+                       key=lambda e: int(e.index))
+    else:
+        edits = run_all(args)
+    print()
+    print(report(edits, args.max_rounds, args.model))
+    if args.compare:
+        name, reference, warnings = load_baseline(args.baseline, edits, args.model, args.max_rounds)
+        print()
+        print(compare_report({name: reference, "this run": [e for e in edits if e.index in
+                                                            {b.index for b in reference}]}))
+        for w in warnings:
+            print(f"note: {w}")
 
+
+def run_all(args: argparse.Namespace) -> list[Edit]:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server started here stops too
     data = json.loads((DATA / "data.json").read_text())
     keys = sorted(data, key=int)[args.start:]
     keys = keys[: args.limit or None]
-    orders = ("main", "shared") if args.compare_main else ("shared",)
+    load_before, commit = load_average(), git_commit()  # the code that runs, before anything changes it
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
-        # each prompt order gets its own server (started here), so that its prefix cache sees one
-        # edit after another, as a user's does; a given --base-url serves both
-        urls = {o: (args.base_url, ServerLog(None)) for o in orders}
-        if args.base_url is None:
-            for o in orders:
-                log = Path(tmp) / f"llama-{o}.log"
-                urls[o] = (servers.enter_context(llama_server(SMOLLM2, log)), ServerLog(log))
+        base_url, server_log = args.base_url, ServerLog(None)
+        if base_url is None:
+            server = start_llama_server(SMOLLM2, Path(tmp))
+            servers.callback(stop_llama_server, server)
+            base_url, server_log = server.base_url, ServerLog(server.log)
         detector, segmenter = tiny_perception(Path(tmp) / "models")
         edits = []
-        for k, order in ((k, o) for k in keys for o in orders):
-            base_url, server_log = urls[order]
+        for k in keys:
             edit = run_edit(k, data[k], base_url, args.model, detector, segmenter, args.max_rounds,
-                            args.timeout, order, server_log, Path(tmp))
+                            args.timeout, server_log)
             edits.append(edit)
             if args.json:  # saved as it goes: a run that is cut off keeps what it measured
                 rows = [{**asdict(e), "total_calls": e.total_calls} for e in edits]
                 args.json.write_text(json.dumps(rows, indent=1))
             stages = ", ".join(f"{name} {sec:.0f} s/{edit.calls.get(name, 0)} calls"
                                for name, sec in edit.seconds.items())
-            print(f"[{k} {order}] {edit.total_calls} calls, tokens {edit.tokens_in} sent/"
+            print(f"[{k}] {edit.total_calls} calls, tokens {edit.tokens_in} sent/"
                   f"{_known(edit.evaluated)} evaluated ({_known(edit.carried)} carried)/{edit.tokens_out} out, "
                   f"{stages}: {edit.error or edit.plan}", flush=True)
-    print()
-    print(report(edits, args.max_rounds, args.model))
-    if args.compare_main:
-        print()
-        print(compare_report(edits))
+    if args.record_baseline:
+        record_baseline(args.baseline, edits, args.model, args.max_rounds,
+                        f"load average (1, 5, 15 min) {load_before} at the start, {load_average()} at the end", commit)
+        print(f"baseline written to {args.baseline}")
+    return edits
 
 
 if __name__ == "__main__":

@@ -112,11 +112,9 @@ def _models(tiny: bool, folder: Path):
         gdino, bert = build_tiny_gdino(folder / "gdino")
     else:
         from devkit.gdino_models import build_full_bert, build_full_release
-        from devkit.sam_models import VIT_B_NAME, build_full_sam_vit_b
+        from devkit.sam_models import full_sam_vit_b
 
-        sam = TEST_MODELS / VIT_B_NAME
-        if not sam.is_file():
-            build_full_sam_vit_b(sam)
+        sam = full_sam_vit_b(TEST_MODELS)
         gdino, bert = build_full_release(TEST_MODELS, "SwinT-OGC"), build_full_bert(TEST_MODELS)
     return gdino, bert, sam, build_tiny_inpaint_pipeline(folder / "sd-inpaint")
 

@@ -64,11 +64,10 @@ def models(tiny: bool, folder: Path, steps: int):
 
     from cielr_core.editing.sd_configs import write_sd15_config
     from devkit.gdino_models import build_full_bert, build_full_release
+    from devkit.sd_models import build_sd15_checkpoints
 
     gdino, bert = build_full_release(TEST_MODELS, "SwinT-OGC"), build_full_bert(TEST_MODELS)
-    checkpoint = TEST_MODELS / "cielr-random-sd15-inpainting-fp16.safetensors"
-    if not checkpoint.is_file():
-        raise SystemExit(f"{checkpoint} is missing: run the ComfyUI editing tests once to build it")
+    checkpoint = build_sd15_checkpoints(TEST_MODELS).inpainting
     tokenizer = COMFYUI / "comfy" / "sd1_tokenizer"
     config = write_sd15_config(folder / "sd15-config", tokenizer, in_channels=9)
     engine = DiffusersEngine.from_path(checkpoint, config, settings=settings)

@@ -1,13 +1,16 @@
-"""The command line: ``python -m cielr_core {edit,scene,bench}``.
+"""The command line: ``python -m cielr_core {edit,scene,bench,batch}``.
 
 - ``edit IMAGE INSTRUCTION -o OUT``: the whole method (labels, perception, scene, refinement, plan,
   inpainting with a diffusers pipeline); writes the edited image and, next to it, the scene JSON,
   the scene preview, the refinement trace, the plan and the edited-region mask.
 - ``scene IMAGE``: perception and the scene only (scene JSON and preview).
 - ``bench DATASET_DIR --out DIR``: a benchmark run (see ``cielr_core.bench``).
+- ``batch MANIFEST --out DIR``: every line of a JSONL manifest edited into a result folder (see
+  ``cielr_core.batch``). ``bench`` and ``batch`` run on a Ray cluster with ``--ray``.
 
-``edit`` and ``scene`` live in ``cielr_core.cli.edit``, what the subcommands share in
-``cielr_core.cli.common``; this module parses the command line and runs ``bench``.
+Each subcommand lives in ``cielr_core.cli`` (``edit`` and ``scene`` in ``edit``, ``bench`` and
+``batch`` in modules of their names), what they share in ``cli.common`` and ``cli.run_options``;
+this module builds the parser and runs the command.
 
 Models and the LLM backend come from flags or a TOML file (``--config``; see ``cielr_core.config``).
 Nothing is ever downloaded: the hub is switched off for this process. Errors a user can act on
@@ -22,8 +25,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 # Never download: set before any Hugging Face library is imported (they read these at import).
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -31,57 +32,15 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from . import __version__
-from .cli import edit
-from .cli.common import (
-    CONFIG_HELP,
-    Reporter,
-    add_common,
-    check_llm_reachable,
-    load_engine,
-    load_perception,
-    make_llm,
-    pipeline_settings,
-    quiet_libraries,
-)
-from .config import (
-    METRIC_OPTIONS,
-    Settings,
-    add_options,
-    find_inpaint_model,
-    find_local_llm,
-    find_perception_models,
-    resolve_device,
-    resolve_settings,
-)
-from .errors import CIELRError, InputError
+from .cli import batch, bench, edit
+from .cli.common import CONFIG_HELP, Reporter
+from .config import resolve_settings
+from .errors import CIELRError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("cielr_core")
-
-BENCH_EXAMPLES = """\
-examples:
-  # the CIELR pipeline on CIEBench (data.json layout), 5 samples, resumable
-  python -m cielr_core bench data/ciebench --out runs/ciebench --config cielr.toml --limit 5
-
-  # then the rest: finished samples are skipped, the tables cover every sample
-  python -m cielr_core bench data/ciebench --out runs/ciebench --config cielr.toml
-
-  # oracle mode: the ground-truth masks as the plan's regions; proves the background stays bit-exact
-  python -m cielr_core bench data/ciebench --out runs/oracle --oracle --inpaint ~/models/sd-inpainting
-
-  # the authors' best of 3: three samples per action, the detector's verdict keeps one (recorded per sample)
-  python -m cielr_core bench data/ciebench --out runs/best3 --config cielr.toml --candidates 3
-
-  # SmartEdit's reasoning set (X.png, X_mask.jpg, one "instruction CLIP: target" line per image)
-  python -m cielr_core bench SmartEdit/6-Reasoning --out runs/smartedit --config cielr.toml
-
-Writes into --out: samples/<id>.json (one record per entry, failures included, with the stage and the
-reason), images/, results.csv, summary.csv (metrics, failures dropped and counted), timings.csv,
-summary.json and summary.md. Exit status 0 when the run finished, whatever the samples' results.
-"""
-
 
 # ------------------------------------------------------------------------------- parser
 
@@ -92,113 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "plan -> masked inpainting), and benchmark it.",
         epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cielr_core {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{edit,scene,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{edit,scene,bench,batch}")
     sub.required = True
-    fmt = argparse.RawDescriptionHelpFormatter
 
     edit.add_parsers(sub)
-
-    bench = sub.add_parser("bench", help="run a benchmark dataset and write result tables",
-                           description="Run CIELR (or the oracle) on every entry of DATASET_DIR (CIEBench layout: "
-                                       "data.json; SmartEdit reasoning layout: X.png, X_mask.jpg and a text file "
-                                       "of 'instruction CLIP: target' lines), compute the metrics, and write "
-                                       "per-sample records and summary tables. Resumable: finished samples are "
-                                       "skipped.",
-                           epilog=BENCH_EXAMPLES, formatter_class=fmt)
-    bench.add_argument("dataset", metavar="DATASET_DIR", help="the dataset folder (or its data.json)")
-    bench.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (resumed when it holds "
-                       "a run of the same settings)")
-    bench.add_argument("--limit", type=int, metavar="N", help="only the first N entries of the dataset")
-    bench.add_argument("--oracle", action="store_true", help="use the ground-truth masks as the plan's regions "
-                       "(replace each with the CLIP target text; grow 0); no perception, no LLM")
-    bench.add_argument("--layout", choices=("ciebench", "smartedit"), help="dataset layout (default: detected)")
-    bench.add_argument("--text-file", metavar="FILE", help="SmartEdit layout: the instruction file, when the "
-                       "folder holds several")
-    bench.add_argument("--check", choices=("paths", "header", "full"), default="header",
-                       help="how much the dataset is verified before the run (default: header)")
-    bench.add_argument("--retry-failed", action="store_true", help="run samples that failed before again")
-    bench.add_argument("--overwrite", action="store_true", help="discard the records in --out and start again")
-    bench.add_argument("--no-images", action="store_true", help="do not save the edited images")
-    add_common(bench, "LLM")
-    add_options(bench, METRIC_OPTIONS, "metrics")
+    bench.add_parser(sub)
+    batch.add_parser(sub)
     return parser
 
 
-# ------------------------------------------------------------------------------- bench
-
-def bench_fingerprint(settings: Settings, oracle: bool, paths: dict[str, Any]) -> dict[str, Any]:
-    """The settings that decide a benchmark's results (resuming with others is refused)."""
-    from .config import EDIT_OPTIONS, LLM_OPTIONS, METRIC_OPTIONS, PERCEPTION_OPTIONS
-
-    # where the files and the server are, and how long to wait, do not change the answers; a llama.cpp
-    # server restarted on another port must not stop a resume
-    skip = {"models_inpaint", "models_inpaint_config", "models_grounding_dino", "models_text_encoder", "models_sam",
-            "llm_local", "llm_base_url", "llm_timeout", "llm_max_retries", "llm_api_key_env",
-            "edit_grow" if oracle else ""}
-    options = list(EDIT_OPTIONS) + list(METRIC_OPTIONS)
-    if not oracle:
-        options += list(PERCEPTION_OPTIONS) + list(LLM_OPTIONS)
-    out = {o.name: getattr(settings, o.name) for o in options if o.name not in skip}
-    for name in ("edit_candidates", "edit_retries", "edit_verify", "edit_judge"):  # newer options: a run made
-        if out.get(name) == next(o.default for o in options if o.name == name):  # before them resumes
-            out.pop(name, None)
-    out["models_device"] = settings.models_device
-    out.update({k: str(Path(v).resolve()) if v is not None else None for k, v in paths.items()})
-    return out
-
-
-def cmd_bench(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    from .bench.options import BenchModels, BenchOptions
-    from .bench.runner import run_bench
-
-    if not settings.metrics_sizes or any(not 11 <= s <= 8192 for s in settings.metrics_sizes):
-        raise InputError(f"--sizes must be sizes from 11 to 8192, got {settings.metrics_sizes}")
-    inpaint_path, inpaint_config = find_inpaint_model(settings)
-    paths: dict[str, Any] = {"inpaint": inpaint_path, "inpaint_config": inpaint_config}
-    perception_paths = None
-    llm = None
-    psettings = pipeline_settings(settings)
-    if not args.oracle or psettings.verifies:  # the detector perceives, and looks at the edits again
-        perception_paths = find_perception_models(settings)
-        paths.update(grounding_dino=perception_paths[0], text_encoder=perception_paths[1],
-                     sam=perception_paths[2])
-    if not args.oracle:
-        llm = make_llm(settings)
-        check_llm_reachable(llm)
-        if llm is None:
-            raise InputError("the benchmark runs the LLM pipeline: give an LLM (--llm-url URL or --llm-local PATH, "
-                             "or [llm] in --config), or use --oracle")
-        if settings.llm_local:
-            paths["llm_local"] = find_local_llm(settings)
-    device = resolve_device(settings.models_device)
-    options = BenchOptions(dataset=Path(args.dataset), out=Path(args.out), layout=args.layout,
-                           text_file=args.text_file, check=args.check, limit=args.limit, oracle=args.oracle,
-                           retry_failed=args.retry_failed, overwrite=args.overwrite, save_images=not args.no_images,
-                           sizes=tuple(settings.metrics_sizes), progress=not args.quiet)
-
-    def load() -> BenchModels:
-        from .evaluation import load_clip, load_lpips
-
-        quiet_libraries(args.debug)
-        detector = segmenter = None
-        if perception_paths is not None:
-            detector, segmenter = load_perception(perception_paths, device)
-        engine = load_engine(inpaint_path, inpaint_config, settings, device)
-        lpips = load_lpips(settings.metrics_lpips_backbone or None, settings.metrics_lpips_linear or None,
-                           settings.metrics_lpips_net, device)
-        clip = load_clip(settings.metrics_clip or None, device)
-        return BenchModels(engine=engine, detector=detector, segmenter=segmenter, llm=llm, settings=psettings,
-                           lpips=lpips, clip=clip, idcs=settings.metrics_idcs)
-
-    report = run_bench(options, load, bench_fingerprint(settings, args.oracle, paths), log=reporter.say)
-    s = report.summary["samples"]
-    reporter.say(f"{report.entries} entries: {s['ok']} ok, {s['failed']} failed ({report.ran} run now, "
-                 f"{report.skipped} finished before)")
-    print(report.files["summary.md"])
-    return 0
-
-
-COMMANDS = {"edit": edit.cmd_edit, "scene": edit.cmd_scene, "bench": cmd_bench}
+COMMANDS = {"edit": edit.cmd_edit, "scene": edit.cmd_scene, "bench": bench.cmd_bench, "batch": batch.cmd_batch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,12 +38,23 @@ class CheckpointError(CIELRError):
 
 
 class MissingDependencyError(CIELRError, ImportError):
-    """An optional Python package a node needs is not installed."""
+    """An optional Python package a feature needs is not installed. The message names its optional
+    group, when it has one, and the command that installs it into the Python running this code."""
 
-    def __init__(self, package: str, purpose: str):
+    def __init__(self, package: str, purpose: str, group=None):
+        # group: a dependencies.OptionalGroup (name, adds, install); that module stands above this one
+        self.package = package
+        self.group = group
+        if group is None:
+            install = f'"{sys.executable}" -m pip install {package}'
+            where = ""
+        else:
+            install = group.install
+            where = f" It belongs to CIELR's optional group '{group.name}' ({group.adds})."
         super().__init__(
-            f"The Python package '{package}' is needed for {purpose} but is not installed. "
-            f"Install it into ComfyUI's Python: python -m pip install {package}"
+            f"The Python package '{package}' is needed for {purpose} but is not installed.{where} "
+            f"Install it with this Python (the one running ComfyUI, for the nodes): {install}   "
+            "(then restart ComfyUI)"
         )
 
 
@@ -55,13 +67,3 @@ class MissingRequirementsError(CIELRError, ImportError):
             f"CIELR needs Python packages that this ComfyUI's Python lacks: {', '.join(self.problems)}. "
             f"Install them with: {install}   (then restart ComfyUI)"
         )
-
-
-def require(module: str, package: str, purpose: str):
-    """Import an optional dependency, or say which package to install for what."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependencyError(package, purpose) from None

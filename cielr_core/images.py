@@ -1,7 +1,15 @@
-"""Image normalisation, done once where an image enters: every stage sees H x W x 3 RGB (uint8 for
-perception, the caller's pixel type for editing, which keeps the untouched pixels bit-exact)."""
+"""Images where they enter: files read by their content, and arrays normalised once, so every stage
+sees H x W x 3 RGB (uint8 for perception, the caller's pixel type for editing, which keeps the
+untouched pixels bit-exact).
+
+Files are opened by content, not extension (some benchmark ``.png`` files hold JPEG data), with
+Pillow's ``convert`` and no EXIF rotation, as the benchmark scripts read them. An unreadable file
+raises InputError naming it and saying why.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -53,3 +61,52 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     if np.issubdtype(a.dtype, np.integer):
         return np.clip(a, 0, 255).astype(np.uint8)
     raise InputError(f"unsupported pixel type {a.dtype}")
+
+
+# ------------------------------------------------------------------------------- files
+
+def image_info(path: str | Path) -> tuple[str, str, tuple[int, int]]:
+    """(format, mode, (width, height)) from the file's header; InputError when it is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.format or "?", im.mode, im.size
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path} is not an image Pillow can read") from None
+    except OSError as e:
+        raise InputError(f"{path} cannot be read ({e})") from None
+
+
+def decode_file(path: str | Path, mode: str) -> np.ndarray:
+    """The whole file decoded and converted to Pillow ``mode`` ("RGB", "L", ...) as uint8."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.array(im.convert(mode), dtype=np.uint8)
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path} is not an image Pillow can read") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path} is damaged or unreadable ({e})") from None
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """The photo as H x W x 3 uint8, whatever its format or extension says."""
+    return decode_file(path, "RGB")
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """An 8-bit image (H x W grey or H x W x 3/4) as PNG file bytes, lossless, so saved pixels stay exact."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()

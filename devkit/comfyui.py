@@ -35,7 +35,10 @@ class ComfyServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"ComfyUI died:\n{self.log.read_text()[-4000:]}"
-            entry = requests.get(f"{self.url}/history/{prompt_id}", timeout=30).json().get(prompt_id)
+            try:
+                entry = requests.get(f"{self.url}/history/{prompt_id}", timeout=30).json().get(prompt_id)
+            except requests.Timeout:  # a server busy loading a model (or a loaded machine) answers late
+                continue
             if entry and entry.get("status", {}).get("completed") is not None and (
                     entry["status"]["completed"] or entry["status"].get("status_str") == "error"):
                 return entry

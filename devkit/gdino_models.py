@@ -11,13 +11,11 @@ Everything is built from the libraries' own classes with fixed seeds.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
+
+from devkit.model_cache import cached_build
 
 # Common object names, words of the benchmark instructions and a few descriptive words.
 WORDS = """
@@ -51,7 +49,6 @@ TINY_GDINO_JSON = {
     "swin": {"embed_dim": 32, "depths": [1, 1, 1, 1], "num_heads": [1, 2, 4, 8], "window_size": 7},
     "enc_layers": 1, "dec_layers": 1, "dim_feedforward": 64, "num_queries": 50,
 }
-FULL_BUILD_VERSION = "2"  # bump when the full-size builders change, so cached files are rebuilt
 
 
 # --- vocabularies and BERT folders ----------------------------------------------------------
@@ -133,39 +130,17 @@ def build_tiny_gdino(folder: str | Path) -> tuple[Path, Path]:
     return weights, bert
 
 
-@contextlib.contextmanager
-def _locked(folder: Path):
-    """One builder at a time for the shared model cache (several test runs may share it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".gdino-build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _fresh(path: Path) -> bool:
-    stamp = path.parent / f".{path.name}.built"
-    return path.exists() and stamp.is_file() and stamp.read_text() == FULL_BUILD_VERSION
-
-
-def _stamp(path: Path) -> None:
-    (path.parent / f".{path.name}.built").write_text(FULL_BUILD_VERSION)
+def _sources() -> tuple[Path, ...]:
+    """The code that writes the full-size files: this module and the groundingdino adapter."""
+    return Path(__file__), Path(__file__).with_name("gdino_compat.py")
 
 
 def build_full_bert(cache: Path) -> Path:
-    """``cache/bert-base-uncased``: BertConfig() sizes, 30522 deterministic tokens, random weights."""
-    folder = cache / "bert-base-uncased"
-    with _locked(cache):
-        if not _fresh(folder):
-            tmp = cache / f"bert-base-uncased.tmp{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            build_bert_folder(tmp, vocab_size=30522)
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
-            _stamp(folder)
-    return folder
+    """``bert-base-uncased``: BertConfig() sizes, 30522 deterministic tokens, random weights; cached."""
+    def build(out: Path) -> None:
+        build_bert_folder(out / "bert-base-uncased", vocab_size=30522)
+
+    return cached_build(cache, "bert-base", _sources(), build) / "bert-base-uncased"
 
 
 # The released checkpoints' files and the configs groundingdino ships for them (library code).
@@ -206,15 +181,13 @@ def save_release(model: Any, path: Path, name: str) -> Path:
 def build_full_release(cache: Path, name: str) -> Path:
     """``groundingdino_swint_ogc.pth`` ("module." prefix) or ``groundingdino_swinb_cogcoor.pth``
     (no prefix), full size with random weights, beside a full-size bert-base-uncased; cached."""
-    path = cache / RELEASES[name][0]
     bert = build_full_bert(cache)
-    with _locked(cache):
-        if not _fresh(path):
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            save_release(build_release_model(name, bert), tmp, name)
-            tmp.rename(path)
-            _stamp(path)
-    return path
+    file = RELEASES[name][0]
+
+    def build(out: Path) -> None:
+        save_release(build_release_model(name, bert), out / file, name)
+
+    return cached_build(cache, f"gdino-{name.lower()}", _sources(), build) / file
 
 
 # --- transformers-format GroundingDINO ------------------------------------------------------

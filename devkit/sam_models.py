@@ -11,9 +11,10 @@ architecture wrongly cannot agree with itself.
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from pathlib import Path
+
+from devkit.model_cache import cached_build
 
 TINY_SEED = 1234
 VIT_B_NAME = "sam_vit_b_01ec64.pth"
@@ -77,29 +78,13 @@ def build_full_sam_vit_b(path: str | Path) -> Path:
 
     path = Path(path)
     torch.manual_seed(0)
-    sd = sam_model_registry["vit_b"]().state_dict()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(sd, tmp)
-    os.replace(tmp, path)  # atomic: a parallel test run never sees half a file
+    torch.save(sam_model_registry["vit_b"]().state_dict(), path)
     return path
-
-
-def _is_complete_vit_b(path: Path) -> bool:
-    import torch
-    from segment_anything import sam_model_registry
-
-    try:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return False
-    with torch.device("meta"):
-        ref = sam_model_registry["vit_b"]().state_dict()
-    return isinstance(sd, dict) and sd.keys() == ref.keys() and all(sd[k].shape == ref[k].shape for k in ref)
 
 
 def full_sam_vit_b(cache: Path) -> Path:
-    """``cache/sam_vit_b_01ec64.pth``, built unless a complete one is there."""
-    path = cache / VIT_B_NAME
-    if not (path.is_file() and _is_complete_vit_b(path)):
-        build_full_sam_vit_b(path)
-    return path
+    """``sam_vit_b_01ec64.pth``, built once into the model cache under ``cache``."""
+    def build(out: Path) -> None:
+        build_full_sam_vit_b(out / VIT_B_NAME)
+
+    return cached_build(cache, "sam-vit-b", (Path(__file__),), build) / VIT_B_NAME

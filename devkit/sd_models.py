@@ -5,30 +5,28 @@
   with a byte-level tokenizer written deterministically), saved in diffusers layout. Seconds.
 - ``build_sd15_checkpoints(folder)``: full-size SD1.5 checkpoints with random weights, built from
   ComfyUI's own model classes in a subprocess that imports the ComfyUI install (the test process
-  never imports ``comfy``): a plain SD1.5 (4-channel UNet), an inpainting one (9-channel UNet), both
-  fp16 safetensors in the original single-file layout that CheckpointLoaderSimple reads, and a VAE
+  never imports ``comfy``): a plain SD1.5 (4-channel UNet in fp8, text encoder and VAE in fp16: 1.3
+  GB) and an inpainting one (9-channel UNet, all fp16: 2.1 GB), safetensors in the original
+  single-file layout that CheckpointLoaderSimple (and, for the fp16 one, diffusers) reads, and a VAE
   with 16 latent channels (an SD3/Flux-like VAE) for the MODEL/VAE mismatch test. Cached in the
-  ``model_cache`` folder; about 20 s and 2 GB per checkpoint the first time.
+  ``model_cache`` folder; about 20 s per checkpoint the first time.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from devkit import COMFYUI, SETUP_HINT, SetupError
+from devkit import COMFYUI
+from devkit.model_cache import cached_build, run_comfy_script
 from devkit.tokens import byte_to_unicode
 
-SD15_NAME = "cielr-random-sd15-fp16.safetensors"
+SD15_NAME = "cielr-random-sd15-unet-fp8.safetensors"
 SD15_INPAINT_NAME = "cielr-random-sd15-inpainting-fp16.safetensors"
 VAE16_NAME = "cielr-random-vae-16ch.safetensors"
-BUILD_VERSION = "1"  # bump when the builder changes so cached files are rebuilt
 TINY_SEED = 0
 
 
@@ -125,8 +123,8 @@ _BUILDER = textwrap.dedent(r'''
                         break
         return module
 
-    def half(sd, prefix):
-        return {prefix + k: v.detach().to(torch.float16).contiguous() for k, v in sd.items()}
+    def half(sd, prefix, dtype=torch.float16):
+        return {prefix + k: v.detach().to(dtype).contiguous() for k, v in sd.items()}
 
     # SD1.5's UNet config, as comfy.model_detection lists it (SD15 / SD15_diffusers_inpaint)
     SD15 = dict(image_size=32, out_channels=4, use_spatial_transformer=True, legacy=False, adm_in_channels=None,
@@ -146,9 +144,11 @@ _BUILDER = textwrap.dedent(r'''
     clip.pop("text_projection.weight", None)  # SD1.5 files do not carry it
     shared = {**half(clip, "cond_stage_model.transformer."), **half(vae_sd(4), "first_stage_model.")}
 
-    for in_channels, path in ((4, out_sd15), (9, out_inpaint)):
+    # the plain UNet in fp8 (ComfyUI casts it on load, as users' fp8 files); the inpainting one in fp16,
+    # the layout diffusers' single-file loader reads too
+    for in_channels, path, dtype in ((4, out_sd15, torch.float8_e4m3fn), (9, out_inpaint, torch.float16)):
         unet = init(UNetModel(in_channels=in_channels, dtype=torch.float32, device="cpu", operations=ops, **SD15))
-        sd = {**half(unet.state_dict(), "model.diffusion_model."), **shared}
+        sd = {**half(unet.state_dict(), "model.diffusion_model.", dtype), **shared}
         del unet
         comfy.utils.save_torch_file(sd, path + ".tmp")
         os.replace(path + ".tmp", path)
@@ -160,29 +160,14 @@ _BUILDER = textwrap.dedent(r'''
 
 @cache
 def build_sd15_checkpoints(folder: str | Path) -> SD15Files:
-    """Build (or reuse) the full-size random SD1.5 files in ``folder``."""
-    import fcntl
+    """The full-size random SD1.5 files, built once into the model cache under ``folder``."""
+    names = (SD15_NAME, SD15_INPAINT_NAME, VAE16_NAME)
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "cielr-random-sd15.lock", "w") as lock:  # other test runs may build at the same time
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(folder)
+    def build(out: Path) -> None:
+        if all((out / n).is_file() for n in names):  # written by a build killed before the rename
+            return
+        run_comfy_script(["-c", _BUILDER, str(COMFYUI), *(str(out / n) for n in names)],
+                         "the random SD1.5 checkpoints", timeout=1200)
 
-
-def _build_locked(folder: Path) -> SD15Files:
-    files = SD15Files(folder / SD15_NAME, folder / SD15_INPAINT_NAME, folder / VAE16_NAME)
-    stamp = folder / "cielr-random-sd15.version"
-    if all(p.is_file() for p in (files.checkpoint, files.inpainting, files.vae16)) and \
-            stamp.is_file() and stamp.read_text() == BUILD_VERSION:
-        return files
-    if not (COMFYUI / "comfy").is_dir():
-        raise SetupError(f"ComfyUI is not installed at {COMFYUI}: {SETUP_HINT}")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", _BUILDER, str(COMFYUI), str(files.checkpoint),
-                           str(files.inpainting), str(files.vae16)],
-                          cwd=COMFYUI, env=env, capture_output=True, text=True, timeout=1200, check=False)
-    if proc.returncode != 0:
-        raise SetupError(f"building the random SD1.5 checkpoints failed:\n{proc.stderr[-4000:]}")
-    stamp.write_text(BUILD_VERSION)
-    return files
+    out = cached_build(folder, "sd15", (_BUILDER, *names), build)
+    return SD15Files(*(out / n for n in names))

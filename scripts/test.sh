@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: builds the environment once (torch, the pack's
 # requirements, test tools, the real ComfyUI), then runs pytest. Extra arguments go to pytest.
+#
+# Tests run in CIELR_TEST_WORKERS pytest-xdist workers (default 2, one per core of the reference
+# machine; 0 runs them in this process). Tests that share a server or a module-scoped model stay in
+# one worker (tests/conftest.py groups them for --dist loadgroup). A passing test's temporary folder
+# is deleted as it finishes, and the whole base folder at the end of a passing run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup_env.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-exec python -m pytest "$@"
+exec python -m pytest -n "${CIELR_TEST_WORKERS:-2}" --dist loadgroup -o tmp_path_retention_policy=failed "$@"

@@ -7,14 +7,28 @@ to key, input name). Groups: (title, [x, y, w, h], colour). Notes are Note nodes
 
 from __future__ import annotations
 
-PHOTO = "example.png"  # ComfyUI ships input/example.png
+# The example photo (a CIEBench sample whose instruction is the one below). It ships beside the workflows;
+# copy it into ComfyUI/input to run them as they are.
+PHOTO = "cielr_example_photo.jpg"
+PHOTO_SOURCE = ("ciebench-dev", "0", "0.png")  # under tests/data
+COMFY_EXAMPLE = "example.png"  # ComfyUI ships input/example.png
 
+# Model files a workflow's widgets name: file name -> (direct download URL, ComfyUI model folder). Each is
+# declared on the node whose widget names it, so ComfyUI offers the absent ones for download. Only files
+# the server lists count as present (.pth, .safetensors, ...): a .gguf file is never listed, so it is left
+# out (it would be reported missing for ever); the Read me note names it.
 MODELS = {
-    "groundingdino_swint_ogc.pth": ("https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/"
-                                    "groundingdino_swint_ogc.pth", "grounding-dino"),
-    "sam_vit_b_01ec64.pth": ("https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth", "sams"),
-    "bert-base-uncased": ("https://huggingface.co/google-bert/bert-base-uncased", "bert-base-uncased"),
+    "groundingdino_swint_ogc.pth": (("https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/"
+                                     "groundingdino_swint_ogc.pth"), "grounding-dino"),
+    "sam_vit_b_01ec64.pth": (("https://huggingface.co/ybelkada/segment-anything/resolve/main/checkpoints/"
+                              "sam_vit_b_01ec64.pth"), "sams"),
 }
+# Model folders a widget names: folder -> the files ComfyUI can see in it, declared at the workflow's top
+# level (the widget holds the folder's name, not the file's). The bert folder's other files (config.json,
+# vocab.txt, tokenizer.json, tokenizer_config.json) are not model files to ComfyUI: the README links them.
+BERT = "https://huggingface.co/google-bert/bert-base-uncased/resolve/main/"
+MODEL_FOLDERS = {"bert-base-uncased": [("model.safetensors", BERT + "model.safetensors", "bert-base-uncased")]}
+THUMBNAIL_SCALE = 0.75  # the canvas zoom of the thumbnails: titles and widgets are drawn from about 0.57 up
 
 BLUE, GREEN, PURPLE, ORANGE = "#3f789e", "#3f8e5e", "#7a5fa0", "#a1683f"
 
@@ -45,12 +59,13 @@ WORKFLOWS = {
                 "Build Scene adds relations (left of, on top of, inside, nearest...).\n\n"
                 "Models: models/grounding-dino/groundingdino_swint_ogc.pth, models/bert-base-uncased/ "
                 "(the Hugging Face folder), models/sams/sam_vit_b_01ec64.pth. Optional: connect a depth "
-                "map (bright = near) to Build Scene for in front of / behind.")}, "Read me", [680, 200]),
+                "map (bright = near) to Build Scene for in front of / behind. Download links: the pack's "
+                "README.\n\nThe photo: example_workflows/cielr_example_photo.jpg in the pack's folder; copy it "
+                "into ComfyUI/input, or load your own.")}, "Read me", [680, 200]),
         ],
         "links": PERCEPTION_LINKS + [("build", 1, "scene_json", "source"), ("build", 2, "preview", "images")],
         "groups": [("Input and models", [20, 20, 380, 840], BLUE), ("Perception", [440, 20, 720, 380], GREEN),
                    ("Results", [1200, 20, 400, 820], PURPLE)],
-        "models": ["groundingdino_swint_ogc.pth", "sam_vit_b_01ec64.pth", "bert-base-uncased"],
     },
 }
 
@@ -63,11 +78,7 @@ MODELS.update({
     "512-inpainting-ema.safetensors": (
         "https://huggingface.co/stabilityai/stable-diffusion-2-inpainting/resolve/main/"
         "512-inpainting-ema.safetensors", "checkpoints"),
-    "qwen2.5-1.5b-instruct-q4_k_m.gguf": (
-        "https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF/resolve/main/qwen2.5-1.5b-instruct-q4_k_m.gguf",
-        "LLM"),
 })
-PERCEPTION_MODELS = ["groundingdino_swint_ogc.pth", "sam_vit_b_01ec64.pth", "bert-base-uncased"]
 SAMPLER = {"seed": 0, "steps": 20, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal"}
 
 
@@ -122,10 +133,10 @@ def _edit_graph(llm_node: tuple, checkpoint: str, note: str, verify: bool = Fals
         nodes[inpaint] = ("inpaint", "CIELRInpaintActions", [1300, 100], {**SAMPLER, "candidates": 3, "retries": 1},
                           None, [380, 560])
         nodes += [
-            ("verify", "CIELRVerifyEdit", [1300, 1300], {"grow": 8, "box_threshold": 0.3, "text_threshold": 0.25},
+            ("verify", "CIELRVerifyEdit", [1300, 1340], {"grow": 8, "box_threshold": 0.3, "text_threshold": 0.25},
              None, [380, 260]),
-            ("verdict", "PreviewAny", [1300, 1590], {}, "Verdicts (JSON)", [380, 260]),
-            ("verify_view", "PreviewImage", [1740, 1300], {}, "Verified (failed regions in red)", [400, 360]),
+            ("verdict", "PreviewAny", [1300, 1630], {}, "Verdicts (JSON)", [380, 260]),
+            ("verify_view", "PreviewImage", [1740, 1340], {}, "Verified (failed regions in red)", [400, 360]),
         ]
         links += [
             ("gdino", 0, "inpaint", "detector"), ("sam", 0, "inpaint", "segmenter"),
@@ -134,7 +145,7 @@ def _edit_graph(llm_node: tuple, checkpoint: str, note: str, verify: bool = Fals
             ("sam", 0, "verify", "segmenter"), ("verify", 0, "verdict", "source"),
             ("verify", 2, "verify_view", "images"),
         ]
-        groups.append(("Verification", [1280, 1280, 880, 590], GREEN))
+        groups.append(("Verification", [1280, 1280, 880, 640], GREEN))
     return {"nodes": nodes, "links": links, "groups": groups}
 
 
@@ -150,19 +161,20 @@ WORKFLOWS["cielr_edit"] = {
         "outside the Edited region mask stays exactly as it was.\n\n"
         "LLM: any OpenAI-compatible server (llama.cpp, Ollama's /v1, vLLM, LM Studio, OpenAI). Put the NAME of the "
         "environment variable that holds your key in api_key_env (never the key). Swap the checkpoint in Load "
-        "Checkpoint; inpainting checkpoints are detected. Perception models: see cielr_perception.\n\n"
+        "Checkpoint; inpainting checkpoints are detected. Perception models and the example photo: see "
+        "cielr_perception.\n\n"
         "Best of 3: each action is sampled three times and GroundingDINO looks at each result again (is the "
         "removed object gone, the new one there, the colour moved?); the best is kept, and when all three fail "
         "one retry round grows the mask. The Edit report lists every candidate's verdict; Verify Edit shows "
         "failed regions in red."), verify=True),
-    "models": PERCEPTION_MODELS + ["v1-5-pruned-emaonly-fp16.safetensors"],
 }
 WORKFLOWS["cielr_local_llm_inpaint_model"] = {
     **_edit_graph(LOCAL_LLM, "512-inpainting-ema.safetensors", (
-        "CIELR with a local LLM (a Hugging Face folder or a .gguf file in models/LLM, run by transformers with "
-        "JSON-schema constrained decoding, so every answer parses) and an inpainting checkpoint (9-channel UNet, "
-        "detected and given inpaint conditioning). Nothing leaves this machine.")),
-    "models": PERCEPTION_MODELS + ["512-inpainting-ema.safetensors", "qwen2.5-1.5b-instruct-q4_k_m.gguf"],
+        "CIELR with a local LLM (a .gguf file in models/LLM, run by llama.cpp when llama-cpp-python is installed, "
+        "else a Hugging Face folder run by transformers with JSON-schema constrained decoding, so every answer "
+        "parses) and an inpainting checkpoint (9-channel UNet, detected and given inpaint conditioning). Nothing "
+        "leaves this machine.\n\nThe LLM here: https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF/resolve/"
+        "main/qwen2.5-1.5b-instruct-q4_k_m.gguf into models/LLM. Perception models: see cielr_perception.")),
 }
 
 _MANUAL = [n for n in PERCEPTION_NODES]
@@ -194,14 +206,13 @@ WORKFLOWS["cielr_manual_plan"] = {
     ],
     "groups": [("Input and models", [20, 20, 380, 980], BLUE), ("Perception", [440, 20, 820, 920], GREEN),
                ("Editing", [1280, 20, 880, 980], ORANGE)],
-    "models": PERCEPTION_MODELS + ["v1-5-pruned-emaonly-fp16.safetensors"],
 }
 
 # ------------------------------------------------------- bring your own masks (other packs in, core sampler out)
 DRESS_PINK = 0xFFA6D6  # the dress's colour in ComfyUI's input/example.png: Image Color To Mask segments it exactly
 WORKFLOWS["cielr_bring_your_own_masks"] = {
     "nodes": [
-        ("image", "LoadImage", [40, 100], {"image": PHOTO}, None, [340, 380]),
+        ("image", "LoadImage", [40, 100], {"image": COMFY_EXAMPLE}, None, [340, 380]),
         ("size", "GetImageSize", [40, 520], {}, None, [340, 100]),
         ("dress", "ImageColorToMask", [420, 100], {"color": DRESS_PINK}, "Mask 1: the dress (by colour)",
          [300, 90]),
@@ -280,7 +291,6 @@ WORKFLOWS["cielr_bring_your_own_masks"] = {
     "groups": [("Photo and your masks (any segmentation)", [20, 20, 720, 1100], BLUE),
                ("Scene (CIELR)", [780, 20, 400, 1140], GREEN), ("Plan (CIELR + LLM)", [1200, 20, 400, 1310], PURPLE),
                ("Your sampler (core ComfyUI nodes)", [1620, 20, 1200, 1180], ORANGE)],
-    "models": ["v1-5-pruned-emaonly-fp16.safetensors"],
 }
 
 
@@ -328,6 +338,4 @@ def _flux_fill_graph() -> dict:
 
 WORKFLOWS["cielr_edit_flux_fill"] = {
     **_flux_fill_graph(),
-    "models": PERCEPTION_MODELS + ["flux1-fill-dev.safetensors", "t5xxl_fp8_e4m3fn.safetensors",
-                                   "clip_l.safetensors", "ae.safetensors"],
 }

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cielr_core.bench.datasets import read_dataset
 from cielr_core.bench.files import read_record, record_path
 from cielr_core.bench.options import BenchModels, BenchOptions
 from cielr_core.bench.report import markdown
 from cielr_core.bench.runner import run_bench
-from cielr_core.datasets import read_dataset
 from cielr_core.editing import EditSettings
 from cielr_core.pipeline import PipelineSettings
 from tests.conftest import CIEBENCH, REPO
@@ -108,7 +108,7 @@ def test_oracle_full_pass_background_is_bit_exact_on_every_sample(full_oracle):
     assert stored["status"] == "ok" and stored["stage"] is None and stored["failure"] is None
     # the saved image tells the same story: outside the ground-truth mask, every pixel is the input's
     sample = next(s for s in read_dataset(CIEBENCH).samples if s.id == "0")
-    from cielr_core.datasets import load_sample
+    from cielr_core.bench.datasets import load_sample
 
     loaded = load_sample(sample)
     edited = np.asarray(Image.open(report.out / ok[0].image))

@@ -66,11 +66,14 @@ def scene_flags(models_dir: Path) -> list[str]:
 
 def test_help_for_the_command_and_each_subcommand():
     done = cli("--help")
-    assert done.returncode == 0 and "{edit,scene,bench}" in done.stdout and "[models]" in done.stdout
+    assert done.returncode == 0 and "{edit,scene,bench,batch}" in done.stdout and "[models]" in done.stdout
     flags = {"edit": ["-o OUT", "--plan", "--scene", "--config", "--llm-url", "--llm-local", "--llm-key-env",
                       "--gdino", "--sam", "--inpaint", "--steps", "--labels", "--debug"],
              "scene": ["--instruction", "--labels", "--config", "--gdino", "--llm-url"],
-             "bench": ["--out", "--limit", "--oracle", "--retry-failed", "--layout", "--sizes", "--clip", "--config"]}
+             "bench": ["--out", "--limit", "--oracle", "--retry-failed", "--layout", "--sizes", "--clip", "--config",
+                       "--ray", "--workers", "--worker-gpus"],
+             "batch": ["--out", "--retry-failed", "--overwrite", "--labels", "--llm-url",
+                       "--ray", "--workers", "--worker-cpus", "result.json", "report.txt"]}
     for command, expected in flags.items():
         done = cli(command, "--help")
         assert done.returncode == 0, done.stderr
@@ -381,7 +384,8 @@ def test_bench_command_with_the_protocol_sizes(tmp_path, models_dir):
 
 def test_bench_resumes_against_a_restarted_llm_server_but_not_another_model():
     """A llama.cpp server restarted on another port answers the same; another model does not."""
-    from cielr_core.__main__ import bench_fingerprint, build_parser
+    from cielr_core.__main__ import build_parser
+    from cielr_core.cli.bench import bench_fingerprint
     from cielr_core.config import resolve_settings
 
     def fingerprint(*flags: str) -> dict:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cielr_core.datasets import (
+from cielr_core.bench.datasets import (
     CIEBENCH,
     SMARTEDIT,
     DatasetError,
@@ -21,13 +21,12 @@ from cielr_core.datasets import (
     Sample,
     SampleError,
     detect_layout,
-    image_info,
     iter_dataset,
-    load_image,
     load_mask,
     load_sample,
     read_dataset,
 )
+from cielr_core.images import image_info, load_image
 
 from .conftest import CIEBENCH as DEV
 

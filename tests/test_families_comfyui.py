@@ -21,6 +21,7 @@ import requests
 from devkit.comfyui import TEST_NODES, describe, execution_error, start_comfyui, stop_comfyui
 from devkit.family_models import CASES, MODELS, SHARES_WEIGHTS, Case, build_family_models, link_models
 from tests.conftest import CIEBENCH, REPO
+from tests.fixtures.comfyui import linked_models_dir
 from tests.test_editing_comfyui import _check_exact, _gdino, edit_prompt
 
 pytestmark = pytest.mark.slow
@@ -30,10 +31,7 @@ pytestmark = pytest.mark.slow
 def family_server(tmp_path_factory, perception_models_dir, model_cache):
     paths = build_family_models(model_cache)
     base = tmp_path_factory.mktemp("families-base")
-    models = base / "models"
-    models.mkdir()
-    for item in perception_models_dir.iterdir():  # the tiny perception models for the scene
-        (models / item.name).symlink_to(item)
+    models = linked_models_dir(perception_models_dir, base / "models")  # the tiny perception models
     link_models(paths, models)
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "cielr_test_nodes").symlink_to(TEST_NODES)
@@ -132,7 +130,7 @@ def test_a_video_model_is_refused_by_family(family_server):
 def test_the_flux_fill_workflow_is_set_up_for_flux_fill():
     """The shipped workflow loads Flux Fill the way the family test above runs it (UNETLoader +
     VAELoader, Flux guidance 30, cfg 1, automatic working size), and names its files with links."""
-    workflow = json.loads((REPO / "workflows" / "cielr_edit_flux_fill.json").read_text())
+    workflow = json.loads((REPO / "example_workflows" / "cielr_edit_flux_fill.json").read_text())
     nodes = {n["type"]: n for n in workflow["nodes"]}
     assert nodes["UNETLoader"]["widgets_values"][0] == "flux1-fill-dev.safetensors"
     assert nodes["DualCLIPLoader"]["widgets_values"][2] == "flux"
@@ -143,7 +141,7 @@ def test_the_flux_fill_workflow_is_set_up_for_flux_fill():
     inpaint = nodes["CIELRInpaintActions"]["id"]
     for loader in ("UNETLoader", "DualCLIPLoader", "VAELoader"):
         assert (nodes[loader]["id"], inpaint) in links, f"{loader} is not connected to Inpaint Actions"
-    files = {m["name"]: m for m in workflow["models"]}
+    files = {m["name"]: m for n in workflow["nodes"] for m in n.get("properties", {}).get("models", [])}
     for name in ("flux1-fill-dev.safetensors", "t5xxl_fp8_e4m3fn.safetensors", "clip_l.safetensors",
                  "ae.safetensors"):
         assert files[name]["url"].startswith("https://huggingface.co/"), name

@@ -37,9 +37,7 @@ def test_a_fresh_clone_collects_and_passes_with_nothing_beside_it(tmp_path):
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
     assert not any((folder / "shared").exists() for folder in clone.parents[:2])
     # The clone must reuse this run's environment, never rebuild it under the running suite.
-    stamp_of = ("cat requirements.txt requirements-test.txt scripts/setup_env.sh scripts/setup_llm.sh "
-                "| sha256sum | cut -c1-16")  # as scripts/setup_env.sh computes it
-    stamp = subprocess.run(["bash", "-c", stamp_of], cwd=clone, capture_output=True, text=True,
+    stamp = subprocess.run(["bash", "scripts/env_stamp.sh", "test"], cwd=clone, capture_output=True, text=True,
                            check=True).stdout.strip()
     venv = os.environ.get("CIELR_VENV")
     assert venv, "run the suite through scripts/test.sh"

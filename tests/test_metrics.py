@@ -608,7 +608,7 @@ def test_evaluate_edit_gives_every_metric_and_never_raises():
 
 
 def test_evaluate_edit_on_a_real_benchmark_photo():
-    from cielr_core.datasets import load_sample, read_dataset
+    from cielr_core.bench.datasets import load_sample, read_dataset
 
     from .conftest import CIEBENCH
 

@@ -1,8 +1,11 @@
 """Importing the pack is cheap; a pack that cannot load says why where ComfyUI users look (the
-"IMPORT FAILED" line, with the packages to install); missing optional packages are reported when used."""
+"IMPORT FAILED" line, with the packages to install); a missing optional package costs only the feature
+that needs it, which names its optional group and the command that installs it when it runs."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import subprocess
 import sys
@@ -12,13 +15,26 @@ from pathlib import Path
 
 import pytest
 
+from cielr_core.dependencies import OPTIONAL_GROUPS
 from tests.conftest import REPO
 
 HEAVY = ("groundingdino", "segment_anything", "transformers", "diffusers")
+HIDE = Path(__file__).parent / "fixtures" / "hide_packages"
+
+
+def hiding(*packages: str) -> dict[str, str]:
+    """The environment of a child Python that sees each "dist-name:module" as not installed."""
+    pythonpath = os.pathsep.join(p for p in (str(HIDE), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": pythonpath, "CIELR_TEST_HIDE": ",".join(packages)}
+
+
+# The nodes are built on ComfyUI's comfy_api: a child that loads the pack as ComfyUI does has ComfyUI's
+# packages importable (outside ComfyUI the pack registers nothing)
+WITH_COMFYUI = f"import sys; sys.path.insert(0, {str(REPO)!r}); from devkit.comfyui import import_comfyui; import_comfyui()\n"
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tempfile.gettempdir(),
+    return subprocess.run([sys.executable, "-c", WITH_COMFYUI + textwrap.dedent(code)], cwd=tempfile.gettempdir(),
                           capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -88,10 +104,7 @@ def test_comfyui_lists_the_pack_as_import_failed_and_names_the_missing_package(t
     # log names the package and the command that installs it.
     from devkit.comfyui import start_comfyui, stop_comfyui
 
-    hide = Path(__file__).parent / "fixtures" / "hide_packages"
-    pythonpath = os.pathsep.join(p for p in (str(hide), os.environ.get("PYTHONPATH", "")) if p)
-    server = start_comfyui(tmp_path / "base", env={"PYTHONPATH": pythonpath,
-                                                   "CIELR_TEST_HIDE": "segment-anything:segment_anything"})
+    server = start_comfyui(tmp_path / "base", env=hiding("segment-anything:segment_anything"))
     try:
         info = server.object_info()
         log = server.log.read_text()
@@ -127,3 +140,95 @@ def test_missing_optional_package_is_reported_when_used(tmp_path):
     # GroundingDINO runs on transformers: without groundingdino-py the file itself is what gets checked
     assert lines[0].startswith("CHECKED") and "x.pth" in lines[0] and "does not exist" in lines[0]
     assert lines[1].startswith("OK") and "segment-anything" in lines[1] and "pip install" in lines[1]
+
+
+@functools.cache
+def registered_nodes() -> list[str]:
+    """The node ids the pack registers in a Python that has every package."""
+    done = run_python(f"""
+        import importlib.util, json, sys
+        spec = importlib.util.spec_from_file_location("cielr_pack", {str(REPO / "__init__.py")!r},
+                                                      submodule_search_locations=[{str(REPO)!r}])
+        pack = importlib.util.module_from_spec(spec); sys.modules["cielr_pack"] = pack
+        spec.loader.exec_module(pack)
+        print(json.dumps(sorted(pack.NODE_CLASS_MAPPINGS)))
+    """)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def group_message(group_name: str, package: str) -> list[str]:
+    """What the error of a feature whose optional group lacks ``package`` must say."""
+    group = next(g for g in OPTIONAL_GROUPS if g.name == group_name)
+    return [f"'{package}'", f"optional group '{group_name}'",
+            f'"{sys.executable}" -m pip install -r "{group.requirements}"']
+
+
+# (packages hidden, the local LLM model it runs: a Hugging Face folder or a .gguf file)
+LOCAL_LLM_CASES = {
+    "xgrammar": (("xgrammar:xgrammar",), "folder"),
+    # a .gguf file runs on llama.cpp when llama-cpp-python is there: hide it too, so transformers reads the file
+    "gguf": (("gguf:gguf", "llama-cpp-python:llama_cpp"), "gguf"),
+    "accelerate": (("accelerate:accelerate", "llama-cpp-python:llama_cpp"), "gguf"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("package", sorted(LOCAL_LLM_CASES))
+def test_comfyui_without_a_local_llm_package_registers_every_node_and_the_llm_node_says_what_to_install(
+        tmp_path, package, tiny_chat_model, smollm2_gguf):
+    from devkit.comfyui import execution_error, start_comfyui, stop_comfyui
+
+    hidden, kind = LOCAL_LLM_CASES[package]
+    base = tmp_path / "base"
+    (base / "models" / "LLM").mkdir(parents=True)
+    model = smollm2_gguf if kind == "gguf" else tiny_chat_model
+    (base / "models" / "LLM" / model.name).symlink_to(model, target_is_directory=model.is_dir())
+    server = start_comfyui(base, env=hiding(*hidden))
+    try:
+        info = server.object_info()
+        prompt = {
+            "1": {"class_type": "CIELRLLMLocal", "inputs": {"model": model.name, "device": "cpu", "temperature": 0.0,
+                                                          "seed": 0, "max_tokens": 64}},
+            "2": {"class_type": "CIELRProposeLabels", "inputs": {"llm": ["1", 0], "instruction": "Remove the cup.",
+                                                               "extra_labels": ""}},
+            "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+        }
+        error = execution_error(server.run(prompt))
+    finally:
+        stop_comfyui(server)
+    assert sorted(n for n in info if n in registered_nodes()) == registered_nodes(), "a node is missing"
+    assert error is not None and error["node_type"] == "CIELRLLMLocal", error
+    for part in group_message("local-llm", package):
+        assert part in error["exception_message"], error["exception_message"]
+
+
+@pytest.mark.slow
+def test_without_diffusers_every_node_registers_and_the_command_line_engine_says_what_to_install(tmp_path):
+    """No node needs diffusers (ComfyUI samples with its own models); the command line's engine does."""
+    from cielr_core.scene import Scene, scene_to_json
+    from devkit.comfyui import start_comfyui, stop_comfyui
+    from tests.conftest import CIEBENCH
+
+    env = hiding("diffusers:diffusers")
+    server = start_comfyui(tmp_path / "base", env=env)
+    try:
+        info = server.object_info()
+    finally:
+        stop_comfyui(server)
+    assert sorted(n for n in info if n in registered_nodes()) == registered_nodes(), "a node is missing"
+
+    photo = CIEBENCH / "0" / "0.png"
+    (tmp_path / "scene.json").write_text(scene_to_json(Scene(796, 597)))
+    (tmp_path / "plan.json").write_text('{"actions": [{"op": "remove", "targets": [1]}]}')  # checked later
+    (tmp_path / "sd").mkdir()
+    (tmp_path / "sd" / "model_index.json").write_text("{}")
+    done = subprocess.run(
+        [sys.executable, "-m", "cielr_core", "edit", str(photo), "remove it", "-o", str(tmp_path / "out.png"),
+         "--scene", str(tmp_path / "scene.json"), "--plan", str(tmp_path / "plan.json"),
+         "--inpaint", str(tmp_path / "sd")],
+        cwd=REPO, env={**os.environ, **env, "PYTHONPATH": os.pathsep.join((env["PYTHONPATH"], str(REPO)))},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    for part in group_message("diffusers", "diffusers"):
+        assert part in done.stderr, done.stderr

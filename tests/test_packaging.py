@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from cielr_core.dependencies import read_requirements
+from cielr_core.dependencies import OPTIONAL_GROUPS, optional_group, read_requirements
 from tests.conftest import REPO
 
 if sys.version_info >= (3, 11):
@@ -26,8 +26,9 @@ PROJECT = PYPROJECT["project"]
 COMFY = PYPROJECT["tool"]["comfy"]
 RAW = "https://raw.githubusercontent.com/"
 # What ComfyUI and the nodes read at run time: the published archive must hold all of it.
-RUNTIME = ("__init__.py", "nodes/bridge.py", "cielr_core/pipeline.py", "workflows/cielr_edit.json",
-           "requirements.txt", "pyproject.toml", "LICENSE", "README.md")
+RUNTIME = ("__init__.py", "nodes/bridge.py", "cielr_core/pipeline.py", "example_workflows/cielr_edit.json",
+           "requirements.txt", "requirements-local-llm.txt", "requirements-diffusers.txt", "pyproject.toml",
+           "LICENSE", "README.md")
 
 
 def tracked() -> list[str]:
@@ -61,12 +62,28 @@ def test_licence_is_apache_and_the_vendored_data_keeps_its_own():
     assert "MIT License" in (REPO / "tests" / "data" / "ciebench-dev" / "LICENSE").read_text()
 
 
+def requirement_lines(path) -> list[str]:
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line]
+
+
 def test_dependencies_are_requirements_txt_without_torch():
     # ComfyUI-Manager installs requirements.txt, the registry reads pyproject: they must agree.
-    lines = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
-    assert PROJECT["dependencies"] == [line for line in lines if line]
+    assert PROJECT["dependencies"] == requirement_lines(REPO / "requirements.txt")
     names = {r.name.lower() for r in read_requirements(REPO / "requirements.txt")}
     assert not names & {"torch", "torchvision", "torchaudio"}, "a torch line can replace a user's CUDA build"
+
+
+def test_each_optional_group_is_a_requirements_file_and_an_extra():
+    extras = PROJECT["optional-dependencies"]
+    assert sorted(extras) == sorted(g.name for g in OPTIONAL_GROUPS)
+    core = {r.name for r in read_requirements(REPO / "requirements.txt")}
+    for group in OPTIONAL_GROUPS:
+        assert group.requirements.parent == REPO and group.requirements.name == f"requirements-{group.name}.txt"
+        assert extras[group.name] == requirement_lines(group.requirements), group.name
+        assert not set(group.packages()) & core, f"{group.name} repeats a core requirement"
+    assert {"xgrammar", "gguf", "accelerate"} <= set(optional_group("xgrammar").packages())
+    assert optional_group("diffusers").name == "diffusers" and optional_group("numpy") is None
 
 
 @pytest.mark.parametrize("field, square", [("Icon", True), ("Banner", False)])

@@ -19,6 +19,7 @@ from cielr_core.plan import Plan, plan_from_json
 from cielr_core.scene import scene_from_json
 from devkit.comfyui import describe, execution_error, start_comfyui, stop_comfyui
 from tests.conftest import CIEBENCH
+from tests.fixtures.comfyui import linked_models_dir
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +40,9 @@ NODES = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, perception_models_dir, tiny_chat_model):
     base = tmp_path_factory.mktemp("comfy-reasoning")
-    shutil.copytree(perception_models_dir, base / "models")
-    shutil.copytree(tiny_chat_model, base / "models" / "LLM" / "tiny-llama")
+    models = linked_models_dir(perception_models_dir, base / "models")
+    (models / "LLM").mkdir()
+    (models / "LLM" / "tiny-llama").symlink_to(tiny_chat_model, target_is_directory=True)
     (base / "input").mkdir()
     shutil.copy(CIEBENCH / "0" / "0.png", base / "input" / PHOTO)
     previous = os.environ.get(KEY_ENV)

@@ -1,8 +1,10 @@
 """Static guarantees: no exec/eval/pickle/subprocess in the library or the nodes, no secrets in
-shipped files, checkpoints only through weights_only loading."""
+shipped files, checkpoints only through weights_only loading, and the library's floors (a module
+imports only from floors below its own)."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -50,7 +52,7 @@ def test_every_torch_load_uses_weights_only():
 
 
 def shipped_files():
-    for pattern in ("workflows/*.json", "nodes/*.py", "cielr_core/**/*.py", "README.md", "docs/*.md"):
+    for pattern in ("example_workflows/*.json", "nodes/*.py", "cielr_core/**/*.py", "README.md", "docs/*.md"):
         yield from REPO.glob(pattern)
 
 
@@ -91,7 +93,8 @@ def _imports_of(folder: str, package: str) -> list[str]:
 def test_tests_and_benchmarks_do_not_import_each_other():
     """What both need (model builders, servers, data paths) lives in devkit/."""
     crossings = (_imports_of("benchmarks", "tests") + _imports_of("scripts", "tests")
-                 + _imports_of("devkit", "tests") + _imports_of("tests", "benchmarks"))
+                 + _imports_of("devkit", "tests") + _imports_of("tests", "benchmarks")
+                 + _imports_of("scripts", "benchmarks"))
     assert not crossings, "\n".join(crossings)
 
 
@@ -129,3 +132,90 @@ def test_the_internals_check_catches_each_way_of_importing():
         assert _INTERNAL_USE.search(line), line
     for line in ("from comfy_api.latest import io", "import comfyui_frontend_package", "from . import comfy_internals"):
         assert not _INTERNAL_USE.search(line), line
+
+
+# The library's rooms by floor, bottom up. A module imports (at the top or inside a function) only
+# from floors below its own, or from its own room. A room is a module or package under cielr_core/
+# ("" is the package itself); a dotted name ("cli.edit") puts one module of a package on a floor of
+# its own. A new module goes on a floor here.
+FLOORS = (
+    ("", "errors"),
+    ("images", "weights", "labels", "cache", "progress", "settings", "model_folders", "dependencies"),
+    ("scene", "llm", "runs"),
+    ("plan", "perception", "evaluation"),
+    ("verdict", "reasoning", "config"),
+    ("editing",),
+    ("verify",),
+    ("pipeline",),
+    ("cli", "cli.common", "edit_report"),
+    ("bench", "batch", "cli.edit", "cli.run_options"),
+    ("cli.bench", "cli.batch"),
+    ("__main__",),
+)
+FLOOR_OF = {room: n for n, rooms in enumerate(FLOORS) for room in rooms}
+
+
+def _module_name(path) -> str:
+    parts = path.relative_to(REPO / "cielr_core").with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _room(name: str) -> str | None:
+    """The longest room in FLOORS that ``name`` (a module under cielr_core, dotted) lies in."""
+    while name not in FLOOR_OF:
+        if not name:
+            return None
+        name = name.rpartition(".")[0]
+    return name
+
+
+def _library_imports() -> dict[str, set[str]]:
+    """Each module under cielr_core and the cielr_core modules it imports (names without the prefix)."""
+    files = sorted((REPO / "cielr_core").rglob("*.py"))
+    known = {_module_name(p) for p in files}
+    out = {}
+    for path in files:
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".") if package else []
+                    base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                    stem = ".".join(base + ([node.module] if node.module else []))
+                elif node.module == "cielr_core" or (node.module or "").startswith("cielr_core."):
+                    stem = node.module.removeprefix("cielr_core").lstrip(".")
+                else:
+                    continue
+                for alias in node.names:  # "from . import common" imports a module; else the stem
+                    sub = f"{stem}.{alias.name}".lstrip(".")
+                    targets.add(sub if sub in known else stem)
+            elif isinstance(node, ast.Import):
+                targets |= {a.name.removeprefix("cielr_core").lstrip(".") for a in node.names
+                            if a.name == "cielr_core" or a.name.startswith("cielr_core.")}
+        out[name] = targets
+    return out
+
+
+def test_every_library_module_stands_on_a_floor_and_imports_only_from_below():
+    imports = _library_imports()
+    unplaced = sorted(m for m in imports if _room(m) is None)
+    assert not unplaced, f"modules on no floor (add them to FLOORS in tests/test_static.py): {unplaced}"
+    upward = []
+    for module, targets in imports.items():
+        room = _room(module)
+        for target in targets:
+            other = _room(target)
+            if other != room and FLOOR_OF[other] >= FLOOR_OF[room]:
+                upward.append(f"{module or 'cielr_core'} (floor {FLOOR_OF[room]}) imports {target} "
+                              f"(floor {FLOOR_OF[other]})")
+    assert not upward, "\n".join(sorted(upward))
+
+
+def test_the_floor_check_sees_imports_at_every_depth():
+    imports = _library_imports()
+    assert "pipeline" in imports["bench.runner"] and FLOOR_OF[_room("bench.runner")] > FLOOR_OF["pipeline"]
+    assert "images" in imports["cli.common"]  # a relative import inside a function counts
+    assert "cli.common" in imports["cli.edit"]  # "from . import common" is the module, not the package
+    assert _room("cli.edit") == "cli.edit" and _room("cli") == "cli" and _room("bench.runner") == "bench"

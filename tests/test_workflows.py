@@ -4,7 +4,9 @@ ComfyUI server with the test models."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from PIL import Image
 
 from devkit.comfyui import describe, execution_error
 from tests.conftest import REPO
+from tests.fixtures.browser import open_comfyui
+from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.workflows import (
     TEST_WIDGETS,
     TWO_ACTIONS,
@@ -25,8 +29,12 @@ from tests.fixtures.workflows import (
 
 pytestmark = pytest.mark.slow
 
+sys.path.insert(0, str(REPO / "scripts"))  # the workflows' builder and specs
+
 PACK = "comfyui-cielr"
-WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
+TITLE_HEIGHT = 30  # LiteGraph's node title bar, in graph units
+TEMPLATES = REPO / "example_workflows"
+WORKFLOWS = sorted(p.stem for p in TEMPLATES.glob("*.json"))
 ARTIFACTS = REPO / "test-artifacts"
 
 
@@ -45,11 +53,45 @@ def test_templates_endpoint_lists_every_workflow(server):
     listed = requests.get(f"{server.url}/workflow_templates", timeout=30).json()
     assert sorted(listed[PACK]) == WORKFLOWS
     for name in WORKFLOWS:
-        wf = json.loads((REPO / "workflows" / f"{name}.json").read_text())
-        assert (REPO / "workflows" / f"{name}.jpg").is_file(), f"{name} has no thumbnail"
-        assert wf["models"] and all({"name", "url", "directory"} <= set(m) for m in wf["models"])
+        wf = json.loads((TEMPLATES / f"{name}.json").read_text())
+        assert (TEMPLATES / f"{name}.jpg").is_file(), f"{name} has no thumbnail"
         text = json.dumps(wf)
         assert "sk-" not in text and "api_key\": \"" not in text.lower()
+        served = requests.get(f"{server.url}/api/workflow_templates/{PACK}/{name}.json", timeout=30)
+        assert served.ok and served.json() == wf
+
+
+def test_templates_sit_in_the_one_folder_every_core_serves():
+    """0.3.75 serves the first of example_workflows, example, examples, workflow, workflows; newer cores
+    every top-level folder whose name holds "example" or "workflow". Only one may match, or a newer core
+    serves two folders under one URL."""
+    matching = [p.name for p in REPO.iterdir() if p.is_dir() and ("example" in p.name.lower()
+                                                                 or "workflow" in p.name.lower())]
+    assert matching == ["example_workflows"]
+
+
+def declared_models(wf: dict) -> list[dict]:
+    """The models a frontend reads: the workflow's own list and each node's properties.models."""
+    return wf.get("models", []) + [m for n in wf["nodes"] for m in n.get("properties", {}).get("models", [])]
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_every_model_file_a_widget_names_is_declared_with_a_download_link(name):
+    wf = json.loads((TEMPLATES / f"{name}.json").read_text())
+    declared = {m["name"]: m for m in declared_models(wf)}
+    for node in wf["nodes"]:
+        for model in node.get("properties", {}).get("models", []):  # a node declares what its widgets name
+            assert model["name"] in node["widgets_values"], (node["type"], model["name"])
+        for value in node.get("widgets_values") or []:
+            if isinstance(value, str) and value.endswith((".pth", ".safetensors")):
+                assert value in declared, f"{node['type']} names {value} but the workflow declares no link"
+        if node["type"] == "CIELRGroundingDINOLoader":  # the text encoder is a folder: its weights file
+            assert "model.safetensors" in declared
+    for model in declared.values():
+        assert set(model) == {"name", "url", "directory"}
+        # a link that downloads the file itself, from a host the frontend accepts
+        assert model["url"].startswith("https://huggingface.co/") and "/resolve/" in model["url"], model
+        assert model["url"].endswith("/" + model["name"]), model
 
 
 def test_templates_browser_shows_the_pack(page):
@@ -105,13 +147,14 @@ def test_perception_workflow_runs(server, page, name):
     assert not np.array_equal(np.asarray(overlay.convert("RGB")), np.asarray(photo.convert("RGB")))
 
 
-def edit_widgets(server, sd15_models, llama_server, smollm2_gguf, checkpoint) -> dict:
+def edit_widgets(server, llm: tuple[str, str], smollm2_gguf, checkpoint) -> dict:
+    """The test models, and ``llm`` (base URL, model name) for the remote LLM node."""
     gdino = json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
     return {
         **TEST_WIDGETS,
         "CIELRGroundingDINOLoader": {"model_name": gdino},
         "CheckpointLoaderSimple": {"ckpt_name": checkpoint.name},
-        "CIELRLLMRemote": {"base_url": llama_server.base_url, "model": "smollm2", "timeout": 600.0},
+        "CIELRLLMRemote": {"base_url": llm[0], "model": llm[1], "timeout": 600.0},
         "CIELRLLMLocal": {"model": smollm2_gguf.name, "device": "cpu"},
         "CIELRRefineScene": {"max_rounds": 1, "box_threshold": 0.0, "text_threshold": 0.0},
         "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
@@ -144,18 +187,22 @@ SMALL_PHOTO = "cielr_photo_small.png"
 NOT_RUN_HERE = ("cielr_perception", "cielr_edit_flux_fill")
 
 
+def small_photo(server) -> str:
+    with Image.open(server.base / "input" / "cielr_photo.png") as im:
+        im.convert("RGB").resize((200, 150), Image.LANCZOS).save(server.base / "input" / SMALL_PHOTO)
+    return SMALL_PHOTO
+
+
 @pytest.mark.parametrize("name", [n for n in WORKFLOWS if n not in NOT_RUN_HERE])
 def test_edit_workflow_runs(edit_server, page, name, sd15_models, llama_server, smollm2_gguf):
     from cielr_core.plan import Plan
 
     checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
-    widgets = edit_widgets(edit_server, sd15_models, llama_server, smollm2_gguf, checkpoint)
+    widgets = edit_widgets(edit_server, (llama_server.base_url, "smollm2"), smollm2_gguf, checkpoint)
     photo_name = "cielr_photo.png"
     if name in WHOLE_PHOTO:
-        photo_name = SMALL_PHOTO
-        with Image.open(edit_server.base / "input" / "cielr_photo.png") as im:
-            im.convert("RGB").resize((200, 150), Image.LANCZOS).save(edit_server.base / "input" / SMALL_PHOTO)
-        widgets["LoadImage"] = {"image": SMALL_PHOTO}
+        photo_name = small_photo(edit_server)
+        widgets["LoadImage"] = {"image": photo_name}
     prompt = api_prompt(page, name, widgets)
     entry = edit_server.run(prompt, timeout=1200)
     assert execution_error(entry) is None, describe(execution_error(entry))
@@ -174,7 +221,7 @@ def test_edit_workflow_runs(edit_server, page, name, sd15_models, llama_server, 
 
 
 @pytest.mark.parametrize("name", [n for n in WORKFLOWS
-                                  if "CIELRRefineScene" in (REPO / "workflows" / f"{n}.json").read_text()])
+                                  if "CIELRRefineScene" in (TEMPLATES / f"{n}.json").read_text()])
 def test_saved_refine_scene_keeps_its_detector_links(page, name):
     """Refine Scene's detector and segmenter became optional inputs (they moved after the widgets); a
     workflow saved before still wires them to the loaders. A lost link would not fail a run: Refine
@@ -184,3 +231,227 @@ def test_saved_refine_scene_keeps_its_detector_links(page, name):
         for name_, loader in (("detector", "CIELRGroundingDINOLoader"), ("segmenter", "CIELRSAMLoader")):
             source = refine["inputs"].get(name_)
             assert source and prompt[source[0]]["class_type"] == loader, f"{name_} is not linked to {loader}"
+
+
+# ------------------------------------------------------------------------ thumbnails a person can read
+
+def title_boxes(wf: dict, scale: float, offset: list[float]) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """Each node's title text box in a picture of the canvas at ``scale`` and ``offset``: the title starts
+    after the collapse dot, one title bar's height in, and runs about 7 px a letter at zoom 1."""
+    boxes = []
+    for node in wf["nodes"]:
+        title = node.get("title") or node["type"]
+        x, y = node["pos"]
+        left = (x + offset[0] + TITLE_HEIGHT) * scale
+        right = min(x + node["size"][0], x + TITLE_HEIGHT + 7 * len(title)) + offset[0]
+        top, bottom = (y - TITLE_HEIGHT + offset[1] + 6) * scale, (y + offset[1] - 6) * scale
+        boxes.append((title, (round(left), round(top), round(right * scale), round(bottom))))
+    return boxes
+
+
+def has_title_text(gray: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Light strokes on the title bar's own colour: the drawn title. The low-detail drawing leaves the
+    bar one flat colour."""
+    left, top, right, bottom = box
+    crop = gray[top:bottom, left:right].astype(np.int16)
+    if crop.size == 0:
+        return False
+    strokes = crop > np.median(crop) + 45
+    return 0.02 < strokes.mean() < 0.6 and strokes.any(axis=0).mean() > 0.3
+
+
+def titles_shown(picture: Image.Image, wf: dict) -> list[bool]:
+    gray = np.asarray(picture.convert("L"))
+    ds = wf["extra"]["ds"]
+    return [has_title_text(gray, box) for _, box in title_boxes(wf, ds["scale"], ds["offset"])]
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_thumbnail_shows_every_node_title(name):
+    wf = json.loads((TEMPLATES / f"{name}.json").read_text())
+    with Image.open(TEMPLATES / f"{name}.jpg") as picture:
+        shown = titles_shown(picture, wf)
+    blank = [title for (title, _), ok in zip(title_boxes(wf, 1, [0, 0]), shown, strict=True) if not ok]
+    assert not blank, f"no title text drawn in the thumbnail for {blank}"
+
+
+def test_the_title_check_sees_the_low_detail_drawing(page):
+    """The same view drawn by the live frontend: with detail the check finds every title, in the low-detail
+    drawing (what a zoomed-out canvas shows) none."""
+    from build_workflows import CANVAS_ONLY_CSS
+
+    name = "cielr_manual_plan"
+    wf = json.loads((TEMPLATES / f"{name}.json").read_text())
+    with Image.open(TEMPLATES / f"{name}.jpg") as picture:
+        size = picture.size
+    load_workflow(page, name)
+    style = page.add_style_tag(content=CANVAS_ONLY_CSS)
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    shots = {}
+    try:
+        for detail, font in (("full", 8), ("low", 1000)):  # the smallest font drawn in full, in pixels
+            page.evaluate("""([ds, font]) => {
+                const canvas = window.app.canvas;
+                canvas.resize();
+                canvas.ds.scale = ds.scale; canvas.ds.offset = [...ds.offset];
+                canvas.min_font_size_for_lod = font;
+                canvas.setDirty(true, true); canvas.draw(true, true);
+            }""", [wf["extra"]["ds"], font])
+            shots[detail] = Image.open(io.BytesIO(page.screenshot()))
+    finally:
+        page.evaluate("() => { window.app.canvas.min_font_size_for_lod = 8 }")
+        style.evaluate("el => el.remove()")
+        page.set_viewport_size({"width": 1600, "height": 1000})
+    assert all(titles_shown(shots["full"], wf))
+    assert not any(titles_shown(shots["low"], wf))
+
+
+# ------------------------------------------------------------------------ missing models offered for download
+
+def test_an_absent_model_is_offered_for_download_and_a_present_one_is_not(page, server):
+    name = "cielr_manual_plan"
+    wf = json.loads((TEMPLATES / f"{name}.json").read_text())
+    checkpoint = next(m for m in declared_models(wf) if m["directory"] == "checkpoints")
+    folder = server.base / "models" / checkpoint["directory"]
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def offered() -> dict[str, dict]:
+        """Load the workflow as a user would; the dialog's entries, by label, with their download button."""
+        page.keyboard.press("Escape")
+        load_workflow(page, name)
+        dialog = page.locator(".p-dialog").filter(has_text="Missing Models")
+        dialog.wait_for(timeout=30_000)
+        entries = {}
+        for item in dialog.locator(".comfy-missing-models li").all():
+            button = item.get_by_role("button", name="Download")
+            entries[item.inner_text().splitlines()[0].strip()] = {
+                "url": button.get_attribute("title"), "enabled": button.is_enabled()}
+        page.keyboard.press("Escape")
+        return entries
+
+    label = f"{checkpoint['directory']} / {checkpoint['name']}"
+    entries = offered()
+    assert entries[label] == {"url": checkpoint["url"], "enabled": True}, entries
+    # .pth files are listed with their folder; this frontend downloads only .safetensors itself
+    assert "sams / sam_vit_b_01ec64.pth" in entries and "grounding-dino / groundingdino_swint_ogc.pth" in entries
+    present = folder / checkpoint["name"]
+    present.write_bytes(b"")  # the frontend asks the server which files each folder holds, by name
+    try:
+        assert label not in offered()
+    finally:
+        present.unlink()
+
+
+# ------------------------------------------------------------------------ a second Queue re-runs only what changed
+
+SAMPLERS = ("CIELRInpaintActions", "KSampler")  # the nodes whose seed re-rolls after each Queue
+
+
+def scripted_llm(body: dict) -> Reply:
+    """A deterministic LLM: labels, a sufficient scene, and a plan that replaces the first object."""
+    name = schema_name(body)
+    if name == "LabelList":
+        return Reply(content=json.dumps({"labels": ["lamp", "tv"]}))
+    if name == "SceneVerdict":
+        return Reply(content=json.dumps({"note": "enough", "sufficient": True, "missing_labels": [],
+                                         "search_within": None}))
+    target = first_enum(body["response_format"]["json_schema"]["schema"])
+    return Reply(content=json.dumps({"actions": [{"op": "replace", "targets": [target], "prompt": "a lamp"}]}))
+
+
+def queue_like_a_user(page, server=None) -> tuple[dict, dict | None]:
+    """Press Queue: the prompt the frontend sends, and (with a ``server``) its history entry once it ran.
+    Without one, the server is not asked: the frontend gets the answer of a queued prompt."""
+    def accept(route):
+        route.fulfill(json={"prompt_id": "not-run", "number": 0, "node_errors": {}})
+
+    if server is None:
+        page.route("**/api/prompt", accept)
+    try:
+        # slow after a run: the frontend renders each Preview as Text's text, a scene's JSON included
+        with page.expect_response(lambda r: r.url.endswith("/api/prompt") and r.request.method == "POST",
+                                  timeout=600_000) as sent:
+            page.evaluate("async () => await window.app.queuePrompt(0, 1)")
+    finally:
+        if server is None:
+            page.unroute("**/api/prompt", accept)
+    prompt = sent.value.request.post_data_json["prompt"]
+    if server is None:
+        return prompt, None
+    entry = server.wait(sent.value.json()["prompt_id"], timeout=1200)
+    assert execution_error(entry) is None, describe(execution_error(entry))
+    return prompt, entry
+
+
+def ran(prompt: dict, entry: dict) -> set[str]:
+    """The nodes that executed: all but those ComfyUI answered from its cache (the execution_cached message)."""
+    cached = next(data["nodes"] for kind, data in entry["status"]["messages"] if kind == "execution_cached")
+    return set(prompt) - set(cached)
+
+
+def downstream(prompt: dict, roots: set[str]) -> set[str]:
+    found, todo = set(roots), list(roots)
+    while todo:
+        node = todo.pop()
+        for key, value in prompt.items():
+            links = [v for v in value["inputs"].values() if isinstance(v, list) and len(v) == 2]
+            if key not in found and any(str(link[0]) == node for link in links):
+                found.add(key)
+                todo.append(key)
+    return found
+
+
+def changed_inputs(before: dict, after: dict) -> dict[str, set[str]]:
+    return {k: {i for i in after[k]["inputs"] if after[k]["inputs"][i] != before[k]["inputs"].get(i)}
+            for k in after if after[k]["inputs"] != before[k]["inputs"]}
+
+
+def set_seed_control(page, mode: str) -> None:
+    page.evaluate("""(mode) => {
+        for (const node of window.app.graph._nodes)
+            for (const w of node.widgets || []) if (w.name === 'control_after_generate') w.value = mode;
+    }""", mode)
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_a_second_queue_runs_only_the_sampler_and_what_follows(edit_server, browser, name, sd15_models,
+                                                                 smollm2_gguf, scripted_server):
+    """Queue twice with nothing touched: only the sampler's seed re-rolls (as KSampler's does), so only it
+    and what follows run again; with that seed fixed, a second Queue runs nothing. The LLM seeds have no
+    'control after generate': they never change the LLM's input, so perception and reasoning stay cached."""
+    scripted_server.responder = scripted_llm
+    page = open_comfyui(browser, edit_server.url)  # a page of its own: the shown texts (scene JSON) weigh
+    try:
+        queue_twice_and_twice_fixed(page, edit_server, scripted_server, name, sd15_models, smollm2_gguf)
+    finally:
+        page.close()
+
+
+def queue_twice_and_twice_fixed(page, edit_server, scripted_server, name, sd15_models, smollm2_gguf) -> None:
+    checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
+    widgets = edit_widgets(edit_server, (scripted_server.base_url, "scripted"), smollm2_gguf, checkpoint)
+    if name in WHOLE_PHOTO:
+        widgets["LoadImage"] = {"image": small_photo(edit_server)}
+    api_prompt(page, name, widgets)
+    controls = page.evaluate("""() => window.app.graph._nodes.filter(
+        n => (n.widgets || []).some(w => w.name === 'control_after_generate')).map(n => n.type)""")
+    assert set(controls) <= set(SAMPLERS), controls  # no LLM seed re-rolls
+    runs = name not in NOT_RUN_HERE or name == "cielr_perception"  # Flux's T5-XXL is too big for the tests
+    first, _ = queue_like_a_user(page, edit_server if runs else None)
+    second, entry = queue_like_a_user(page, edit_server if runs else None)
+    rerolled = changed_inputs(first, second)
+    samplers = {k for k, v in second.items() if v["class_type"] in SAMPLERS}
+    # This frontend sends a Preview as Text node's displayed text back as its input 'preview', so each runs
+    # once more after it first shows something: display only, with nothing after it.
+    echoed = {k for k, v in rerolled.items() if second[k]["class_type"] == "PreviewAny" and v == {"preview"}}
+    assert {k: v for k, v in rerolled.items() if k not in echoed} == {k: {"seed"} for k in samplers}, rerolled
+    assert all(downstream(second, {k}) == {k} for k in echoed)
+    if runs:
+        assert ran(second, entry) == downstream(second, samplers) | echoed
+
+    set_seed_control(page, "fixed")
+    third, _ = queue_like_a_user(page, edit_server if runs else None)  # the seed re-rolled after the last Queue
+    fourth, entry = queue_like_a_user(page, edit_server if runs else None)
+    assert fourth == third
+    if runs:
+        assert ran(fourth, entry) == set(), f"ran again with nothing changed: {ran(fourth, entry)}"

@@ -1,43 +1,18 @@
-"""The run's files: sample records (one JSON file each, written atomically), their names, and
-JSON text in which infinities (a bit-exact background's PSNR) are the strings "inf"/"-inf"."""
+"""The run's files: sample records (one JSON file each, written atomically by ``runs.files``), their
+names, and JSON text in which infinities (a bit-exact background's PSNR) are the strings "inf"/"-inf"."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from ..evaluation import json_number
+from ..runs.files import safe_name
 from .records import RECORD_FORMAT, SampleRecord
-
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def safe_name(sample_id: str) -> str:
-    """A file name for a sample id: the id itself when it is plain, else a cleaned form plus a hash."""
-    clean = _SAFE.sub("_", sample_id)[:80]
-    if clean == sample_id and clean not in ("", ".", ".."):
-        return clean
-    return f"{clean.strip('.') or 'id'}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
 
 
 def jsonable(obj: Any) -> Any:
@@ -73,13 +48,3 @@ def read_record(path: Path, sample_id: str) -> SampleRecord | None:
         return SampleRecord.model_validate(data)
     except ValidationError:  # a status other than ok/failed, a damaged field: run it again
         return None
-
-
-def save_image(path: Path, image: np.ndarray) -> None:
-    """An 8-bit image as PNG, written atomically."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)

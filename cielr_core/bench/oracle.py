@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..datasets import LoadedSample, SampleError, load_mask
 from ..plan import MAX_PROMPT, Action, Plan, validate_plan
 from ..scene import Scene, build_scene, make_object
 from ..scene.masks import mask_box
+from .datasets import LoadedSample, SampleError, load_mask
 
 
 def oracle_scene_and_plan(loaded: LoadedSample, threshold: int = 127) -> tuple[Scene, Plan]:

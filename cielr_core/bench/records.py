@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from ..datasets import Problem
 from ..evaluation import Metric, SampleResult
+from .datasets import Problem
 
 RECORD_FORMAT = "cielr-bench-record/1"
 RUN_FORMAT = "cielr-bench-run/1"
@@ -20,7 +20,8 @@ RUN_FORMAT = "cielr-bench-run/1"
 TIME_STAGES = ("load", "labels", "perceive", "scene", "refine", "decompose", "edit", "metrics")
 ORACLE = "oracle"
 PIPELINE = "pipeline"
-DATASET_STAGE = "dataset"
+DATASET_STAGE = "dataset"  # the dataset reader rejected the entry
+WORKER_STAGE = "worker"  # the worker process died under the sample on every attempt
 
 
 class SampleInfo(BaseModel):

@@ -2,54 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .files import dump_json, write_atomic
+from ..runs.files import write_atomic
+from ..runs.tables import csv_text, fmt, md_table
+from .files import dump_json
 from .records import TIME_STAGES, SampleRecord
-
-
-def fmt(v: Any) -> str:
-    """A number for the Markdown tables (deterministic: the same value always prints the same)."""
-    if v is None:
-        return "–"
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return str(v)
-    x = float(v)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    if 1e-3 <= abs(x) < 1e5:
-        return f"{x:.4f}"
-    return f"{x:.3e}"
-
-
-def _csv_value(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return "inf" if v == math.inf else "-inf" if v == -math.inf else repr(v)
-    return str(v)
-
-
-def _csv(rows: Iterable[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    for row in rows:
-        writer.writerow([_csv_value(v) for v in row])
-    return buf.getvalue()
-
 
 SUMMARY_COLUMNS = ("metric", "total", "ok", "failed", "not_computed", "protocol_n", "protocol_mean",
                    "protocol_median", "protocol_min", "protocol_max", "protocol_n_inf",
@@ -109,19 +69,6 @@ def timing_rows(summary: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], left: Sequence[int] = (0,)) -> str:
-    """A Markdown table; columns in ``left`` are text (left-aligned), the others numbers."""
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(":--" if i in left else "--:" for i in range(len(header))) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
-    return "\n".join(lines)
-
-
-def _md_cell(c: Any) -> str:
-    return fmt(c).replace("|", "\\|").replace("\n", " ")
-
-
 def metrics_markdown(summary: Mapping[str, Any]) -> str:
     """The metrics table, both ways (deterministic: the same records give the same text)."""
     rows = []
@@ -133,7 +80,7 @@ def metrics_markdown(summary: Mapping[str, Any]) -> str:
         rows.append([name, a["ok"], a["failed"], a["not_computed"], mean, p["median"],
                      None if a["success_rate"] is None else f"{100 * a['success_rate']:.1f}%",
                      a["mean_failures_as_worst"]])
-    return _md_table(["metric", "ok", "failed", "not computed", "mean, failures dropped (protocol)", "median",
+    return md_table(["metric", "ok", "failed", "not computed", "mean, failures dropped (protocol)", "median",
                       "success rate", "mean, failures as worst"], rows)
 
 
@@ -164,13 +111,13 @@ def markdown(summary: Mapping[str, Any]) -> str:
     nc = [(name, reason, count) for name, m in summary["metrics"].items()
           for reason, count in m["reasons"]["not_computed"].items()]
     if nc:
-        out += ["### Not computed", "", _md_table(["metric", "reason", "samples"], nc, left=(0, 1)), ""]
+        out += ["### Not computed", "", md_table(["metric", "reason", "samples"], nc, left=(0, 1)), ""]
     if summary["failures"]:
         rows = [[f["id"], f["stage"], (f["reason"] or "")[:300]] for f in summary["failures"]]
-        out += ["## Failures", "", _md_table(["id", "stage", "reason"], rows, left=(0, 1, 2)), ""]
+        out += ["## Failures", "", md_table(["id", "stage", "reason"], rows, left=(0, 1, 2)), ""]
     out += verification_markdown(summary.get("verification") or {})
     out += ["## Time per stage", "", TIMES_NOTE, "",
-            _md_table(["stage", "samples", "mean s", "median s", "max s", "total s", "peak RSS MB"],
+            md_table(["stage", "samples", "mean s", "median s", "max s", "total s", "peak RSS MB"],
                       [[*row[:-1], _mb(row[-1])] for row in timing_rows(summary)[1:]]), ""]
     mem = summary["memory"]
     out.append(f"Process peak RSS (high-water mark): {fmt(_mb(mem['process_peak_rss_mb']))} MB; "
@@ -189,9 +136,9 @@ def write_reports(out: Path, records: Sequence[SampleRecord], summary: Mapping[s
     files = {"results.csv": out / "results.csv", "summary.csv": out / "summary.csv",
              "timings.csv": out / "timings.csv", "summary.json": out / "summary.json",
              "summary.md": out / "summary.md"}
-    write_atomic(files["results.csv"], _csv(result_rows(records, list(summary["metrics"]))))
-    write_atomic(files["summary.csv"], _csv(summary_rows(summary)))
-    write_atomic(files["timings.csv"], _csv(timing_rows(summary)))
+    write_atomic(files["results.csv"], csv_text(result_rows(records, list(summary["metrics"]))))
+    write_atomic(files["summary.csv"], csv_text(summary_rows(summary)))
+    write_atomic(files["timings.csv"], csv_text(timing_rows(summary)))
     write_atomic(files["summary.json"], dump_json(summary))
     write_atomic(files["summary.md"], markdown(summary))
     return files

@@ -1,9 +1,10 @@
-"""Running a benchmark: one sample end to end, and the whole (resumable) run over a dataset."""
+"""Running a benchmark: one sample end to end (``BenchWorker``, which loads the models once), and the
+whole resumable run over a dataset (``run_bench``), in this process or on Ray actors."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -12,19 +13,25 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import Problem, Sample, SampleError, detect_layout, iter_dataset, load_sample
 from ..editing import execute_plan
 from ..errors import CIELRError
 from ..evaluation import evaluate_edit
+from ..images import encode_png
 from ..llm import LLMConnectionError
 from ..pipeline import PipelineResult, StageTimer, run_pipeline
-from .files import dump_json, jsonable, read_record, record_path, safe_name, save_image, write_atomic
-from .memory import MemoryMonitor, process_peak_rss
+from ..runs.files import remove_leftovers, safe_name, write_atomic
+from ..runs.ledger import open_run, save_run
+from ..runs.memory import MemoryMonitor, process_peak_rss
+from ..runs.pool import Lost, ModelWorker, RunStats, Task, raise_if_stopped, run_until_stopped
+from ..runs.progress import RunProgress
+from .datasets import Problem, Sample, SampleError, detect_layout, iter_dataset, load_sample
+from .files import dump_json, jsonable, read_record, record_path
 from .options import BenchError, BenchModels, BenchOptions, BenchReport, ModelLoader
 from .oracle import oracle_scene_and_plan
 from .records import (
     DATASET_STAGE,
     RUN_FORMAT,
+    WORKER_STAGE,
     ObjectSummary,
     RefinementSummary,
     SampleInfo,
@@ -33,33 +40,6 @@ from .records import (
 )
 from .report import write_reports
 from .summary import summarise_run
-
-# ------------------------------------------------------------------------------- progress
-
-class _SimpleBar:
-    """A line per sample on stderr, when tqdm is not installed."""
-
-    def __init__(self, total: int, disable: bool):
-        self.total, self.n, self.disable = total, 0, disable
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-
-    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
-        if not self.disable:
-            print(f"[{self.n}/{self.total}] {text}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(total: int, enabled: bool, desc: str):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _SimpleBar(total, not enabled)
-    return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, mininterval=0.5)
 
 
 def _usage(llm: Any) -> dict[str, int]:
@@ -163,6 +143,31 @@ def _idcs_callables(models: BenchModels):
     return describe, partial(idcs_with_llm, models.llm)
 
 
+class BenchWorker(ModelWorker):
+    """Loads the models once (``loader``) and runs samples: each gives its record and its image files
+    (PNG bytes by name under ``images/``), which the run's own process writes."""
+
+    def __init__(self, loader: ModelLoader, options: BenchOptions):
+        super().__init__(loader)
+        self.options = options
+
+    def run(self, sample: Sample) -> tuple[SampleRecord, dict[str, bytes]]:
+        def stage(name: str) -> None:
+            if self.status is not None:
+                self.status(f"{sample.id}: {name}")
+
+        record, edited, edited_mask = run_sample(sample, self.models, self.options, self.monitor, stage)
+        files = {}
+        if self.options.save_images and edited is not None:
+            name = safe_name(sample.id)
+            files[f"{name}.png"] = encode_png(edited)
+            files[f"{name}_mask.png"] = encode_png(edited_mask.astype(np.uint8) * 255)
+            record.image = f"images/{name}.png"
+        return record, files
+
+
+def _given(models: BenchModels) -> BenchModels:
+    return models
 
 
 # ------------------------------------------------------------------------------- the run
@@ -179,140 +184,98 @@ def dataset_entries(options: BenchOptions) -> tuple[list[Sample | Problem], list
     return entries, notes, layout
 
 
-def _run_file(out: Path) -> Path:
-    return out / "run.json"
-
-
 def prepare_output(options: BenchOptions, layout: str,
                    fingerprint: Mapping[str, Any] | None) -> dict[str, Any]:
     """Create the output folder, or check that it holds a run of the same configuration."""
     out = options.out
-    run_file = _run_file(out)
     identity = {"dataset": str(Path(options.dataset).resolve()), "layout": layout, "mode": options.mode,
                 "sizes": list(options.sizes), "settings": jsonable(dict(fingerprint or {}))}
-    if options.overwrite and out.exists():
-        import shutil
-
-        for sub in ("samples", "images"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-        run_file.unlink(missing_ok=True)
-    if run_file.is_file():
-        try:
-            run = json.loads(run_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise BenchError(f"{run_file} is unreadable ({e}); use another --out folder or "
-                             "--overwrite") from None
-        before = run.get("identity", {})
-        if before != identity:
-            diffs = _differences(before, identity)
-            raise BenchError(
-                f"{out} holds results of another configuration ({'; '.join(diffs[:6])}). Resuming would mix "
-                "two configurations in one table: use another --out folder, or --overwrite to start again.")
-        return run
-    elif out.exists() and any((out / "samples").glob("*.json")):
-        raise BenchError(f"{out} holds sample records but no run.json: use another --out folder or "
-                         "--overwrite")
-    run = {"format": RUN_FORMAT, "identity": identity, "sessions": []}
-    write_atomic(run_file, dump_json(run))
-    return run
+    return open_run(out, identity, RUN_FORMAT, options.overwrite, [out / "samples", out / "images"],
+                    lambda: any((out / "samples").glob("*.json")), BenchError)
 
 
-def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, Mapping) and isinstance(vb, Mapping):
-            out += _differences(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}: {va!r} before, {vb!r} now")
-    return out
+def lost_record(sample: Sample, mode: str, lost: Lost) -> SampleRecord:
+    """The record of a sample whose worker process died under it on every attempt."""
+    return SampleRecord(id=sample.id, mode=mode, sample=SampleInfo.model_validate(sample.to_dict()),
+                        status="failed", stage=WORKER_STAGE, error_type="WorkerDied",
+                        failure=f"the worker process died {lost.attempts} times running this sample "
+                                f"(last: {lost.reason})")
 
 
 def run_bench(options: BenchOptions, models: BenchModels | ModelLoader,
               fingerprint: Mapping[str, Any] | None = None,
-              log: Callable[[str], None] | None = None) -> BenchReport:
+              log: Callable[[str], None] | None = None, cluster: Any = None) -> BenchReport:
     """Run (or resume) a benchmark; see ``cielr_core.bench``. ``models`` may be a loader, called only when
-    a sample is left to run. ``fingerprint``: the settings that define the run (checked on resume)."""
+    a sample is left to run (once per worker). ``fingerprint``: the settings that define the run (checked
+    on resume). ``cluster`` (``runs.cluster.ClusterOptions``): run the samples on Ray actors; ``models``
+    must then be a picklable loader, which each actor calls once."""
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     options.out = Path(options.out)
     if options.limit is not None and options.limit < 1:
         raise BenchError(f"--limit must be at least 1, got {options.limit}")
+    if cluster is not None and isinstance(models, BenchModels):
+        raise BenchError("a Ray run needs a model loader, which each worker calls once, not loaded models")
     entries, notes, layout = dataset_entries(options)
     run = prepare_output(options, layout, fingerprint)
+    for folder in ("samples", "images"):
+        remove_leftovers(options.out / folder)
     session: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "entries": len(entries),
                                "ran": 0, "skipped": 0, "model_load_seconds": None}
     records: dict[str, SampleRecord] = {}
-    loaded_models: BenchModels | None = models if isinstance(models, BenchModels) else None
-    bar = progress_bar(len(entries), options.progress, f"bench {options.mode}")
-    counts = {"ok": 0, "failed": 0}
-    interrupted = False
-    aborted: BaseException | None = None
-    try:
-        with MemoryMonitor(interval=0.01) as monitor:
-            for entry in entries:
-                if isinstance(entry, Problem):
-                    rec = problem_record(entry, options.mode)
-                    write_atomic(record_path(options.out, entry.id), dump_json(rec))
-                    records[entry.id] = rec
-                    counts["failed"] += 1
-                    bar.update(1)
-                    continue
-                path = record_path(options.out, entry.id)
-                old = read_record(path, entry.id)
-                retry = old is not None and options.retry_failed and old.failed
-                if old is not None and old.stage != DATASET_STAGE and not retry:
-                    records[entry.id] = old
-                    session["skipped"] += 1
-                    counts[old.status] += 1
-                    bar.update(1)
-                    continue
-                if loaded_models is None:
-                    bar.set_postfix_str("loading models")
-                    t0 = time.perf_counter()
-                    monitor.set_stage("model load")
-                    loaded_models = models()  # type: ignore[operator]
-                    monitor.set_stage(None)
-                    session["model_load_seconds"] = round(time.perf_counter() - t0, 3)
-                    session["model_load_peak_rss_mb"] = monitor.peaks_mb().get("model load")
+    progress = RunProgress(len(entries), options.progress, f"bench {options.mode}")
+    tasks = []
+    for entry in entries:
+        if isinstance(entry, Problem):
+            rec = problem_record(entry, options.mode)
+            write_atomic(record_path(options.out, entry.id), dump_json(rec))
+            records[entry.id] = rec
+            progress.done(failed=True)
+            continue
+        old = read_record(record_path(options.out, entry.id), entry.id)
+        retry = old is not None and options.retry_failed and old.failed
+        if old is not None and old.stage != DATASET_STAGE and not retry:
+            records[entry.id] = old
+            session["skipped"] += 1
+            progress.done(old.failed, skipped=True)
+            continue
+        tasks.append(Task(entry.id, entry))
 
-                def show(stage: str, sid: str = entry.id) -> None:
-                    bar.set_postfix_str(f"{sid}: {stage} (ok {counts['ok']}, failed {counts['failed']})")
+    def deliver(task: Task, result: Any) -> bool:
+        if isinstance(result, Lost):
+            rec, files = lost_record(task.payload, options.mode, result), {}
+        else:
+            rec, files = result
+        for name, data in files.items():  # the images first: the record marks the sample finished
+            write_atomic(options.out / "images" / name, data)
+        write_atomic(record_path(options.out, task.key), dump_json(rec))
+        records[task.key] = rec
+        session["ran"] += 1
+        return rec.failed
 
-                rec, edited, edited_mask = run_sample(entry, loaded_models, options, monitor, show)
-                if options.save_images and edited is not None:
-                    name = safe_name(entry.id)
-                    save_image(options.out / "images" / f"{name}.png", edited)
-                    save_image(options.out / "images" / f"{name}_mask.png",
-                               edited_mask.astype(np.uint8) * 255)
-                    rec.image = f"images/{name}.png"
-                write_atomic(path, dump_json(rec))
-                records[entry.id] = rec
-                session["ran"] += 1
-                counts[rec.status] += 1
-                bar.update(1)
-    except KeyboardInterrupt:
-        interrupted = True
-    except LLMConnectionError as e:
-        aborted = e
-    finally:
-        bar.close()
+    loader = functools.partial(_given, models) if isinstance(models, BenchModels) else models
+    stats = RunStats()
+    stopped = run_until_stopped(tasks, functools.partial(BenchWorker, loader, options), deliver, progress, cluster,
+                                stats, (LLMConnectionError,))
     ordered = [records[e.id] for e in entries if e.id in records]
     session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    peak = process_peak_rss()
-    session["process_peak_rss_mb"] = None if peak is None else round(peak / 2 ** 20, 1)
-    session["interrupted"] = interrupted or aborted is not None
+    session.update(_worker_figures(stats))
+    session["interrupted"] = stopped is not None
     run.setdefault("sessions", []).append(session)
-    write_atomic(_run_file(options.out), dump_json(run))
+    save_run(options.out, run)
     summary = summarise_run(ordered, entries, notes, layout, options, run)
     files = write_reports(options.out, ordered, summary)
     report = BenchReport(options.out, len(entries), session["ran"], session["skipped"], ordered, summary,
-                         files, interrupted or aborted is not None)
-    if aborted is not None:
-        log(f"stopped: {aborted}\n{len(ordered)} of {len(entries)} entries have records in {options.out}; "
-            "run the same command again to continue.")
-        raise aborted
-    if interrupted:
-        log(f"interrupted: {len(ordered)} of {len(entries)} entries have records in {options.out}; run the "
-            "same command again to continue.")
-        raise KeyboardInterrupt
+                         files, stopped is not None)
+    raise_if_stopped(stopped, f"{len(ordered)} of {len(entries)} entries have records in {options.out}; run the "
+                              "same command again to continue.", log)
     return report
+
+
+def _worker_figures(stats: RunStats) -> dict[str, Any]:
+    """What the session records about its workers: model loads, memory, retries."""
+    peaks = [p for p in (process_peak_rss(),) if p is not None]
+    here = round(max(peaks) / 2 ** 20, 1) if peaks else None
+    workers = stats.peak("peak_rss_mb")
+    return {"model_load_seconds": stats.load_seconds, "model_load_peak_rss_mb": stats.peak("load_peak_rss_mb"),
+            "process_peak_rss_mb": max((v for v in (here, workers) if v is not None), default=None),
+            "workers": jsonable(stats.workers), "retried": stats.retried, "lost": stats.lost}

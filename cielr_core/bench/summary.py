@@ -3,13 +3,12 @@ and how the best-of-N verification went."""
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..datasets import Problem, Sample
 from ..evaluation import PROTOCOL_SIZES, summarise
+from ..runs.tables import stage_stats
+from .datasets import Problem, Sample
 from .options import BenchOptions
 from .records import TIME_STAGES, SampleRecord
 
@@ -17,24 +16,6 @@ from .records import TIME_STAGES, SampleRecord
 METRIC_ORDER = tuple(f"{k}_{s}" for s in PROTOCOL_SIZES for k in ("psnr", "ssim", "lpips", "mse", "clip")) + (
     "strict_psnr", "strict_max_diff", "outside_edit_psnr", "outside_edit_max_diff", "iou", "precision",
     "recall", "idcs")
-
-
-def _stage_stats(records: Sequence[SampleRecord]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    stages = list(TIME_STAGES) + ["total"]
-    for r in records:
-        for k in r.seconds:
-            if k not in stages:
-                stages.append(k)
-    for stage in stages:
-        values = [r.seconds[stage] for r in records if stage in r.seconds]
-        peaks = [r.peak_rss_mb[stage] for r in records if stage in r.peak_rss_mb]
-        if not values:
-            continue
-        out[stage] = {"samples": len(values), "mean": statistics.fmean(values),
-                      "median": statistics.median(values), "max": max(values), "total": math.fsum(values),
-                      "peak_rss_mb": max(peaks) if peaks else None}
-    return out
 
 
 def summarise_run(records: Sequence[SampleRecord], entries: Sequence[Sample | Problem], notes: Sequence[str],
@@ -62,8 +43,8 @@ def summarise_run(records: Sequence[SampleRecord], entries: Sequence[Sample | Pr
                     "failed": len(failures), "failed_by_stage": by_stage},
         "metrics": metrics,
         "failures": failures,
-        "timings": _stage_stats([r for r in records if not r.failed]),
-        "timings_all": _stage_stats(records),
+        "timings": stage_stats([r for r in records if not r.failed], TIME_STAGES),
+        "timings_all": stage_stats(records, TIME_STAGES),
         "memory": {"process_peak_rss_mb": max(peaks) if peaks else None,
                    "model_load_peak_rss_mb": max((s.get("model_load_peak_rss_mb") or 0 for s in sessions),
                                                  default=None) or None,

@@ -177,7 +177,7 @@ def load_engine(path: Path, config: Path | None, settings: Settings, device: str
 
 
 def read_image(path: str) -> Any:
-    from ..datasets import load_image
+    from ..images import load_image
 
     if not Path(path).is_file():
         raise InputError(f"image not found: {path}")

@@ -155,6 +155,7 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: common.Repo
     engine = common.load_engine(inpaint_path, inpaint_config, settings, device)
     reporter.say(f"models loaded in {time.perf_counter() - t0:.1f} s")
 
+    from ..edit_report import report_text
     from ..pipeline import edit_stage, plan_stage, scene_stage
     from ..plan import plan_to_json
     from ..reasoning import trace_text
@@ -173,15 +174,8 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, reporter: common.Repo
     mask_file = _sidecar(out, ".mask.png")
     _save_image(mask_file, (edit.mask > 0).astype("uint8") * 255)
     trace = _sidecar(out, ".trace.txt")
-    lines = [f"Instruction: {args.instruction}", f"Labels: {', '.join(found.labels)}", "",
-             "Refinement:", trace_text(found.refinement), "", "Plan:", plan_to_json(plan), "",
-             "Edit:", edit.report or "(no action ran)", "", "Verdicts:", edit.verdict_table(), "",
-             f"Seconds: {timer.text()}"]
-    if llm is not None:
-        u = llm.usage
-        lines.append(f"LLM: {u.calls} requests, {u.prompt_tokens} prompt and {u.completion_tokens} "
-                     f"completion tokens, {u.repairs} repair rounds")
-    trace.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    trace.write_text(report_text(args.instruction, found.labels, trace_text(found.refinement), plan_to_json(plan),
+                                 edit, timer.text(), vars(llm.usage) if llm is not None else None), encoding="utf-8")
     if trace not in written:
         written.append(trace)
     for path in (out, plan_file, mask_file):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, InputError, ModelNotFoundError
+from ..dependencies import require
 from ..progress import NO_PROGRESS, Progress
 from ..settings import SAMPLING_SEED_MAX
 from ..weights import unsafe_pickle
@@ -30,8 +31,7 @@ def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | N
                           device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
     """A ``StableDiffusionInpaintPipeline`` from a diffusers folder, or a single file with ``config``
     (a local folder in diffusers layout holding the pipeline's config JSONs and tokenizer)."""
-    from diffusers import StableDiffusionInpaintPipeline
-
+    pipeline_class = require("diffusers", "diffusers", "the diffusers inpainting engine").StableDiffusionInpaintPipeline
     path = Path(path)
     common: dict[str, Any] = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False,
                               "local_files_only": True}
@@ -42,7 +42,7 @@ def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | N
             raise CheckpointError(path, "the folder has no model_index.json",
                                   "a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, ...)")
         with _refusing_pickles(path, "a diffusers pipeline folder with .safetensors weights"):
-            pipe = StableDiffusionInpaintPipeline.from_pretrained(path, **common)
+            pipe = pipeline_class.from_pretrained(path, **common)
     elif path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise CheckpointError(path, f"unknown file type {path.suffix!r}", "a .safetensors or .ckpt checkpoint")
@@ -50,7 +50,7 @@ def load_inpaint_pipeline(path: str | os.PathLike, config: str | os.PathLike | N
             raise InputError(f"loading the single file {path} offline needs a local config folder "
                              "(diffusers layout: model_index.json, unet/config.json, tokenizer/, ...); pass config=")
         with _refusing_pickles(path, "a .safetensors or .ckpt checkpoint holding only tensors"):
-            pipe = StableDiffusionInpaintPipeline.from_single_file(str(path), config=str(config), **common)
+            pipe = pipeline_class.from_single_file(str(path), config=str(config), **common)
     else:
         raise ModelNotFoundError("Inpainting pipeline", [path.name], [path.parent], "your diffusers model folder")
     pipe.set_progress_bar_config(disable=True)

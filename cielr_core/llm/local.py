@@ -31,7 +31,8 @@ import numpy as np
 
 from .. import settings as S
 from ..cache import LRU
-from ..errors import InputError, ModelNotFoundError, require
+from ..errors import InputError, ModelNotFoundError
+from ..dependencies import require
 from ..weights import unsafe_pickle
 from . import llamacpp
 from .base import LLMError, Message, T, Usage, WireMessage, check_sampling, complete_with_repair, settings_repr, to_wire

@@ -3,7 +3,7 @@
 Loaders import torch, transformers and segment_anything only when called.
 """
 
-from ..errors import require
+from ..dependencies import require
 from .detections import Detections
 from .perceive import detect_objects, perceive
 

@@ -27,10 +27,10 @@ paired by name, ``X.png`` with ``X_mask.jpg`` (``X_mask.png`` / ``X_mask.jpeg`` 
 SmartEdit's scripts pair the i-th sorted mask with the i-th sorted image instead, and a note says so
 when the two pairings differ. The id is the image's file stem.
 
-**Files**: images and masks are opened by content, not extension (some CIEBench ``.png`` files hold
-JPEG data). An image becomes RGB uint8 (Pillow's ``convert("RGB")``, no EXIF rotation, as the
-benchmark scripts). A mask becomes greyscale (``convert("L")``; the CIEBench masks are greyscale
-JPEGs with compression noise) and is binarised: value > 127 is inside; several masks are united.
+**Files**: images and masks are read by ``cielr_core.images`` (by content, not extension: some
+CIEBench ``.png`` files hold JPEG data); an image becomes RGB uint8. A mask becomes greyscale
+(``convert("L")``; the CIEBench masks are greyscale JPEGs with compression noise) and is binarised:
+value > 127 is inside; several masks are united.
 A mask whose size differs from its image's is a problem for that sample (it is not resized: the
 sizes are given so the data can be fixed), and so is a mask that is empty after thresholding.
 
@@ -51,9 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from ..errors import InputError
+from ..images import decode_file, image_info, load_image
 
 CIEBENCH = "ciebench"
 SMARTEDIT = "smartedit"
@@ -149,37 +149,6 @@ def _describe(path: Path, root: Path | None = None) -> str:
     return str(path)
 
 
-def image_info(path: Path) -> tuple[str, str, tuple[int, int]]:
-    """(format, mode, (width, height)) from the file's header; InputError when it is not an image."""
-    try:
-        with Image.open(path) as im:
-            return im.format or "?", im.mode, im.size
-    except FileNotFoundError:
-        raise InputError(f"file not found: {path}") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read") from None
-    except OSError as e:
-        raise InputError(f"{path} cannot be read ({e})") from None
-
-
-def _decode(path: Path, mode: str) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.array(im.convert(mode), dtype=np.uint8)
-    except FileNotFoundError:
-        raise InputError(f"file not found: {path}") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise InputError(f"{path} is damaged or unreadable ({e})") from None
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """The photo as H x W x 3 uint8, whatever its format or extension says."""
-    return _decode(Path(path), "RGB")
-
-
 def load_mask(paths: str | Path | Sequence[str | Path], size: tuple[int, int] | None = None,
               threshold: int | None = MASK_THRESHOLD) -> np.ndarray:
     """The union of one or more mask files as H x W bool (value > ``threshold`` is inside).
@@ -193,7 +162,7 @@ def load_mask(paths: str | Path | Sequence[str | Path], size: tuple[int, int] | 
         raise InputError("no mask file given")
     union: np.ndarray | None = None
     for p in items:
-        m = _decode(Path(p), "L")
+        m = decode_file(p, "L")
         h, w = m.shape
         if size is not None and (w, h) != tuple(size):
             raise InputError(f"mask {p} is {w}x{h} but the image is {size[0]}x{size[1]}")
@@ -469,9 +438,7 @@ __all__ = [
     "Sample",
     "SampleError",
     "detect_layout",
-    "image_info",
     "iter_dataset",
-    "load_image",
     "load_mask",
     "load_sample",
     "read_dataset",

@@ -3,7 +3,7 @@ high-water mark.
 
 Sampled by a thread because torch's allocations are invisible to tracemalloc, and ru_maxrss is a
 process-lifetime high-water mark that cannot be reset between stages. The benchmark scripts use
-the same sampler (``benchmarks/common.py``).
+the same sampler (``benchmarks/common.py``), and every run worker keeps one for its life.
 """
 
 from __future__ import annotations
