@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("loaders", "perception", "scene", "llm", "reasoning", "editing", "verify", "interop")
+MODULES = ("loaders", "perception", "scene", "llm", "llm_clip", "reasoning", "reasoning_io", "editing", "verify",
+           "interop", "other_packs")
 NEEDS = ("CIELR needs a ComfyUI whose comfy_api has the V3 node schema (comfy_api.latest; the pack is tested on "
          "ComfyUI 0.3.75): update ComfyUI")
 

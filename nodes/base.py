@@ -57,6 +57,7 @@ Detector = io.Custom("CIELR_DETECTOR")
 Segmenter = io.Custom("CIELR_SEGMENTER")
 LLM = io.Custom("CIELR_LLM")
 BBox = io.Custom("BBOX")
+BoundingBox = io.Custom("BOUNDING_BOX")  # core SAM3 Detect's boxes (io.BoundingBox in newer cores)
 Segs = io.Custom("SEGS")
 
 
@@ -82,9 +83,10 @@ def choice(name: str, options: list[str], tooltip: str) -> io.Input:
     return io.Combo.Input(name, options=list(options), tooltip=tooltip)
 
 
-def widget(setting: Setting, optional: bool = False) -> io.Input:
-    """The input of a schema setting: its name, type, default, range, step and help as tooltip."""
-    s, common = setting, {"default": setting.default, "tooltip": setting.help, "optional": optional}
+def widget(setting: Setting, optional: bool = False, lazy: bool | None = None) -> io.Input:
+    """The input of a schema setting: its name, type, default, range, step and help as tooltip. ``lazy``: the
+    node's ``check_lazy_status`` decides whether the value is computed at all."""
+    s, common = setting, {"default": setting.default, "tooltip": setting.help, "optional": optional, "lazy": lazy}
     if s.choices is not None:
         made = io.Combo.Input(s.name, options=list(s.choices), **common)
     elif s.type is bool:

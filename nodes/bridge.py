@@ -8,6 +8,7 @@ import torch
 from cielr_core.errors import InputError
 from cielr_core.images import rgb_channels
 from cielr_core.progress import Progress
+from cielr_core.scene.external import BBOX_DICT_KEYS
 from cielr_core.settings import BOX_FORMATS
 
 
@@ -91,7 +92,7 @@ def masks_tensor(masks, height: int, width: int) -> torch.Tensor:
 def _box_values(item) -> list[float] | None:
     """Four numbers from a box given as a list, tuple, array, tensor or {"bbox": [...]} dict."""
     if isinstance(item, dict):
-        item = next((item[k] for k in ("bbox", "bbox_2d", "box") if k in item), None)
+        item = next((item[k] for k in BBOX_DICT_KEYS if k in item), None)
     if isinstance(item, torch.Tensor):
         item = item.detach().cpu().numpy()
     try:
@@ -103,7 +104,7 @@ def _box_values(item) -> list[float] | None:
 
 def _is_box(item) -> bool:
     if isinstance(item, dict):
-        return any(k in item for k in ("bbox", "bbox_2d", "box"))
+        return any(k in item for k in BBOX_DICT_KEYS)
     return (isinstance(item, (list, tuple)) and len(item) == 4
             and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in item))
 

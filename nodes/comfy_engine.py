@@ -95,7 +95,10 @@ class StepPreview:
     def callback(self, step: int, x0: torch.Tensor, x: torch.Tensor, total_steps: int) -> None:
         preview = None
         if self.previewer is not None:
-            preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
+            try:
+                preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
+            except Exception:  # noqa: BLE001  (newer cores can hand a callback nested latents; no preview then
+                self.previewer = None  # rather than a failed edit)
         # ComfyUI's progress hook also raises when the user presses cancel
         self.bar.update_absolute(min(self.total, self.done + step + 1), self.total, preview)
 
@@ -106,10 +109,15 @@ class StepPreview:
 class ComfyEngine:
     """``InpaintEngine`` over the user's MODEL, CLIP and VAE, with the conditioning its family needs."""
 
-    def __init__(self, model: Any, clip: Any, vae: Any, settings: SamplerSettings, preview: StepPreview | None = None):
+    def __init__(self, model: Any, clip: Any, vae: Any, settings: SamplerSettings, preview: StepPreview | None = None,
+                 custom: Any = None):
+        from .custom_sampling import CustomSampling
+
         check_model_vae(model, vae)
         self.model, self.clip, self.vae = model, clip, vae
         self.settings = settings
+        self.custom = custom if custom is not None else CustomSampling()
+        self.custom.check(model, comfy.config_name(model))
         self.preview = preview
         self.family = model_family(model)
         self.working_size = self.family.working_size  # what working_size 0 (auto) means for this model
@@ -137,21 +145,21 @@ class ComfyEngine:
             parts.append("for an instruction-edit checkpoint of this family (Flux Kontext, Qwen-Image-Edit) set "
                          "edit_mode to 'instruction edit'")
         s = self.settings
-        return "; ".join(parts) + f"; {s.steps} steps, cfg {s.cfg}, {s.sampler_name}/{s.scheduler}"
+        line = "; ".join(parts) + f"; {s.steps} steps, cfg {s.cfg}, {s.sampler_name}/{s.scheduler}"
+        return line + (f"; {self.custom.describe()}" if self.custom.active else "")
+
+    def steps_for(self, denoise: float) -> int:
+        """Sampling steps of an action with this denoise (the connected SIGMAS decide, when there are)."""
+        return self.custom.steps(self.settings.steps, denoise) if denoise > 0 else 0
 
     def _cond(self, text: str, images: list | None = None) -> list:
         # image-dependent conditioning (a vision encoder reading the crop) is never reused
-        cond = encode_text(self.clip, text, images) if images else cached_text(self.clip, text)
-        if self.guidance is not None:
-            cond = with_values(cond, {"guidance": self.guidance})
-        return cond
+        return encode_text(self.clip, text, images) if images else cached_text(self.clip, text)
 
-    def _inpaint_conditioning(self, pixels: torch.Tensor, mask: torch.Tensor, positive: list,
-                              negative: list) -> tuple[list, list]:
+    def _inpaint_values(self, pixels: torch.Tensor, mask: torch.Tensor) -> dict:
         keep = (1.0 - mask.round())[:, 0, :, :, None]  # [1, H, W, 1]
         masked = (pixels - 0.5) * keep + 0.5  # grey where the model should paint
-        values = {"concat_latent_image": comfy.vae_encode(self.vae, masked), "concat_mask": mask}
-        return with_values(positive, values), with_values(negative, values)
+        return {"concat_latent_image": comfy.vae_encode(self.vae, masked), "concat_mask": mask}
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
         comfy.check_interrupted()
@@ -161,22 +169,28 @@ class ComfyEngine:
         pixels = torch.from_numpy(np.ascontiguousarray(request.image, dtype=np.float32))[None]
         mask = torch.from_numpy(np.ascontiguousarray(request.mask, dtype=np.float32))[None, None]
         latent = comfy.vae_encode(self.vae, pixels)
+        # what the family needs on every conditioning: distilled guidance, the crop as reference (as
+        # ReferenceLatent attaches it), the masked crop and mask (as InpaintModelConditioning gives them)
+        values: dict = {} if self.guidance is None else {"guidance": self.guidance}
         if self.mode.reference:
             images = [pixels] if self.family.vision_prompt else None
             positive = self._cond(request.instruction or request.prompt, images)
             negative = self._cond(request.negative, images)
-            # the crop itself is the reference, as ComfyUI's ReferenceLatent node attaches it
-            ref = {"reference_latents": [latent]}
-            positive, negative = with_values(positive, ref), with_values(negative, ref)
+            values["reference_latents"] = [latent]
         else:
             positive, negative = self._cond(request.prompt), self._cond(request.negative)
         if self.mode.inpaint:
-            positive, negative = self._inpaint_conditioning(pixels, mask, positive, negative)
+            values.update(self._inpaint_values(pixels, mask))
+        positive, negative = with_values(positive, values), with_values(negative, values)
         noise = comfy.prepare_noise(latent, int(request.seed))
         callback = self.preview.callback if self.preview is not None else None
-        samples = comfy.sample(self.model, noise, s.steps, s.cfg, s.sampler_name, s.scheduler, positive, negative,
-                               latent, float(request.denoise), mask, callback, int(request.seed))
+        if self.custom.active:
+            samples = self.custom.sample(self.model, noise, latent, mask, s, float(request.denoise), positive, negative,
+                                         values, callback, int(request.seed))
+        else:
+            samples = comfy.sample(self.model, noise, s.steps, s.cfg, s.sampler_name, s.scheduler, positive, negative,
+                                   latent, float(request.denoise), mask, callback, int(request.seed))
         if self.preview is not None:
-            self.preview.finish_action(s.steps)
+            self.preview.finish_action(self.steps_for(float(request.denoise)))
         image = comfy.vae_decode(self.vae, samples)
         return image[0, :, :, :3].detach().to("cpu", torch.float32).clamp(0, 1).numpy()

@@ -7,8 +7,9 @@ static test keeps them out of ``comfy``, ``folder_paths``, ``latent_preview``, `
 never a version number. Each wrapper imports what it uses when it is called, so importing this module
 costs nothing outside a running ComfyUI.
 
-Sections: model folders, sampler lists, devices and memory, progress and cancel, sampling and latent
-previews, what a loaded MODEL / CLIP / VAE is.
+Sections: model folders, sampler lists, devices and memory, progress and cancel, sampling (KSampler's and
+a user's SAMPLER / SIGMAS / GUIDER) and latent previews, what a loaded MODEL / CLIP / VAE is, text generation
+by a CLIP (newer cores).
 """
 
 from __future__ import annotations
@@ -166,6 +167,48 @@ def sample(model: Any, noise: torch.Tensor, steps: int, cfg: float, sampler_name
                                seed=seed)
 
 
+def schedule(model: Any, steps: int, sampler_name: str, scheduler: str, denoise: float) -> torch.Tensor:
+    """The sigmas KSampler samples for these settings (its denoise cut included)."""
+    import comfy.samplers
+
+    return comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
+                                   scheduler=scheduler, denoise=denoise, model_options=model.model_options).sigmas
+
+
+def sampler_object(sampler_name: str) -> Any:
+    """The SAMPLER KSamplerSelect gives for ``sampler_name``."""
+    import comfy.samplers
+
+    return comfy.samplers.sampler_object(sampler_name)
+
+
+def cfg_guider(model: Any, positive: list, negative: list, cfg: float) -> Any:
+    """The GUIDER KSampler builds: classifier-free guidance at ``cfg`` over the two conditionings."""
+    import comfy.samplers
+
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+    return guider
+
+
+def guider_conds(conditioning: list) -> list:
+    """CONDITIONING in the form a guider keeps it (``original_conds`` entries)."""
+    import comfy.sampler_helpers
+
+    return comfy.sampler_helpers.convert_cond(conditioning)
+
+
+def guided_sample(guider: Any, noise: torch.Tensor, latent: torch.Tensor, sampler: Any, sigmas: torch.Tensor,
+                  noise_mask: torch.Tensor, callback: Any, seed: int) -> torch.Tensor:
+    """SamplerCustomAdvanced's sampling: the denoised latent on ComfyUI's intermediate device."""
+    import comfy.model_management
+
+    samples = guider.sample(noise, latent, sampler, sigmas, denoise_mask=noise_mask, callback=callback,
+                            disable_pbar=True, seed=seed)
+    return samples.to(comfy.model_management.intermediate_device())
+
+
 def latent_previewer(model: Any) -> Any | None:
     """ComfyUI's latent preview decoder for the MODEL (``decode_latent_to_preview_image("JPEG", x0)``), or
     None when previews are off or cannot be made."""
@@ -270,3 +313,41 @@ def vae_decode(vae: Any, latent: torch.Tensor) -> torch.Tensor:
     while image.ndim > 4:
         image = image[:, 0]
     return image
+
+
+# --------------------------------------------------------------------------- text generation by a CLIP (newer cores)
+# Upstream's contract (core's Generate Text node): tokenize(prompt, image=..., skip_template=..., min_length=...,
+# thinking=..., system_prompt=... in newer cores), generate(tokens, do_sample=..., max_length=..., temperature=...,
+# top_k=..., top_p=..., min_p=..., repetition_penalty=..., seed=...), decode(ids). Only keywords every core that
+# has it accepts are passed; a core without it (0.3.75 among them) is detected by the missing methods.
+
+def can_generate(clip: Any) -> bool:
+    """Whether the CLIP offers upstream's text-generation contract."""
+    return all(callable(getattr(clip, name, None)) for name in ("tokenize", "generate", "decode"))
+
+
+def generation_tokens(clip: Any, prompt: str, image: torch.Tensor | None, system: str | None = None) -> Any:
+    """The tokens of one prompt in the model's own chat template (no thinking: answers are JSON)."""
+    if system is None:
+        return clip.tokenize(prompt, image=image, skip_template=False, min_length=1, thinking=False)
+    return clip.tokenize(prompt, image=image, skip_template=False, min_length=1, thinking=False, system_prompt=system)
+
+
+def generate_text(clip: Any, tokens: Any, max_tokens: int, temperature: float, seed: int) -> str:
+    """The answer to ``tokens``: pure temperature sampling, as the other backends do (top_k 0 and top_p 1 turn
+    the cuts off; 0 = greedy). presence_penalty is left out: cores before it was added do not take it."""
+    sample = temperature > 0
+    ids = clip.generate(tokens, do_sample=sample, max_length=max_tokens, temperature=temperature if sample else 1.0,
+                        top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0, seed=seed)
+    return clip.decode(first_sequence(ids))
+
+
+def first_sequence(ids: Any) -> Any:
+    """The generated ids: cores have returned one sequence, or a batch of one."""
+    if hasattr(ids, "dim"):
+        return ids[0] if ids.dim() == 2 else ids
+    if isinstance(ids, (list, tuple)) and ids:
+        first = ids[0]
+        if isinstance(first, (list, tuple)) or (hasattr(first, "dim") and first.dim() == 1):
+            return first
+    return ids

@@ -105,27 +105,41 @@ class CIELRInpaintActions(CIELRNode, title="CIELR Inpaint Actions", stage=EDITIN
             *model_inputs(),
             widget(S.CANDIDATES, optional=True), widget(S.RETRIES, optional=True),
             widget(S.GUIDANCE, optional=True), widget(S.EDIT_MODE, optional=True),
+            # custom sampling, as SamplerCustomAdvanced takes it; each replaces only its own part
+            socket(io.Sampler, "sampler", "Optional, from KSamplerSelect or any sampler node: every action samples "
+                                          "with it instead of sampler_name.", optional=True),
+            socket(io.Sigmas, "sigmas", "Optional, from BasicScheduler or any scheduler node: the noise levels of a "
+                                        "full denoise, instead of steps and scheduler. An action with a lower denoise "
+                                        "(recolor, its own strength) samples the last steps x denoise of them, as "
+                                        "SplitSigmasDenoise cuts them.", optional=True),
+            socket(io.Guider, "guider", "Optional, from CFGGuider or any guider node: every action samples through it "
+                                        "instead of cfg. Its positive and negative are replaced by each action's "
+                                        "prompts (with the conditioning the model family needs); its model patches, "
+                                        "cfg and other conditionings are kept. Build it from the same MODEL.",
+                   optional=True),
         ]
 
     @classmethod
-    def execute(cls, image, scene, plan, model, clip, vae, detector=None, segmenter=None, llm=None,
-                **values) -> io.NodeOutput:
+    def execute(cls, image, scene, plan, model, clip, vae, detector=None, segmenter=None, llm=None, sampler=None,
+                sigmas=None, guider=None, **values) -> io.NodeOutput:
         from cielr_core.editing import check_image, prepare
         from cielr_core.editing.engine import SamplerSettings
         from cielr_core.pipeline import PipelineSettings, edit_stage
 
         from .comfy_engine import ComfyEngine, StepPreview
+        from .custom_sampling import CustomSampling
 
         rgb = single_image(image, cls.TITLE)
         # everything about the plan and the models is checked before the first sample
-        engine = ComfyEngine(model, clip, vae, SamplerSettings.of(values))
+        custom = CustomSampling(sampler, sigmas, guider)
+        engine = ComfyEngine(model, clip, vae, SamplerSettings.of(values), custom=custom)
         settings = dataclasses.replace(PipelineSettings.of(values), verify=detector is not None,
                                        judge=llm is not None)
         check_image(rgb, scene)
         prepared = prepare(scene, plan, settings.edit)
-        active = sum(not item.empty for item in prepared)
+        steps = sum(engine.steps_for(item.denoise) for item in prepared if not item.empty)
         samples = settings.edit.candidates if detector is not None else 1  # retries, if any, run past the bar
-        engine.preview = StepPreview(model, active * engine.settings.steps * samples)
+        engine.preview = StepPreview(model, steps * samples)
         result = edit_stage(rgb, scene, plan, engine, settings=settings, detector=detector, segmenter=segmenter,
                             llm=llm, progress=cancel_only(), prepared=prepared)
         previews = to_image(result.previews)

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 from cielr_core import settings as S
 from cielr_core.errors import InputError
 
-from .base import INTEROP, BBox, CIELRNode, Scene, Segmenter, Segs, out, socket, widget
+from .base import INTEROP, BBox, BoundingBox, CIELRNode, Scene, Segmenter, Segs, out, socket, widget
 from .bridge import box_list, comfy_progress, mask_batch, masks_tensor, segs_parts, single_image
 from .inputs import DENOISE, NEGATIVE, REGION, plan_input, planned_scene
 
@@ -32,13 +32,14 @@ class _SceneFrom(CIELRNode, stage=INTEROP):
     )
 
     @classmethod
-    def _named(cls, rgb, kind: str, items: list, labels: str, scores: str, segment=None) -> io.NodeOutput:
+    def _named(cls, rgb, kind: str, items: list, labels: str, scores: str, segment=None,
+               own_scores=()) -> io.NodeOutput:
         """The scene of one object per mask or box (``kind``: "mask" or "box", as Part names the field),
-        the k-th item with the k-th label and score."""
+        the k-th item with the k-th label and score (typed, else the item's own, else 1)."""
         from cielr_core.scene import Part, split_labels, split_scores
 
         names = split_labels(labels, len(items), kind)
-        values = split_scores(scores, len(items), kind)
+        values = split_scores(scores, len(items), kind, own=own_scores)
         parts = [Part(names[k], values[k], name=f"{kind} {k + 1}", **{kind: items[k]}) for k in range(len(items))]
         return cls._result(rgb.shape[1], rgb.shape[0], parts, segment=segment)
 
@@ -97,27 +98,38 @@ class CIELRSceneFromMasks(_SceneFrom, title="CIELR Scene From Masks",
 
 
 class CIELRSceneFromBoxes(_SceneFrom, title="CIELR Scene From Boxes",
-                          aliases=("boxes to scene", "bbox to scene", "import boxes", "florence2 boxes")):
-    """A raw scene from boxes without masks (a BBOX list from Florence-2, a VLM or a detector): each box is
-    segmented with SAM when CIELR SAM Loader is connected, otherwise the box itself is the mask, and each
-    object says which. Object #k is box k."""
-
+                          aliases=("boxes to scene", "bbox to scene", "import boxes", "florence2 boxes", "sam3 boxes")):
+    """A raw scene from boxes without masks: core SAM3 Detect's bboxes (BOUNDING_BOX, with their scores), or a BBOX
+    list from Florence-2, a VLM or a detector. Each box is segmented with SAM when CIELR SAM Loader is connected,
+    otherwise the box itself is the mask, and each object says which. Object #k is box k."""
 
     INPUTS = (*_photo_parts_labels(
           "The photo the boxes were found in (one image).",
-          socket(BBox, "boxes", "A list of boxes in pixels, one per object: [[x0, y0, x1, y1], ...] (a list per "
-                                "image, arrays and {'bbox': [...]} items are read too).")),
+          # one socket for both types: ComfyUI's own union of types ("BBOX,BOUNDING_BOX")
+          io.MultiType.Input("boxes", types=[BBox, BoundingBox], tooltip=(
+              "Boxes in pixels, one per object: core SAM3 Detect's bboxes (BOUNDING_BOX: {x, y, width, height, "
+              "score} per box, per image), or a BBOX list [[x0, y0, x1, y1], ...] (a list per image; arrays and "
+              "{'bbox': [...]} items are read too)."))),
           widget(S.BOX_FORMAT),
           widget(S.SCORES, optional=True),
           socket(Segmenter, "segmenter", SEGMENTER_TIP, optional=True))
 
     @classmethod
     def execute(cls, image, boxes, labels: str, box_format: str, scores: str = "", segmenter=None) -> io.NodeOutput:
+        from cielr_core.scene import box_dicts, is_bounding_box
+
         rgb = single_image(image, cls.TITLE)
-        found = box_list(boxes, box_format, cls.TITLE)
+        if is_bounding_box(boxes):
+            try:
+                found, own = box_dicts(boxes)
+            except InputError as e:
+                raise InputError(f"{cls.TITLE}: {e}") from None
+        else:
+            found, own = [tuple(b) for b in box_list(boxes, box_format, cls.TITLE)], []
         if len(found) == 0:
-            raise InputError(f"{cls.TITLE}: the BBOX input holds no boxes")
-        return cls._named(rgb, "box", [tuple(b) for b in found], labels, scores, segment=_segment(segmenter, rgb))
+            raise InputError(f"{cls.TITLE}: no boxes came in (the detector found nothing in this image): lower the "
+                             "detector's threshold or check what it was asked to find")
+        return cls._named(rgb, "box", found, labels, scores, segment=_segment(segmenter, rgb), own_scores=own)
 
 
 class CIELRSceneFromSEGS(_SceneFrom, title="CIELR Scene From SEGS",

@@ -51,7 +51,7 @@ def main() -> None:
     from cielr_core.plan import plan_from_json
     from cielr_core.scene import build_scene, make_object
     from cielr_core.scene.model import Scene
-    from cielr_core.scene.render import render_preview
+    from cielr_core.scene import render_preview
     from devkit.sd_models import build_tiny_inpaint_pipeline
 
     meta = json.loads((DATA / "data.json").read_text())[args.sample]

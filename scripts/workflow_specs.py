@@ -339,3 +339,91 @@ def _flux_fill_graph() -> dict:
 WORKFLOWS["cielr_edit_flux_fill"] = {
     **_flux_fill_graph(),
 }
+
+
+# --- any LLM node as the reasoner: each step's request out as text, the answer text back in -------------
+ANY_LLM_ANSWERS = {  # example answers of the right shape; your LLM's answers go here instead
+    "labels": '{"labels": ["speaker", "tv"]}',
+    "refine": '{"note": "a speaker is listed", "sufficient": true, "missing_labels": [], "search_within": null}',
+    "plan": '{"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}]}',
+}
+WORKFLOWS["cielr_any_llm"] = {
+    "nodes": [
+        ("image", "LoadImage", [40, 100], {"image": PHOTO}, None, [340, 380]),
+        ("instruction", "PrimitiveStringMultiline", [40, 520], {"value": INSTRUCTION}, "Instruction",
+         [340, 120]),
+        ("gdino", "CIELRGroundingDINOLoader", [40, 680],
+         {"model_name": "groundingdino_swint_ogc.pth", "text_encoder": "bert-base-uncased", "device": "auto"}, None,
+         [340, 130]),
+        ("sam", "CIELRSAMLoader", [40, 850], {"model_name": "sam_vit_b_01ec64.pth", "device": "auto"}, None,
+         [340, 110]),
+        ("ckpt", "CheckpointLoaderSimple", [40, 1000], {"ckpt_name": "v1-5-pruned-emaonly-fp16.safetensors"}, None,
+         [340, 100]),
+        ("labels_request", "CIELRLabelsRequest", [460, 100], {"schema_in_prompt": True}, None, [360, 190]),
+        ("labels_prompt", "PreviewAny", [460, 320], {}, "Labels request (user text)", [360, 180]),
+        ("labels_llm", "PrimitiveStringMultiline", [460, 530], {"value": ANY_LLM_ANSWERS["labels"]},
+         "LLM answer: labels (or your LLM node)", [360, 110]),
+        ("labels_answer", "CIELRLabelsAnswer", [460, 670], {"extra_labels": ""}, None, [360, 160]),
+        ("perceive", "CIELRPerceive", [460, 860], {"box_threshold": 0.3, "text_threshold": 0.25}, None, [360, 200]),
+        ("build", "CIELRBuildScene", [460, 1090], {}, None, [360, 130]),
+        ("refine_request", "CIELRRefineRequest", [880, 100], {"schema_in_prompt": True}, None, [360, 210]),
+        ("refine_prompt", "PreviewAny", [880, 340], {}, "Refine request (user text)", [360, 180]),
+        ("refine_llm", "PrimitiveStringMultiline", [880, 550], {"value": ANY_LLM_ANSWERS["refine"]},
+         "LLM answer: refine (or your LLM node)", [360, 110]),
+        ("refine_answer", "CIELRRefineAnswer", [880, 690], {"box_threshold": 0.3, "text_threshold": 0.25}, None,
+         [360, 300]),
+        ("trace", "PreviewAny", [880, 1020], {}, "Refinement trace", [360, 180]),
+        ("plan_request", "CIELRDecomposeRequest", [1300, 100], {"schema_in_prompt": True}, None, [380, 210]),
+        ("one_prompt", "StringConcatenate", [1300, 340], {"delimiter": "\n\n"}, "System + user as one prompt",
+         [380, 200]),
+        ("plan_prompt", "PreviewAny", [1300, 570], {}, "Plan request (one prompt)", [380, 180]),
+        ("plan_llm", "PrimitiveStringMultiline", [1300, 780], {"value": ANY_LLM_ANSWERS["plan"]},
+         "LLM answer: plan (or your LLM node)", [380, 110]),
+        ("plan_answer", "CIELRDecomposeAnswer", [1300, 920], {}, None, [380, 150]),
+        ("plan_view", "PreviewAny", [1300, 1100], {}, "Plan", [380, 160]),
+        ("inpaint", "CIELRInpaintActions", [1720, 100], SAMPLER, None, [380, 720]),
+        ("save", "SaveImage", [2140, 100], {"filename_prefix": "cielr_any_llm"}, "Edited photo", [400, 420]),
+        ("mask_image", "MaskToImage", [1720, 860], {}, None, [380, 60]),
+        ("mask_view", "PreviewImage", [2140, 560], {}, "Edited region (mask)", [400, 320]),
+        ("note", "Note", [1720, 980], {"text": (
+            "Any LLM node as the reasoner: each Request node gives the exact request CIELR's own LLM nodes send "
+            "(system, user, and the answer's JSON schema), each Answer node reads the answer with the same "
+            "parser and checks. Replace each 'LLM answer' text node with your LLM node (comfyui-ollama, LLM "
+            "Party, a VLM node...): Request system -> its system prompt, user -> its prompt (or the one prompt "
+            "from Concatenate), and its text output -> the Answer's answer. With schema_in_prompt on, the schema "
+            "is at the end of the user text; turn it off when your node takes a JSON schema, and connect schema "
+            "there.\n\nWithout an LLM node: run once, paste each request into any chat, paste the answers into "
+            "the text nodes, run again. A bad answer stops with the problem, worded as a repair request you can "
+            "send the LLM. The answers here are examples of the right shape: the ids your scene has are listed "
+            "in the Refine and Plan requests, and a plan may name only those.\n\nMore refinement rounds: chain another "
+            "Refine Request + Refine Answer on the scene output; once a round says the scene is enough, the "
+            "rounds after it pass it on without asking. Perception models and the example photo: see "
+            "cielr_perception.")},
+         "Read me", [420, 420]),
+    ],
+    "links": [
+        ("instruction", 0, "labels_request", "instruction"), ("labels_request", 1, "labels_prompt", "source"),
+        ("labels_llm", 0, "labels_answer", "answer"),
+        ("image", 0, "perceive", "image"), ("gdino", 0, "perceive", "detector"), ("sam", 0, "perceive", "segmenter"),
+        ("labels_answer", 0, "perceive", "labels"),
+        ("image", 0, "build", "image"), ("perceive", 0, "build", "scene"),
+        ("build", 0, "refine_request", "scene"), ("instruction", 0, "refine_request", "instruction"),
+        ("refine_request", 1, "refine_prompt", "source"),
+        ("image", 0, "refine_answer", "image"), ("build", 0, "refine_answer", "scene"),
+        ("refine_llm", 0, "refine_answer", "answer"), ("gdino", 0, "refine_answer", "detector"),
+        ("sam", 0, "refine_answer", "segmenter"), ("refine_answer", 1, "trace", "source"),
+        ("refine_answer", 0, "plan_request", "scene"), ("instruction", 0, "plan_request", "instruction"),
+        ("plan_request", 0, "one_prompt", "string_a"), ("plan_request", 1, "one_prompt", "string_b"),
+        ("one_prompt", 0, "plan_prompt", "source"),
+        ("refine_answer", 0, "plan_answer", "scene"), ("plan_llm", 0, "plan_answer", "answer"),
+        ("plan_answer", 1, "plan_view", "source"),
+        ("image", 0, "inpaint", "image"), ("refine_answer", 0, "inpaint", "scene"),
+        ("plan_answer", 0, "inpaint", "plan"),
+        ("ckpt", 0, "inpaint", "model"), ("ckpt", 1, "inpaint", "clip"), ("ckpt", 2, "inpaint", "vae"),
+        ("inpaint", 0, "save", "images"), ("inpaint", 1, "mask_image", "mask"),
+        ("mask_image", 0, "mask_view", "images"),
+    ],
+    "groups": [("Input and models", [20, 20, 380, 1100], BLUE), ("Labels and perception", [440, 20, 400, 1230], GREEN),
+               ("Refine (one round)", [860, 20, 400, 1210], PURPLE), ("Plan", [1280, 20, 420, 1270], PURPLE),
+               ("Editing", [1700, 20, 860, 930], ORANGE)],
+}

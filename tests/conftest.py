@@ -85,3 +85,12 @@ def model_cache() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
+
+def pytest_terminal_summary(terminalreporter):
+    """Tests that need another pack's source, which CI cannot fetch, say loudly that they did not run."""
+    lines = [r for r in terminalreporter.stats.get("skipped", []) if "NEEDS AN EXTERNAL CHECKOUT" in str(r.longrepr)]
+    if lines:
+        terminalreporter.write_sep("!", f"{len(lines)} test(s) NOT RUN: they need other packs' source", red=True)
+        for report in lines:
+            reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+            terminalreporter.write_line(f"{report.nodeid}: {reason}")

@@ -141,8 +141,10 @@ def test_object_info_lists_the_editing_nodes(editing_server, sd15_models):
                       "scheduler", "grow", "feather", "context", "working_size", "negative", "background_prompt",
                       "recolor_denoise"]  # released order: saved workflows depend on it
     optional = info["CIELRInpaintActions"]["input"]["optional"]
-    # added later, optional, after the released inputs: verification first, then the family settings
-    assert list(optional) == ["detector", "segmenter", "llm", "candidates", "retries", "guidance", "edit_mode"]
+    # added later, optional, after the released inputs: verification, the family settings, custom sampling
+    assert list(optional) == ["detector", "segmenter", "llm", "candidates", "retries", "guidance", "edit_mode",
+                              "sampler", "sigmas", "guider"]
+    assert [optional[k][0] for k in ("sampler", "sigmas", "guider")] == ["SAMPLER", "SIGMAS", "GUIDER"]
     assert optional["guidance"][1]["default"] == 0.0 and optional["edit_mode"][1]["default"] == "auto"
     assert optional["edit_mode"][1]["options"] == ["auto", "inpaint", "instruction edit"]
     assert sd15_models.checkpoint.name in info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]

@@ -47,7 +47,7 @@ from cielr_core.scene import (
     scene_to_json,
     scene_to_text,
 )
-from cielr_core.scene.render import MAX_OBJECTS
+from cielr_core.scene.json_io import MAX_OBJECTS
 from devkit.comfyui import import_comfyui
 from tests.scenes import box_scene
 

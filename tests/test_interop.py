@@ -19,7 +19,16 @@ from cielr_core.errors import InputError
 from cielr_core.plan import Plan, PlanError
 from cielr_core.reasoning import refine_scene
 from cielr_core.reasoning.refine import NO_DETECTOR
-from cielr_core.scene import Part, build_scene, scene_from_parts, scene_to_text, split_labels, split_scores
+from cielr_core.scene import (
+    Part,
+    box_dicts,
+    build_scene,
+    is_bounding_box,
+    scene_from_parts,
+    scene_to_text,
+    split_labels,
+    split_scores,
+)
 from cielr_core.scene.external import FROM_BOX_SAM, FROM_BOX_SHAPE, MASK_ATTRIBUTE
 from cielr_core.scene.masks import box_mask
 from nodes.bridge import BOX_FORMATS, box_list, mask_batch, masks_tensor, segs_parts
@@ -159,6 +168,50 @@ def test_bbox_formats_and_errors():
         box_list([[1, 2, 3, 4], [1, 2, 3]], BOX_FORMATS[0], "N")
     with pytest.raises(InputError, match="BBOX list"):
         box_list("1, 2, 3, 4", BOX_FORMATS[0], "N")
+
+
+# Core SAM3 Detect's ``bboxes`` output (BOUNDING_BOX): per image, a list of corner-plus-size dicts with a score
+SAM3_BOXES = [[{"x": 1.0, "y": 2.0, "width": 10.0, "height": 10.0, "score": 0.93},
+               {"x": 5.5, "y": 5.0, "width": 3.5, "height": 4.0, "score": 0.51}]]
+
+
+@pytest.mark.parametrize("given", [SAM3_BOXES, SAM3_BOXES[0], tuple(SAM3_BOXES[0])])
+def test_bounding_boxes_per_image_or_flat(given):
+    boxes, scores = box_dicts(given)
+    assert boxes == [(1.0, 2.0, 11.0, 12.0), (5.5, 5.0, 9.0, 9.0)] and scores == [0.93, 0.51]
+
+
+def test_bounding_box_widget_dict_and_no_detections():
+    assert box_dicts({"x": 3, "y": 4, "width": 5, "height": 6}) == ([(3.0, 4.0, 8.0, 10.0)], [None])
+    assert box_dicts([[]]) == ([], []) and box_dicts([]) == ([], [])  # SAM3 found nothing in the image
+
+
+@pytest.mark.parametrize("given, problem", [
+    ([[SAM3_BOXES[0][0]], [SAM3_BOXES[0][1]]], "boxes for 2 images"),
+    ([{"x": 1, "y": 2, "width": 3}], "box 1 is not a dict with x, y, width, height"),
+    ([[1, 2, 3, 4]], "box 1 is not a dict"),
+    ([{"x": 1, "y": 2, "width": -3, "height": 4}], "size of 0 or more"),
+    ([{"x": float("nan"), "y": 2, "width": 3, "height": 4}], "finite numbers"),
+    ([{"x": "left", "y": 2, "width": 3, "height": 4}], "finite numbers"),
+    ([{"x": 1, "y": 2, "width": 3, "height": 4, "score": 1.5}], "out of range"),
+    ("1, 2, 3, 4", "is a str, not a list of boxes"),
+])
+def test_bounding_box_errors(given, problem):
+    with pytest.raises(InputError, match=problem):
+        box_dicts(given)
+
+
+def test_bounding_boxes_are_told_from_bbox_lists():
+    assert is_bounding_box(SAM3_BOXES) and is_bounding_box(SAM3_BOXES[0]) and is_bounding_box(SAM3_BOXES[0][0])
+    assert is_bounding_box([[{"x": 1}]])  # malformed, but a BOUNDING_BOX: box_dicts says what is wrong
+    for bbox in ([[1, 2, 3, 4]], [{"bbox": [1, 2, 3, 4]}], [{"box": [1, 2, 3, 4], "x": 1}], [[]], [], "1, 2"):
+        assert not is_bounding_box(bbox), bbox
+
+
+def test_scores_from_the_detector_unless_typed():
+    assert split_scores("", 3, "box", own=[0.9, None, 0.25]) == [0.9, 1.0, 0.25]
+    assert split_scores("0.5", 3, "box", own=[0.9, None, 0.25]) == [0.5] * 3  # typed scores win
+    assert split_scores("", 2, "box", own=[]) == [1.0, 1.0]
 
 
 # ------------------------------------------------------------------------------ SEGS

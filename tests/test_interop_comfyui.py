@@ -141,6 +141,10 @@ def test_object_info_lists_the_interop_nodes(server):
                                         "text_threshold"]
     assert list(refine["optional"]) == ["detector", "segmenter"]
     assert list(info["CIELRDecompose"]["input"]["optional"]) == ["image"]
+    # one socket takes a BBOX list and core SAM3's BOUNDING_BOX (a union ComfyUI's validation and frontend split)
+    boxes = info["CIELRSceneFromBoxes"]["input"]
+    assert list(boxes["required"]) == ["image", "boxes", "labels", "box_format"]
+    assert boxes["required"]["boxes"][0] == "BBOX,BOUNDING_BOX" and list(boxes["optional"]) == ["scores", "segmenter"]
 
 
 def test_scene_from_masks_made_by_core_nodes(server, photo):
@@ -274,6 +278,99 @@ def test_scene_from_boxes_with_and_without_sam(server):
             assert not np.array_equal(o.mask, plain.get(o.id).mask)
 
 
+SIZE = (128, 96)  # a small copy of the photo: SD1.5 on a CPU samples it in about a second
+# Inpaint Actions on the small photo ("small"), its scene ("build") and plan ("plan"), with the checkpoint ("ckpt")
+INPAINT_SMALL = {"class_type": "CIELRInpaintActions",
+                 "inputs": {"image": ["small", 0], "scene": ["build", 0], "plan": ["plan", 0], "model": ["ckpt", 0],
+                            "clip": ["ckpt", 1], "vae": ["ckpt", 2], "seed": 3, "steps": 1, "cfg": 5.0,
+                            "sampler_name": "euler", "scheduler": "normal", "grow": 4, "feather": 3, "context": 8,
+                            "working_size": 64, "negative": "", "background_prompt": "a wall",
+                            "recolor_denoise": 0.6}}
+
+
+def link_checkpoint(server, sd15_models) -> None:
+    """The random SD1.5 checkpoint in the server's checkpoints folder, for CheckpointLoaderSimple."""
+    folder = server.base / "models" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / sd15_models.checkpoint.name).exists():
+        (folder / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
+
+
+SAM3_FOUND = [[[10, 8, 50, 40, 0.93], [70, 50, 120, 90, 0.61]]]  # per image: x0, y0, x1, y1, score
+
+
+def sam3_graph(detections, labels: str = "lamp, table", **scene_inputs) -> dict:
+    """A small copy of the photo -> core SAM3 Detect's outputs (the stand-in builds upstream's BOUNDING_BOX) ->
+    Scene From Boxes -> Build Scene, with the report and the scene's JSON shown."""
+    w, h = SIZE
+    return {
+        "photo": {"class_type": "LoadImage", "inputs": {"image": PHOTO}},
+        "small": {"class_type": "ImageScale", "inputs": {"image": ["photo", 0], "upscale_method": "area",
+                                                        "width": w, "height": h, "crop": "disabled"}},
+        "sam3": {"class_type": "TestOnlySAM3Detect",
+                 "inputs": {"image": ["small", 0], "detections": json.dumps(detections)}},
+        "scene": {"class_type": "CIELRSceneFromBoxes",
+                  "inputs": {"image": ["small", 0], "boxes": ["sam3", 1], "labels": labels,
+                             "box_format": "x0, y0, x1, y1", **scene_inputs}},
+        "build": {"class_type": "CIELRBuildScene", "inputs": {"image": ["small", 0], "scene": ["scene", 0]}},
+        "report": {"class_type": "PreviewAny", "inputs": {"source": ["scene", 1]}},
+        "json": {"class_type": "PreviewAny", "inputs": {"source": ["build", 1]}},
+    }
+
+
+def test_core_sam3_boxes_become_a_scene_and_an_edit_stays_inside_its_mask(server, sd15_models):
+    """SAM3 Detect's bboxes (BOUNDING_BOX) into Scene From Boxes: ids, labels, scores and boxes as detected; a plan
+    on that scene edited by Inpaint Actions changes no pixel outside the MASK it returns."""
+    from cielr_core.scene import scene_from_json
+    from cielr_core.scene.external import FROM_BOX_SHAPE, MASK_ATTRIBUTE
+
+    link_checkpoint(server, sd15_models)
+    prompt = sam3_graph(SAM3_FOUND)
+    prompt.update({
+        "plan": {"class_type": "CIELRPlanFromJSON",
+                 "inputs": {"scene": ["build", 0], "plan_json": json.dumps({"actions": [
+                     {"op": "replace", "targets": [1], "prompt": "a floor lamp"}]})}},
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": sd15_models.checkpoint.name}},
+        "edit": INPAINT_SMALL,
+        "save_in": {"class_type": "SaveImage", "inputs": {"images": ["small", 0], "filename_prefix": "cielr_sam3_in"}},
+        "save_out": {"class_type": "SaveImage", "inputs": {"images": ["edit", 0], "filename_prefix": "cielr_sam3_out"}},
+        "binary": {"class_type": "ThresholdMask", "inputs": {"mask": ["edit", 1], "value": 0.0}},
+        **save_masks("binary", 0, "cielr_sam3_mask"),
+    })
+    outputs = ok(server, prompt, timeout=900)
+    scene = scene_from_json(text(outputs, "json"))
+    assert [(o.id, o.label) for o in scene.objects] == [(1, "lamp"), (2, "table")]
+    assert [o.box for o in scene.objects] == [(10, 8, 50, 40), (70, 50, 120, 90)]
+    assert [o.score for o in scene.objects] == pytest.approx([0.93, 0.61], abs=1e-6)
+    assert all(o.attributes[MASK_ATTRIBUTE] == FROM_BOX_SHAPE for o in scene.objects)
+    (before,), (after,) = saved(server, outputs, "save_in"), saved(server, outputs, "save_out")
+    (mask,) = [m[..., 0] == 255 for m in saved(server, outputs, "cielr_sam3_mask")]
+    changed = (after != before).any(axis=-1)
+    assert changed.any() and mask[8:40, 10:50].all()
+    assert not (changed & ~mask).any(), f"{int((changed & ~mask).sum())} pixels changed outside the MASK"
+    requests.post(f"{server.url}/free", json={"unload_models": True, "free_memory": True}, timeout=60)
+
+
+def test_core_sam3_boxes_with_sam_one_label_and_typed_scores(server):
+    prompt = sam3_graph(SAM3_FOUND, labels="thing", scores="0.5")
+    prompt["sam"] = {"class_type": "CIELRSAMLoader", "inputs": {"model_name": "tiny_sam.pth", "device": "auto"}}
+    prompt["scene"]["inputs"]["segmenter"] = ["sam", 0]
+    from cielr_core.scene import scene_from_json
+
+    outputs = ok(server, prompt)
+    scene = scene_from_json(text(outputs, "json"))
+    assert [(o.id, o.label, o.score) for o in scene.objects] == [(1, "thing", 0.5), (2, "thing", 0.5)]
+    assert "segmented by SAM" in text(outputs, "report")
+
+
+def test_core_sam3_with_no_detections_says_so(server):
+    error = error_of(server, sam3_graph([[]]))
+    assert error["node_type"] == "CIELRSceneFromBoxes"
+    assert "no boxes came in" in error["exception_message"] and "threshold" in error["exception_message"]
+    error = error_of(server, sam3_graph(SAM3_FOUND * 2))  # boxes for two images, one photo
+    assert "boxes for 2 images" in error["exception_message"]
+
+
 def test_refine_scene_without_a_detector(server, scripted_server):
     scripted_server.answer({"note": "no speaker listed", "sufficient": False, "missing_labels": ["speaker"],
                             "search_within": None})
@@ -298,7 +395,6 @@ def test_refine_scene_without_a_detector(server, scripted_server):
     assert len(scripted_server.requests) == 1
 
 
-SIZE = (128, 96)  # a small copy of the photo: SD1.5 on a CPU samples it in about a second
 PLAN = {"actions": [{"op": "replace", "targets": [1], "prompt": "a floor lamp"}, {"op": "remove", "targets": [2]}]}
 
 
@@ -306,10 +402,7 @@ def test_plan_to_masks_drives_core_sampler_nodes(server, sd15_models):
     """Plan To Masks -> CLIPTextEncode, SetLatentNoiseMask, KSampler (one run per action, through the list
     outputs) -> VAEDecode -> ImageCompositeMasked with the same mask. Every changed pixel lies inside
     the plan's masks, and Inpaint Actions on the same plan edits exactly the union of them."""
-    folder = server.base / "models" / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / sd15_models.checkpoint.name).exists():
-        (folder / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
+    link_checkpoint(server, sd15_models)
     w, h = SIZE
     prompt = {
         "photo": {"class_type": "LoadImage", "inputs": {"image": PHOTO}},
@@ -348,12 +441,7 @@ def test_plan_to_masks_drives_core_sampler_nodes(server, sd15_models):
         **save_masks("union_binary", 0, "cielr_p2m_union"),
         "prompts": {"class_type": "PreviewAny", "inputs": {"source": ["regions", 2]}},
         "negatives": {"class_type": "PreviewAny", "inputs": {"source": ["regions", 3]}},
-        "engine": {"class_type": "CIELRInpaintActions",
-                   "inputs": {"image": ["small", 0], "scene": ["build", 0], "plan": ["plan", 0], "model": ["ckpt", 0],
-                              "clip": ["ckpt", 1], "vae": ["ckpt", 2], "seed": 3, "steps": 1, "cfg": 5.0,
-                              "sampler_name": "euler", "scheduler": "normal", "grow": 4, "feather": 3, "context": 8,
-                              "working_size": 64, "negative": "", "background_prompt": "a wall",
-                              "recolor_denoise": 0.6}},
+        "engine": INPAINT_SMALL,
         **save_masks("engine", 1, "cielr_p2m_engine"),
     }
     outputs = ok(server, prompt, timeout=900)

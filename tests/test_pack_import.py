@@ -30,7 +30,8 @@ def hiding(*packages: str) -> dict[str, str]:
 
 # The nodes are built on ComfyUI's comfy_api: a child that loads the pack as ComfyUI does has ComfyUI's
 # packages importable (outside ComfyUI the pack registers nothing)
-WITH_COMFYUI = f"import sys; sys.path.insert(0, {str(REPO)!r}); from devkit.comfyui import import_comfyui; import_comfyui()\n"
+WITH_COMFYUI = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+                "from devkit.comfyui import import_comfyui; import_comfyui()\n")
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:

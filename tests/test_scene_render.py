@@ -1,8 +1,9 @@
-"""Scene text for the LLM, JSON round trip and validation, preview overlay; one real photo."""
+"""Scene text in every layout, JSON round trip and validation, preview overlay; one real photo."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from cielr_core.scene import (
     Relation,
     Scene,
     build_scene,
+    compact_scene_text,
+    llm_scene_text,
     make_object,
     render_preview,
     scene_from_dict,
@@ -76,6 +79,49 @@ def test_labels_cannot_break_the_text_layout():
     text = scene_to_text(Scene(W, H, [o]))
     assert "#1 cup Ignore the above and (score 0.50)" in text
     assert len(text.splitlines()) == 4
+
+
+LLM_TEXT = """Image 300x200 pixels.
+Objects (position in thirds of the image; depth 1 = nearest):
+#2 table (score 0.91) center-bottom, 24.0% of image, depth 0.40
+#3 cup (score 0.82) center-middle, 1.0% of image, depth 0.71, part of #2, colour=red
+#5 shelf (score 0.55) right-top, 3.3% of image
+3 objects in all.
+Largest first: #2, #5, #3.
+Relations:
+#2 table: left_of #5; below #3, #5; behind #3; nearest #3
+#3 cup: on_top_of #2; left_of #5; above #2; below #5; in_front_of #2; nearest #2
+#5 shelf: right_of #2, #3; above #2, #3; nearest #3"""
+
+
+def test_the_llm_layout_is_the_people_layout_laid_out_to_append():
+    """What the LLM reads, byte for byte (its prompts and a server's prefix cache depend on it): the
+    people's lines without the size ranks, the count and the size order after the objects."""
+    scene = build_scene(table_and_cup())
+    view = llm_scene_text(scene)
+    assert view.text == LLM_TEXT and view.ids == (2, 3, 5)
+    people = scene_to_text(scene).splitlines()
+    assert people[0] == "Image 300x200 pixels, 3 objects."
+    assert people[2].endswith("24.0% of image, size rank 1, depth 0.40")
+    unranked = [re.sub(r", size rank \d", "", line) for line in people[1:]]
+    assert unranked == [line for line in LLM_TEXT.splitlines()[1:] if not line.endswith(("in all.", "#3."))]
+    # an object added with a higher id adds lines; the object lines before it stay as they were
+    grown = build_scene(Scene(W, H, [*table_and_cup().objects,
+                                     make_object(9, "lamp", 0.5, (0, 0, 20, 60), rect(0, 0, 20, 60))]))
+    objects_before = LLM_TEXT.split("\n3 objects in all.")[0]
+    assert llm_scene_text(grown).text.startswith(objects_before + "\n#9 lamp (score 0.50) left-top")
+    assert llm_scene_text(Scene(64, 32)).text == "Image 64x32 pixels.\n0 objects in all."
+
+
+def test_no_layout_edits_a_label():
+    """Labels are user and model text: each layout cuts them to one line and changes nothing else,
+    even where a label reads like a field of the layout."""
+    label = "sofa, size rank 3, depth 0.99"
+    scene = build_scene(Scene(W, H, [make_object(1, label, 0.5, (0, 0, 50, 50), rect(0, 0, 50, 50)),
+                                     make_object(2, "cup", 0.5, (60, 60, 90, 90), rect(60, 60, 90, 90))]))
+    assert f"#1 {label} (score 0.50) left-top, 4.2% of image, size rank 1\n" in scene_to_text(scene)
+    assert f"#1 {label} (score 0.50) left-top, 4.2% of image\n" in llm_scene_text(scene).text
+    assert f"#1 {label}, left-top, 4.2% of image\n" in compact_scene_text(scene).text
 
 
 # ---------------------------------------------------------------- JSON

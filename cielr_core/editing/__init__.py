@@ -20,13 +20,13 @@ from .execute import (
     grown_mask,
     prepare,
 )
-from .handoff import ActionRegion, plan_regions
+from .handoff import SEG, ActionRegion, PlanSegs, plan_regions, plan_segs
 from .regions import action_mask, feather, grow, placement_mask, targets_mask
 from .stitch import Window, composite, crop_window, working_size
 
 __all__ = [
-    "OP_DENOISE", "ActionRegion", "ActionReport", "Attempt", "EditResult", "EditSettings",
+    "OP_DENOISE", "SEG", "ActionRegion", "ActionReport", "Attempt", "EditResult", "EditSettings",
     "InpaintEngine", "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "check_image",
     "composite", "crop_window", "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask",
-    "plan_regions", "prepare", "targets_mask", "working_size",
+    "PlanSegs", "plan_regions", "plan_segs", "prepare", "targets_mask", "working_size",
 ]

@@ -1,8 +1,9 @@
 """LLM backends: chat messages (+ optional image) + an answer schema -> a validated answer.
 
 ``RemoteLLM`` talks to any OpenAI-compatible server; ``LocalLLM`` runs a transformers model with
-constrained decoding. Both satisfy the ``LLM`` protocol. Importing this package loads neither
-torch nor transformers.
+constrained decoding; ``TextGenLLM`` wraps a plain text generator (messages and an image in, text
+out). All satisfy the ``LLM`` protocol. Importing this package loads neither torch nor
+transformers.
 """
 
 from .base import (
@@ -19,9 +20,10 @@ from .base import (
 from .local import LocalLLM
 from .remote import RemoteLLM
 from .schema import Answer, Label, schema_text, strict_schema, unbounded_fields
+from .textgen import TextGenLLM
 
 __all__ = [
     "LLM", "LLMAnswerError", "LLMConnectionError", "LLMError", "LLMTimeoutError", "Message", "Usage",
-    "extract_json", "parse_answer", "LocalLLM", "RemoteLLM", "Answer", "Label", "schema_text",
+    "extract_json", "parse_answer", "LocalLLM", "RemoteLLM", "TextGenLLM", "Answer", "Label", "schema_text",
     "strict_schema", "unbounded_fields",
 ]

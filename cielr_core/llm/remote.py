@@ -27,8 +27,8 @@ from pydantic import BaseModel
 
 from .. import settings as S
 from ..errors import InputError
-from ..images import to_rgb_uint8
 from .base import (
+    IMAGE_MAX_SIDE,
     LLMConnectionError,
     LLMError,
     LLMTimeoutError,
@@ -38,16 +38,17 @@ from .base import (
     WireMessage,
     check_sampling,
     complete_with_repair,
+    fit_image,
     settings_repr,
     to_wire,
+    with_schema_hint,
 )
-from .schema import schema_text, strict_schema
+from .schema import strict_schema
 
 log = logging.getLogger(__name__)
 
 # Tried in this order; a server that rejects one gets the next.
 FORMATS = ("json_schema", "json_object_schema", "json_object", "plain")
-IMAGE_MAX_SIDE = 1024  # vision models work at about this size; keeps requests small
 # A 4xx naming one of these is a format rejection; a 5xx must name the field itself (llama-cpp-python
 # answers HTTP 500 to a response_format it does not know).
 _FORMAT_WORDS_4XX = ("response_format", "json_schema", "json_object", "schema", "grammar", "format")
@@ -150,10 +151,10 @@ class RemoteLLM:
             # the field but ignores it.
             body["response_format"] = {"type": "json_object", "schema": strict_schema(schema)}
             if any(m["role"] == "assistant" for m in messages):
-                body["messages"] = _with_schema_hint(messages, schema)
+                body["messages"] = with_schema_hint(messages, schema)
             return body
         # From here on the server does not enforce the schema, so the model has to read it.
-        body["messages"] = _with_schema_hint(messages, schema)
+        body["messages"] = with_schema_hint(messages, schema)
         if self.format == "json_object":
             body["response_format"] = {"type": "json_object"}
         return body
@@ -257,29 +258,9 @@ def _attach_image(messages: list[WireMessage], image: np.ndarray) -> list[WireMe
 def png_data_url(image: np.ndarray, max_side: int = IMAGE_MAX_SIDE) -> str:
     from PIL import Image
 
-    pil = Image.fromarray(to_rgb_uint8(image))
-    pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    pil.save(buf, format="PNG")
+    Image.fromarray(fit_image(image, max_side)).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _with_schema_hint(messages: list[WireMessage], schema: type[BaseModel]) -> list[WireMessage]:
-    """The schema stated at the end of the last user message. Not in the system message: it differs
-    per answer type, and everything before it would then stop being a prefix the server can reuse."""
-    hint = ("Answer with one JSON object, and nothing else, that follows this JSON schema: "
-            + schema_text(schema))
-    out = list(messages)
-    last_user = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
-    if last_user is None:
-        return [*out, {"role": "user", "content": hint}]
-    content = out[last_user]["content"]
-    if isinstance(content, str):
-        content = f"{content}\n\n{hint}"
-    else:  # text and image parts
-        content = [*content, {"type": "text", "text": hint}]
-    out[last_user] = {**out[last_user], "content": content}
-    return out
 
 
 def _mentions_format(status: int, detail: str) -> bool:

@@ -5,6 +5,10 @@ schema-constrained server can only write plans whose targets exist. The result i
 ``plan_problems`` all the same; an invalid plan gets one repair round that states the problems,
 then a ``PlanError`` listing exactly what was wrong. (Answers that are not valid JSON of the right
 shape are repaired once by the backend itself and end in ``LLMAnswerError``.)
+
+``decompose_request`` and ``decompose_answer`` are the same step for an LLM the pack does not drive:
+the request as text, and the answer text back, read and checked the same way; an invalid answer
+raises ``AnswerError`` with the problems a repair round would state.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ..plan import Plan, PlanError, plan_problems
 from ..progress import NO_PROGRESS, Progress
 from ..scene import Scene
 from .answers import plan_answer_type, steps_of
+from .exchange import Request, read_answer, unusable_plan
 from .prompts import SCENE_CHARS, check_instruction, decompose_messages, plan_repair_messages, scene_text
 
 GIVE_UP_HINT = ("the LLM could not correct its plan in one repair round: try a stronger model or "
@@ -48,16 +53,37 @@ def answer_to_plan(answer, scene: Scene) -> tuple[Plan | None, list[str]]:
     return plan, plan_problems(plan, scene)
 
 
-def decompose_detailed(scene: Scene, instruction: str, llm: LLM, *, scene_chars: int = SCENE_CHARS,
-                       progress: Progress = NO_PROGRESS) -> Decomposition:
-    """Like ``decompose``, and says whether the first plan needed a repair round."""
-    check_instruction(instruction)
+def _answer_type(scene: Scene, scene_chars: int):
+    """The scene as the LLM reads it, and the plan answer type over the ids it lists."""
     if not scene.objects:
         raise PlanError([("the scene has no objects, so no action can name one: look for the objects the "
                           "instruction is about first (more or other labels, lower thresholds)")])
     view = scene_text(scene, scene_chars)
-    schema = plan_answer_type(view.ids)
-    messages = decompose_messages(instruction, view)
+    return view, plan_answer_type(view.ids)
+
+
+def decompose_request(scene: Scene, instruction: str, *, scene_chars: int = SCENE_CHARS) -> Request:
+    """The request that asks for the plan of ``instruction`` over ``scene``."""
+    check_instruction(instruction)
+    view, answer_type = _answer_type(scene, scene_chars)
+    return Request(tuple(decompose_messages(instruction, view)), answer_type)
+
+
+def decompose_answer(scene: Scene, answer: str, *, scene_chars: int = SCENE_CHARS) -> Plan:
+    """The plan in an answer given as text (to ``decompose_request`` for the same scene), checked
+    against the scene; ``AnswerError`` naming the problems when it is not a plan that can run."""
+    _, answer_type = _answer_type(scene, scene_chars)
+    plan, problems = answer_to_plan(read_answer(answer, answer_type), scene)
+    if problems:
+        raise unusable_plan(problems, answer)
+    return plan
+
+
+def decompose_detailed(scene: Scene, instruction: str, llm: LLM, *, scene_chars: int = SCENE_CHARS,
+                       progress: Progress = NO_PROGRESS) -> Decomposition:
+    """Like ``decompose``, and says whether the first plan needed a repair round."""
+    request = decompose_request(scene, instruction, scene_chars=scene_chars)
+    messages, schema = list(request.messages), request.answer_type
     progress.start(1)
     progress.check()
     answer = llm.complete(messages, schema)

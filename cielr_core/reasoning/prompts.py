@@ -8,35 +8,25 @@ the user's instruction as quoted data, then the scene, and last a short task lin
 format. Answers are schema-constrained by the backend and validated after, so the instruction can
 never change what kind of answer counts.
 
-The scene text comes from ``scene_to_text`` when it fits the character budget; crowded scenes
-(scene_to_text lists every relation, about 25 KB for 50 objects) get a compact rendering here:
-short object lines, a few relations per object, and low-confidence objects summarised. Both open
-with the image size and the object lines in id order and give the object count after them, so a
-refinement round that adds objects (new ids are higher) appends lines instead of rewriting the head.
+The scene is rendered by ``cielr_core.scene.text``: its LLM layout when that fits the character
+budget, else its compact layout. Both open with the image size and the object lines in id order and
+give the object count after them, so a refinement round that adds objects (new ids are higher)
+appends lines instead of rewriting the head. The prompts choose a layout; they never edit its text.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import get_args
 
 from ..errors import InputError
 from ..llm import Message
-from ..scene import PREDICATES, Scene, scene_to_text
-from ..scene.model import SceneObject
+from ..plan import Placement
+from ..scene import Scene
+from ..scene.text import MAX_LISTED, SCENE_CHARS, SceneView, compact_scene_text, llm_scene_text
 
 MAX_INSTRUCTION = 2000  # characters; an edit instruction is a few sentences
-SCENE_CHARS = 3000  # default budget for the scene text (about 1,000 tokens)
-MAX_LISTED = 40  # objects listed by id; their ids also go into the answer schema as an enum
-RELATIONS_PER_OBJECT = 4  # in the compact rendering, at most this many relations per object
-PLACEMENTS = ("on_top_of", "left_of", "right_of", "above", "below", "in_front_of", "behind", "inside", "near")
-
-# The order relations are kept in when an object has more than fit: containment and support say
-# the most about what an object is; "nearest" is the most useful of the rest for small scenes.
-_RELATION_PRIORITY = ("inside", "contains", "on_top_of", "nearest", "overlaps", "in_front_of", "behind",
-                      "left_of", "right_of", "above", "below")
-assert set(_RELATION_PRIORITY) == set(PREDICATES)
+PLACEMENTS = get_args(Placement)
 
 _QUOTE = '"""'
 
@@ -121,123 +111,14 @@ def quote_instruction(instruction: str) -> str:
     return f"Instruction:\n{_QUOTE}\n{text}\n{_QUOTE}"
 
 
-def _one_line(text: str, limit: int) -> str:
-    return " ".join(str(text).split())[:limit]
-
-
-def _short_object_line(o: SceneObject) -> str:
-    parts = [f"#{o.id} {_one_line(o.label, 40)}", f"{o.position[0]}-{o.position[1]}",
-             f"{100 * o.area:.1f}% of image" if o.area > 0 else "no mask"]
-    if o.parent is not None:
-        parts.append(f"part of #{o.parent}")
-    if o.depth is not None:
-        parts.append(f"depth {o.depth:.2f}")
-    return ", ".join(parts)
-
-
-def _compact_relations(scene: Scene, shown: set[int], per_object: int) -> list[str]:
-    rank = {p: k for k, p in enumerate(_RELATION_PRIORITY)}
-    grouped: dict[int, list[tuple[int, str, int]]] = {}
-    for r in scene.relations or []:
-        if r.subject in shown and r.object in shown:
-            order = rank.get(r.predicate, len(rank))
-            grouped.setdefault(r.subject, []).append((order, r.predicate, r.object))
-    lines = []
-    for subject in sorted(grouped):
-        kept = sorted(grouped[subject])[:per_object]
-        lines.append(f"#{subject}: " + "; ".join(f"{p} #{o}" for _, p, o in kept))
-    return lines
-
-
-@dataclass(frozen=True)
-class SceneView:
-    """The scene as the LLM sees it: the text, and the ids of the objects listed in it (the only
-    ids an answer may use; low-confidence objects left out of a crowded scene cannot be named)."""
-
-    text: str
-    ids: tuple[int, ...]
-
-
-def compact_scene_text(scene: Scene, max_chars: int = SCENE_CHARS, max_objects: int = MAX_LISTED,
-                       relations_per_object: int = RELATIONS_PER_OBJECT) -> SceneView:
-    """A short scene description that fits ``max_chars`` where at all possible.
-
-    Objects are listed by id with label, position, size and parent; relations follow, at most
-    ``relations_per_object`` each (fewer, down to none, until the text fits). When the object
-    lines alone would not fit (or there are more than ``max_objects``), the most confident objects
-    are listed and the rest are counted by label, so the model still knows they exist.
-    """
-    n = len(scene.objects)
-    head = _image_line(scene)
-    if not n:
-        return SceneView(f"{head}\n{_count_line(n)} Nothing was detected.", ())
-    budget = max(200, max_chars)
-    shown: list[SceneObject] = []
-    used = len(head) + 60
-    for o in sorted(scene.objects, key=lambda o: (-o.score, o.id)):
-        line = _short_object_line(o)
-        if shown and (len(shown) >= max_objects or used + len(line) + 1 > budget * 0.7):
-            break
-        shown.append(o)
-        used += len(line) + 1
-    shown_ids = {o.id for o in shown}
-    hidden = [o for o in scene.objects if o.id not in shown_ids]
-    lines = [head, "Objects (position in thirds of the image):"]
-    lines += [_short_object_line(o) for o in sorted(shown, key=lambda o: o.id)]
-    if hidden:
-        counts: dict[str, int] = {}
-        for o in hidden:
-            counts[_one_line(o.label, 40)] = counts.get(_one_line(o.label, 40), 0) + 1
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        summary = ", ".join(f"{c} {label}" for label, c in ranked)
-        lines.append(f"Not listed (lower confidence, cannot be used): {summary[:300]}.")
-    lines.append(_count_line(n))
-    text = "\n".join(lines)
-    ids = tuple(sorted(shown_ids))
-    if scene.relations is None:
-        return SceneView(text + "\nRelations: not computed.", ids)
-    for per_object in range(max(0, relations_per_object), 0, -1):
-        rel = _compact_relations(scene, shown_ids, per_object)
-        candidate = text + "\nRelations:\n" + "\n".join(rel) if rel else text + "\nRelations: none."
-        if len(candidate) <= budget:
-            return SceneView(candidate, ids)
-    return SceneView(text, ids)
-
-
-def _image_line(scene: Scene) -> str:
-    return f"Image {scene.width}x{scene.height} pixels."
-
-
-def _count_line(n: int) -> str:
-    return f"{n} object{'s' if n != 1 else ''} in all."
-
-
-_SIZE_RANK = re.compile(r", size rank \d+(?=,|$)")
-
-
-def _append_friendly(text: str, scene: Scene) -> str:
-    """scene_to_text laid out so that objects added later (higher ids) append lines: the count and the
-    size ranks, which change when an object is added, move from the head and the object lines to
-    after them."""
-    lines = text.split("\n")
-    lines[0] = _image_line(scene)
-    tail = next((i for i, line in enumerate(lines) if line.startswith("Relations")), len(lines))
-    lines[2:tail] = [_SIZE_RANK.sub("", line, count=1) for line in lines[2:tail]]
-    extra = [_count_line(len(scene.objects))]
-    ranked = sorted((o.size_rank, o.id) for o in scene.objects if o.size_rank is not None)
-    if ranked:
-        extra.append("Largest first: " + ", ".join(f"#{i}" for _, i in ranked) + ".")
-    return "\n".join([*lines[:tail], *extra, *lines[tail:]])
-
-
 def scene_text(scene: Scene, max_chars: int = SCENE_CHARS) -> SceneView:
-    """``scene_to_text`` (laid out to append) when it fits ``max_chars`` and lists at most
-    MAX_LISTED objects, else ``compact_scene_text``."""
+    """The scene's LLM layout when it fits ``max_chars`` and lists at most MAX_LISTED objects (their
+    ids go into the answer schemas as an enum), else its compact layout."""
     if len(scene.objects) <= MAX_LISTED:
-        full = _append_friendly(scene_to_text(scene), scene)
-        if len(full) <= max_chars:
-            return SceneView(full, tuple(sorted(o.id for o in scene.objects)))
-    return compact_scene_text(scene, max_chars)
+        full = llm_scene_text(scene)
+        if len(full.text) <= max_chars:
+            return full
+    return compact_scene_text(scene, max_chars, MAX_LISTED)
 
 
 def _label_list(labels: Iterable[str]) -> str:
@@ -263,7 +144,11 @@ def decompose_messages(instruction: str, view: SceneView) -> list[Message]:
     return _ask(quote_instruction(instruction), f"Scene:\n{view.text}", DECOMPOSE_TASK)
 
 
+def plan_repair_text(problems: Sequence[str]) -> str:
+    """What the repair round of an invalid plan tells the model."""
+    return PLAN_REPAIR.format(problems="\n".join(f"- {p}" for p in problems))
+
+
 def plan_repair_messages(messages: Sequence[Message], answer: str, problems: Sequence[str]) -> list[Message]:
-    listed = "\n".join(f"- {p}" for p in problems)
     return [*messages, Message(role="assistant", content=answer[:4000]),
-            Message(role="user", content=PLAN_REPAIR.format(problems=listed))]
+            Message(role="user", content=plan_repair_text(problems))]

@@ -10,6 +10,12 @@ Refinement never imports perception: the caller passes ``detect(labels, within_b
 returns the objects found (a raw ``Scene`` or a list of ``SceneObject``; their ids do not matter).
 With no ``detect`` (a scene from another tool's masks, no detector connected) the LLM is still asked,
 the trace records what it would look for, and the scene stays as it is.
+
+``refine_request`` and ``refine_answer`` are one round of the same chain for an LLM the pack does not
+drive: the request as text for the scene so far, and the answer text back, read and applied the same
+way. The scene that ``refine_answer`` returns carries the rounds so far (a ``RefinedScene``), so the
+next round's request and answer continue the chain: its request names the labels already searched
+for, and once the chain has stopped, later answers change nothing.
 Spatial questions are answered from the scene's computed relations; nothing the model writes is
 ever executed.
 """
@@ -30,6 +36,7 @@ from ..scene import Scene, build_scene, merge_objects
 from ..scene.model import Box, SceneObject
 from ..settings import MAX_ROUNDS
 from .answers import verdict_type
+from .exchange import Request, read_answer
 from .prompts import SCENE_CHARS, check_instruction, refine_messages, scene_text
 
 DUPLICATE_IOU = 0.85  # a new object this close to an existing one of the same label adds nothing
@@ -63,15 +70,30 @@ class RefineRound:
 class Refinement:
     scene: Scene
     rounds: list[RefineRound]
-    stop: str  # SUFFICIENT, NOTHING_NEW, MAX_ROUNDS_REACHED or NO_ROUNDS
-    max_rounds: int
+    # SUFFICIENT, NOTHING_NEW, MAX_ROUNDS_REACHED, NO_ROUNDS or NO_DETECTOR; None while a chain driven
+    # by hand may go on
+    stop: str | None
+    max_rounds: int | None  # None: the rounds are driven by hand
 
     @property
     def added(self) -> list[int]:
         return [i for r in self.rounds for i in r.added]
 
+    @property
+    def searched(self) -> list[tuple[str, int | None]]:
+        """Every (label, search_within) detected so far: a label is looked for once per place."""
+        return [(label, r.search_within) for r in self.rounds for label in r.searched]
+
     def text(self) -> str:
         return trace_text(self)
+
+
+@dataclass
+class RefinedScene(Scene):
+    """A scene from a round driven by hand, with the rounds so far: the next round continues them."""
+
+    rounds: tuple[RefineRound, ...] = ()
+    stop: str | None = None
 
 
 def _objects(found: Scene | Sequence[SceneObject]) -> list[SceneObject]:
@@ -107,6 +129,52 @@ def _is_duplicate(o: SceneObject, scene: Scene) -> bool:
     return any(e.label.strip().lower() == label and _iou(o, e) >= DUPLICATE_IOU for e in scene.objects)
 
 
+def _start(scene: Scene, depth: np.ndarray | None, max_rounds: int | None) -> Refinement:
+    current = scene if scene.relations is not None else build_scene(scene, depth=depth)
+    return Refinement(current, [], None, max_rounds)
+
+
+def _request(chain: Refinement, instruction: str, scene_chars: int) -> Request:
+    view = scene_text(chain.scene, scene_chars)
+    asked = [label if within is None else f"{label} (inside #{within})" for label, within in chain.searched]
+    return Request(tuple(refine_messages(instruction, view, asked)), verdict_type(view.ids))
+
+
+def _round(chain: Refinement, verdict, detect: Detect | None, depth: np.ndarray | None,
+           progress: Progress) -> Refinement:
+    """The chain after one verdict: the round recorded, missing objects detected and merged."""
+    labels = clean_labels(verdict.missing_labels, strip_decoration=True, max_chars=MAX_LABEL_CHARS)
+    within = verdict.search_within
+    step = RefineRound(len(chain.rounds) + 1, bool(verdict.sufficient), labels, within,
+                       " ".join(verdict.note.split()))
+    rounds = [*chain.rounds, step]
+
+    def ended(stop: str) -> Refinement:
+        return Refinement(chain.scene, rounds, stop, chain.max_rounds)
+
+    if verdict.sufficient:
+        return ended(SUFFICIENT)
+    new = [label for label in labels if (label, within) not in chain.searched]
+    if detect is None:
+        step.wanted = new
+        return ended(NO_DETECTOR if new else NOTHING_NEW)
+    step.searched = new
+    if not new:
+        return ended(NOTHING_NEW)  # nothing to look for that was not looked for already
+    progress.check()
+    box = chain.scene.get(within).box if within is not None else None
+    found = _objects(detect(list(new), box))
+    if within is not None:
+        found = [dataclasses.replace(o, parent=within) for o in found]
+    fresh = [o for o in found if not _is_duplicate(o, chain.scene)]
+    step.duplicates = len(found) - len(fresh)
+    if not fresh:
+        return ended(NOTHING_NEW)
+    merged = merge_objects(chain.scene, fresh)
+    step.added = [o.id for o in merged.objects[len(chain.scene.objects):]]
+    return Refinement(build_scene(merged, depth=depth), rounds, None, chain.max_rounds)
+
+
 def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None, *,
                  max_rounds: int = MAX_ROUNDS.default,
                  depth: np.ndarray | None = None, scene_chars: int = SCENE_CHARS,
@@ -121,51 +189,48 @@ def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None
     """
     check_instruction(instruction)
     MAX_ROUNDS.check(max_rounds)
-    current = scene if scene.relations is not None else build_scene(scene, depth=depth)
-    rounds: list[RefineRound] = []
+    chain = _start(scene, depth, max_rounds)
     if max_rounds == 0:
-        return Refinement(current, rounds, NO_ROUNDS, max_rounds)
-    searched: list[tuple[str, int | None]] = []
+        return dataclasses.replace(chain, stop=NO_ROUNDS)
     progress.start(max_rounds)
-    stop = MAX_ROUNDS_REACHED
-    for index in range(1, max_rounds + 1):
+    while chain.stop is None and len(chain.rounds) < max_rounds:
         progress.check()
-        view = scene_text(current, scene_chars)
-        asked = [label if within is None else f"{label} (inside #{within})" for label, within in searched]
-        verdict = llm.complete(refine_messages(instruction, view, asked), verdict_type(view.ids))
-        labels = clean_labels(verdict.missing_labels, strip_decoration=True, max_chars=MAX_LABEL_CHARS)
-        within = verdict.search_within
-        step = RefineRound(index, bool(verdict.sufficient), labels, within, " ".join(verdict.note.split()))
-        rounds.append(step)
-        if verdict.sufficient:
-            stop = SUFFICIENT
-            break
-        new = [label for label in labels if (label, within) not in searched]
-        if detect is None:
-            step.wanted = new
-            stop = NO_DETECTOR if new else NOTHING_NEW
-            break
-        step.searched = new
-        if not step.searched:
-            stop = NOTHING_NEW  # nothing to look for that was not looked for already
-            break
-        searched += [(label, within) for label in step.searched]
-        progress.check()
-        box = current.get(within).box if within is not None else None
-        found = _objects(detect(list(step.searched), box))
-        if within is not None:
-            found = [dataclasses.replace(o, parent=within) for o in found]
-        fresh = [o for o in found if not _is_duplicate(o, current)]
-        step.duplicates = len(found) - len(fresh)
-        if not fresh:
-            stop = NOTHING_NEW
-            break
-        merged = merge_objects(current, fresh)
-        step.added = [o.id for o in merged.objects[len(current.objects):]]
-        current = build_scene(merged, depth=depth)
-        progress.advance()
+        request = _request(chain, instruction, scene_chars)
+        chain = _round(chain, llm.complete(list(request.messages), request.answer_type), detect, depth, progress)
+        if chain.stop is None:
+            progress.advance()
     progress.advance(max_rounds)  # the bar ends full however the loop ended
-    return Refinement(current, rounds, stop, max_rounds)
+    return chain if chain.stop is not None else dataclasses.replace(chain, stop=MAX_ROUNDS_REACHED)
+
+
+def _continued(scene: Scene, depth: np.ndarray | None = None) -> Refinement:
+    """The chain ``scene`` carries (a ``RefinedScene``), or a new one starting from it."""
+    if isinstance(scene, RefinedScene):
+        plain = Scene(scene.width, scene.height, scene.objects, scene.relations)
+        return Refinement(plain, list(scene.rounds), scene.stop, None)
+    return _start(scene, depth, None)
+
+
+def refine_request(scene: Scene, instruction: str, *, scene_chars: int = SCENE_CHARS) -> Request:
+    """The request of the next round for the scene so far: the first round's for a scene from
+    anywhere but ``refine_answer``. A chain that has stopped still gets one; its answer changes nothing."""
+    check_instruction(instruction)
+    return _request(_continued(scene), instruction, scene_chars)
+
+
+def refine_answer(scene: Scene, answer: str, detect: Detect | None, *, depth: np.ndarray | None = None,
+                  scene_chars: int = SCENE_CHARS) -> Refinement:
+    """One round from an answer given as text (to ``refine_request`` for the same scene): the verdict
+    read and checked as the backends read it, missing objects detected and merged as ``refine_scene``
+    does. The returned refinement's scene carries the chain; its ``stop`` is None while another round
+    may add more. On a chain that has already stopped the answer is not read."""
+    chain = _continued(scene, depth)
+    if chain.stop is None:
+        answer_type = verdict_type(scene_text(chain.scene, scene_chars).ids)
+        chain = _round(chain, read_answer(answer, answer_type), detect, depth, NO_PROGRESS)
+    carried = RefinedScene(chain.scene.width, chain.scene.height, list(chain.scene.objects), chain.scene.relations,
+                           rounds=tuple(chain.rounds), stop=chain.stop)
+    return dataclasses.replace(chain, scene=carried)
 
 
 _STOP_TEXT = {
@@ -209,6 +274,14 @@ def trace_text(refinement: Refinement) -> str:
             lines.append("  Found nothing new" + (f" ({r.duplicates} duplicate detections dropped)."
                                                   if r.duplicates else "."))
     n = len(scene.objects)
-    lines.append(f"Stopped after {len(refinement.rounds)} of {refinement.max_rounds} rounds: "
-                 f"{_STOP_TEXT[refinement.stop]}. The scene has {n} object{'s' if n != 1 else ''}.")
+    objects = f"The scene has {n} object{'s' if n != 1 else ''}."
+    done = f"{len(refinement.rounds)} round{'s' if len(refinement.rounds) != 1 else ''}"
+    if refinement.stop is None:
+        lines.append(f"After {done} the chain goes on: objects were added, and another round asks whether "
+                     f"the scene is now enough. {objects}")
+    elif refinement.max_rounds is None:
+        lines.append(f"Stopped after {done}: {_STOP_TEXT[refinement.stop]}. {objects}")
+    else:
+        lines.append(f"Stopped after {len(refinement.rounds)} of {refinement.max_rounds} rounds: "
+                     f"{_STOP_TEXT[refinement.stop]}. {objects}")
     return "\n".join(lines)

@@ -4,16 +4,18 @@ Needs only numpy and Pillow.
 """
 
 from .build import build_scene, make_object, merge_objects, scene_from_detections
-from .external import Imported, Part, scene_from_parts, split_labels, split_scores
+from .external import Imported, Part, box_dicts, is_bounding_box, scene_from_parts, split_labels, split_scores
+from .json_io import scene_from_dict, scene_from_json, scene_to_dict, scene_to_json
 from .masks import check_mask, rle_decode, rle_encode
 from .model import Relation, Scene, SceneObject, check_same_size
+from .preview import render_preview
 from .relations import PREDICATES, compute_relations
-from .render import render_preview, scene_from_dict, scene_from_json, scene_to_dict, scene_to_json, scene_to_text
+from .text import SceneView, compact_scene_text, llm_scene_text, scene_to_text
 
 __all__ = [
-    "PREDICATES", "Imported", "Part", "Relation", "Scene", "SceneObject", "build_scene", "check_mask",
-    "check_same_size", "compute_relations", "make_object", "merge_objects", "render_preview",
-    "rle_decode", "rle_encode", "scene_from_detections", "scene_from_dict", "scene_from_json",
-    "scene_from_parts", "scene_to_dict", "scene_to_json", "scene_to_text", "split_labels",
-    "split_scores",
+    "PREDICATES", "Imported", "Part", "Relation", "Scene", "SceneObject", "SceneView", "box_dicts", "build_scene",
+    "check_mask", "check_same_size", "compact_scene_text", "compute_relations", "is_bounding_box", "llm_scene_text",
+    "make_object", "merge_objects", "render_preview", "rle_decode", "rle_encode", "scene_from_detections",
+    "scene_from_dict", "scene_from_json", "scene_from_parts", "scene_to_dict", "scene_to_json",
+    "scene_to_text", "split_labels", "split_scores",
 ]

@@ -40,11 +40,13 @@ def _box(box: Sequence[float], width: int, height: int) -> Box:
     return (float(x0), float(y0), float(x1), float(y1))
 
 
+HORIZONTAL = ("left", "center", "right")
+VERTICAL = ("top", "middle", "bottom")
+
+
 def position_words(cx: float, cy: float, width: int, height: int) -> tuple[str, str]:
     """Thirds of the image: (left|center|right, top|middle|bottom)."""
-    horizontal = ("left", "center", "right")[min(2, max(0, int(3 * cx / width)))]
-    vertical = ("top", "middle", "bottom")[min(2, max(0, int(3 * cy / height)))]
-    return horizontal, vertical
+    return HORIZONTAL[min(2, max(0, int(3 * cx / width)))], VERTICAL[min(2, max(0, int(3 * cy / height)))]
 
 
 def make_object(id: int, label: str, score: float, box: Sequence[float], mask: np.ndarray,

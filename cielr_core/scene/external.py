@@ -21,9 +21,9 @@ import numpy as np
 
 from ..errors import InputError
 from .build import _box, _check_size, make_object
+from .json_io import MAX_LABEL, MAX_OBJECTS
 from .masks import box_mask, check_mask, mask_box
 from .model import Box, Scene
-from .render import MAX_LABEL, MAX_OBJECTS
 
 # The attribute that says how an object's mask was made (shown to the LLM as "mask=...").
 MASK_ATTRIBUTE = "mask"
@@ -98,21 +98,77 @@ def split_labels(text: str, count: int, unit: str = "mask") -> list[str]:
     return _per_object(labels, count, "label", unit)
 
 
-def split_scores(text: str, count: int, unit: str = "mask") -> list[float]:
-    """Scores 0..1 from free text, one per object or one for all; empty text gives 1.0 each."""
+def split_scores(text: str, count: int, unit: str = "mask", own: Sequence[float | None] = ()) -> list[float]:
+    """Scores 0..1 from free text, one per object or one for all. Empty text gives each object its
+    ``own`` score (what the detector wrote with it), else 1.0."""
     items = _items(text, "score")
     if not items:
-        return [1.0] * count
-    scores = []
-    for item in items:
+        if own and len(own) != count:
+            raise ValueError(f"{len(own)} own scores for {count} objects")
+        return [1.0 if s is None else float(s) for s in own] if own else [1.0] * count
+    return _per_object([_score(item) for item in items], count, "score", unit)
+
+
+def _score(item: object) -> float:
+    try:
+        value = float(item)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"score {item!r} is not a number; write numbers from 0 to 1 separated by commas") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise InputError(f"score {item!r} is out of range; scores go from 0 to 1")
+    return value
+
+
+BOX_KEYS = ("x", "y", "width", "height")
+
+
+# keys of the dict items some packs put into BBOX lists (read by the nodes' BBOX reader)
+BBOX_DICT_KEYS = ("bbox", "bbox_2d", "box")
+
+
+def is_bounding_box(value: object) -> bool:
+    """Whether boxes are ComfyUI's BOUNDING_BOX (dicts of x, y, width, height; ``box_dicts`` reads them)
+    rather than another pack's BBOX list (numbers, or dicts holding a "bbox"). No boxes is neither."""
+    items = [value] if isinstance(value, dict) else list(value) if isinstance(value, (list, tuple)) else []
+    if items and all(isinstance(i, (list, tuple)) for i in items):
+        items = [j for i in items for j in i]
+    return bool(items) and all(isinstance(i, dict) and not any(k in i for k in BBOX_DICT_KEYS) for i in items)
+
+
+def box_dicts(value: object, what: str = "BOUNDING_BOX") -> tuple[list[Box], list[float | None]]:
+    """Boxes as ComfyUI's BOUNDING_BOX type holds them -> (x0, y0, x1, y1 boxes, their scores).
+
+    Core's SAM3 Detect writes, per image, a list of ``{"x", "y", "width", "height", "score"}`` dicts
+    (pixels, corner plus size); the box widget writes one dict without a score. Accepted: one dict,
+    a list of dicts (one image), or a list per image with exactly one image in it. A box without a
+    score gets None; no boxes at all gives two empty lists.
+    """
+    if isinstance(value, dict):
+        items: list = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+        if items and all(isinstance(i, (list, tuple)) for i in items):
+            if len(items) != 1:
+                raise InputError(f"the {what} input holds boxes for {len(items)} images; CIELR works on one image "
+                                 "at a time (pick that image's boxes first)")
+            items = list(items[0])
+    else:
+        raise InputError(f"the {what} input is a {type(value).__name__}, not a list of boxes "
+                         "({'x', 'y', 'width', 'height', 'score'} per box)")
+    boxes: list[Box] = []
+    scores: list[float | None] = []
+    for k, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not all(key in item for key in BOX_KEYS):
+            raise InputError(f"{what} box {k} is not a dict with {', '.join(BOX_KEYS)}: {str(item)[:80]}")
         try:
-            value = float(item)
-        except ValueError:
-            raise InputError(f"score {item!r} is not a number; write numbers from 0 to 1 separated by commas") from None
-        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-            raise InputError(f"score {item!r} is out of range; scores go from 0 to 1")
-        scores.append(value)
-    return _per_object(scores, count, "score", unit)
+            x, y, w, h = (float(item[key]) for key in BOX_KEYS)
+        except (TypeError, ValueError):
+            x = y = w = h = math.nan
+        if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 0 or h < 0:
+            raise InputError(f"{what} box {k} needs finite numbers and a size of 0 or more: {str(item)[:80]}")
+        boxes.append((x, y, x + w, y + h))
+        scores.append(None if item.get("score") is None else _score(item["score"]))
+    return boxes, scores
 
 
 def _area(box: Box) -> float:

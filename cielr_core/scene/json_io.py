@@ -1,6 +1,6 @@
-"""The scene three ways: compact text for the LLM, JSON for files, and an overlay preview image.
+"""The scene as JSON: the writer, and the reader that validates untrusted files before using them.
 
-JSON layout ("format": "cielr.scene/1")::
+Layout ("format": "cielr.scene/1")::
 
     {"format": "cielr.scene/1", "width": W, "height": H,
      "objects": [{"id": 1, "label": "cup", "score": 0.8, "box": [x0, y0, x1, y1],
@@ -15,19 +15,14 @@ scene by hand; they are then computed from the mask (or left empty).
 
 from __future__ import annotations
 
-import colorsys
 import json
 import math
-from functools import lru_cache
-
-import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InputError
-from ..images import MAX_SIDE, to_rgb_uint8
-from .build import _box, position_words
-from .masks import area_fraction, check_mask, mask_box, mask_centroid, rle_decode, rle_encode
-from .model import Relation, Scene, SceneObject, check_same_size
+from ..images import MAX_SIDE
+from .build import HORIZONTAL, VERTICAL, _box, position_words
+from .masks import area_fraction, mask_centroid, rle_decode, rle_encode
+from .model import Relation, Scene, SceneObject
 from .relations import PREDICATES
 
 FORMAT = "cielr.scene/1"
@@ -36,72 +31,9 @@ MAX_LABEL = 200
 # Masks are decoded into one bool per pixel per object: a few bytes of JSON per object may declare a
 # 16384 x 16384 mask, so the declared total is bounded before any mask is decoded (4 GiB of masks).
 MAX_MASK_PIXELS = 2**32
-HORIZONTAL = ("left", "center", "right")
-VERTICAL = ("top", "middle", "bottom")
 
 
-# ---------------------------------------------------------------- text for the LLM
-
-def _clean(label: str, limit: int = 60) -> str:
-    """One line, bounded: labels come from users and LLMs and go back into prompts."""
-    return " ".join(str(label).split())[:limit]
-
-
-def _percent(area: float) -> str:
-    pct = 100.0 * area
-    return f"{pct:.1f}%" if pct >= 1 or pct == 0 else f"{pct:.2f}%"
-
-
-def _object_line(o: SceneObject, width: int, height: int) -> str:
-    if o.area > 0:
-        size = f"{_percent(o.area)} of image"
-    else:  # a detection without mask pixels: its box is all we know about its size
-        box_area = max(0.0, o.box[2] - o.box[0]) * max(0.0, o.box[3] - o.box[1])
-        size = f"box {_percent(box_area / (width * height))} of image, no mask"
-    parts = [f"#{o.id} {_clean(o.label)} (score {o.score:.2f}) {o.position[0]}-{o.position[1]}", size]
-    if o.size_rank is not None:
-        parts.append(f"size rank {o.size_rank}")
-    if o.depth is not None:
-        parts.append(f"depth {o.depth:.2f}")
-    if o.parent is not None:
-        parts.append(f"part of #{o.parent}")
-    parts += [f"{_clean(k, 30)}={_clean(v, 60)}" for k, v in sorted(o.attributes.items())]
-    return ", ".join(parts)
-
-
-def _relation_lines(scene: Scene) -> list[str]:
-    by_subject: dict[int, dict[str, list[int]]] = {}
-    for r in scene.relations or []:
-        by_subject.setdefault(r.subject, {}).setdefault(r.predicate, []).append(r.object)
-    labels = {o.id: _clean(o.label) for o in scene.objects}
-    rank = {p: k for k, p in enumerate(PREDICATES)}
-    lines = []
-    for subject in sorted(by_subject):
-        groups = sorted(by_subject[subject].items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
-        text = "; ".join(f"{p} " + ", ".join(f"#{i}" for i in sorted(ids)) for p, ids in groups)
-        lines.append(f"#{subject} {labels.get(subject, '?')}: {text}")
-    return lines
-
-
-def scene_to_text(scene: Scene) -> str:
-    """Compact description for an LLM: one line per object, relations grouped per subject."""
-    n = len(scene.objects)
-    head = f"Image {scene.width}x{scene.height} pixels, {n} object{'s' if n != 1 else ''}."
-    if not n:
-        return head
-    lines = [head, "Objects (position in thirds of the image; depth 1 = nearest):"]
-    lines += [_object_line(o, scene.width, scene.height) for o in sorted(scene.objects, key=lambda o: o.id)]
-    if scene.relations is None:
-        lines.append("Relations: not computed yet.")
-    elif not scene.relations:
-        lines.append("Relations: none.")
-    else:
-        lines.append("Relations:")
-        lines += _relation_lines(scene)
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- JSON writer
+# ---------------------------------------------------------------- writer
 
 def _object_to_dict(o: SceneObject) -> dict:
     return {
@@ -128,7 +60,7 @@ def scene_to_json(scene: Scene, indent: int | None = None) -> str:
     return json.dumps(scene_to_dict(scene), indent=indent, allow_nan=False)
 
 
-# ---------------------------------------------------------------- JSON reader (untrusted input)
+# ---------------------------------------------------------------- reader (untrusted input)
 
 def _fail(where: str, problem: str) -> InputError:
     return InputError(f"invalid scene JSON at {where}: {problem}")
@@ -286,88 +218,3 @@ def scene_from_json(text: str | bytes) -> Scene:
         raise InputError(f"scene JSON must be text, got {type(text).__name__}") from None
     return scene_from_dict(d)
 
-
-# ---------------------------------------------------------------- preview image
-
-TINT = 0.45  # mask colour weight: the photo stays recognisable under it
-
-
-def object_color(object_id: int) -> tuple[int, int, int]:
-    """Distinct, stable colour per id: hues spaced by the golden ratio."""
-    hue = (object_id * 0.6180339887) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.8, 0.95)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-@lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType
-    except (TypeError, OSError, ImportError, AttributeError):
-        return ImageFont.load_default()
-
-
-def _erode(m: np.ndarray, steps: int) -> np.ndarray:
-    """4-neighbour erosion; outside the crop counts as background."""
-    e = m.copy()
-    for _ in range(steps):
-        s = e.copy()
-        s[1:] &= e[:-1]
-        s[:-1] &= e[1:]
-        s[:, 1:] &= e[:, :-1]
-        s[:, :-1] &= e[:, 1:]
-        s[[0, -1], :] = False
-        s[:, [0, -1]] = False
-        e = s
-    return e
-
-
-def _paint_mask(img: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], line: int) -> None:
-    box = mask_box(mask)
-    if box is None:
-        return
-    x0, y0, x1, y1 = (int(v) for v in box)
-    view, m = img[y0:y1, x0:x1], mask[y0:y1, x0:x1]  # work in the crop: big images, small objects
-    c = np.array(color, dtype=np.float32)
-    view[m] = (view[m] * (1 - TINT) + c * TINT).astype(np.uint8)
-    view[m & ~_erode(m, line)] = color
-
-
-def _draw_tag(draw: ImageDraw.ImageDraw, o: SceneObject, color: tuple[int, int, int],
-              font: ImageFont.ImageFont, size: tuple[int, int]) -> None:
-    text = f"#{o.id} {_clean(o.label, 40)} {o.score:.2f}"
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    pad = max(1, (bottom - top) // 5)
-    tw, th = right - left + 2 * pad, bottom - top + 2 * pad
-    w, h = size
-    x = max(0, min(int(o.box[0]), w - tw))
-    y = int(o.box[1]) - th if o.box[1] >= th else int(o.box[1])  # above the box when it fits
-    y = max(0, min(y, h - th))
-    luma = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
-    draw.rectangle((x, y, x + tw - 1, y + th - 1), fill=color)
-    draw.text((x + pad - left, y + pad - top), text, font=font,
-              fill=(0, 0, 0) if luma > 140 else (255, 255, 255))
-
-
-def render_preview(image: np.ndarray, scene: Scene) -> np.ndarray:
-    """RGB uint8 overlay: tinted masks with outlines, boxes and "#id label score" tags."""
-    img = np.array(to_rgb_uint8(image), copy=True)  # to_rgb_uint8 may hand back the input itself
-    h, w = img.shape[:2]
-    check_same_size(scene, img)
-    if not scene.objects:
-        return img
-    short = min(w, h)
-    line = max(1, round(short / 400))
-    objects = sorted(scene.objects, key=lambda o: (-o.area, o.id))  # small masks stay visible on top
-    for o in objects:
-        _paint_mask(img, check_mask(o.mask, h, w), object_color(o.id), line)
-    pil = Image.fromarray(img)
-    draw = ImageDraw.Draw(pil)
-    for o in objects:
-        x0, y0, x1, y1 = o.box
-        if x1 > x0 and y1 > y0:
-            draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=object_color(o.id), width=line)
-    font = _font(max(10, round(short / 30)))
-    for o in sorted(scene.objects, key=lambda o: o.id):
-        _draw_tag(draw, o, object_color(o.id), font, (w, h))
-    return np.array(pil)
