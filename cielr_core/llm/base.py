@@ -213,24 +213,6 @@ def settings_repr(obj: object, **settings: object) -> str:
     return f"{type(obj).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"
 
 
-def with_schema_hint(messages: list[WireMessage], schema: type[BaseModel]) -> list[WireMessage]:
-    """The schema stated at the end of the last user message. Not in the system message: it differs
-    per answer type, and everything before it would then stop being a prefix the server can reuse."""
-    hint = ("Answer with one JSON object, and nothing else, that follows this JSON schema: "
-            + schema_text(schema))
-    out = list(messages)
-    last_user = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
-    if last_user is None:
-        return [*out, {"role": "user", "content": hint}]
-    content = out[last_user]["content"]
-    if isinstance(content, str):
-        content = f"{content}\n\n{hint}"
-    else:  # text and image parts
-        content = [*content, {"type": "text", "text": hint}]
-    out[last_user] = {**out[last_user], "content": content}
-    return out
-
-
 def fit_image(image: np.ndarray, max_side: int = IMAGE_MAX_SIDE) -> np.ndarray:
     """The image as a new RGB uint8 array, shrunk (aspect kept) so no side is longer than ``max_side``."""
     from PIL import Image
