@@ -63,7 +63,8 @@ def test_object_info_lists_the_node(server):
     assert list(info["input"]["required"]) == ["clip", "temperature", "seed", "max_tokens"]
     for name, spec in info["input"]["required"].items():
         assert spec[1].get("tooltip"), f"{name} has no tooltip"
-    assert "control_after_generate" not in info["input"]["required"]["seed"][1]
+    # the LLM seed stays put between Queues (the frontend would add the control to any INT named seed)
+    assert info["input"]["required"]["seed"][1]["control_after_generate"] is False
 
 
 def test_a_plan_from_the_text_encoder_passes_the_same_validation_as_the_remote_llms(server, smollm2_gguf,
