@@ -16,7 +16,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.append(_HERE)
 
-WEB_DIRECTORY = "./web"  # one small frontend fix, see web/preview_any_display_only.js
+# frontend files: old saved workflows keep loading (cielr_seeds.js); Preview as Text stays out of the prompt
+# (preview_any_display_only.js)
+WEB_DIRECTORY = "./web"
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 

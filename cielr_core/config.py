@@ -44,22 +44,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import defaults
+from . import settings as S
 from .errors import InputError, MissingDependencyError, ModelNotFoundError
 from .model_folders import find_in_folders, subfolders
 from .perception import sources
+from .settings import Setting
 
 
 @dataclass(frozen=True)
 class Option:
+    """A command-line flag and TOML key for a setting of the schema (``cielr_core.settings``), which
+    holds its type, default, range and help."""
+
     section: str
-    key: str
-    type: type  # str, int, float, bool, or list (of ints, written "256,512" on the command line)
-    default: Any
-    help: str
+    setting: Setting
+    key: str = ""  # the TOML key; default the setting's name
     flag: str = ""  # the command-line flag; default --<key with dashes>
     path: bool = False  # a file or folder: relative paths in the config file are relative to the file
     metavar: str | None = None
+
+    def __post_init__(self):
+        if not self.key:
+            object.__setattr__(self, "key", self.setting.name)
+
+    @property
+    def type(self) -> type:
+        return self.setting.type
+
+    @property
+    def default(self) -> Any:
+        return self.setting.default
+
+    @property
+    def help(self) -> str:
+        return self.setting.help
 
     @property
     def name(self) -> str:
@@ -71,95 +89,18 @@ class Option:
         return self.flag or "--" + self.key.replace("_", "-")
 
 
+def _options(group: str) -> tuple[Option, ...]:
+    """The options of one group (which subcommands take them), in the table's order."""
+    return tuple(Option(s.cli["section"], s, s.cli.get("key", ""), s.cli.get("flag", ""), s.cli.get("path", False),
+                        s.cli.get("metavar")) for s in S.ALL if s.cli and s.cli["group"] == group)
+
+
 # Groups of options, by which subcommand uses them.
-MODEL_OPTIONS = (
-    Option("models", "dir", str, "", "a ComfyUI models folder; model names are looked up in its grounding-dino/, "
-           "groundingdino/, bert-base-uncased/, sams/, LLM/, diffusers/ and checkpoints/ sub-folders",
-           flag="--models-dir", path=True, metavar="DIR"),
-    Option("models", "device", str, "cpu", "where the models run: cpu, cuda, cuda:1, mps or auto", metavar="DEV"),
-)
-PERCEPTION_OPTIONS = (
-    Option("models", "grounding_dino", str, "", "GroundingDINO weights (.pth) or Hugging Face folder; default: "
-           "the official file names in the models folder", flag="--gdino", path=True, metavar="FILE"),
-    Option("models", "text_encoder", str, "", "GroundingDINO's BERT folder (default: bert-base-uncased in the "
-           "models folder)", flag="--text-encoder", path=True, metavar="DIR"),
-    Option("models", "sam", str, "", "SAM checkpoint (.pth/.safetensors, any ViT size); default: the official "
-           "file names in the models folder", path=True, metavar="FILE"),
-    Option("perception", "labels", str, "", "object names to look for, comma-separated (added to the LLM's "
-           "proposals; without an LLM these are the only labels)", metavar="TEXT"),
-    Option("perception", "box_threshold", float, defaults.BOX_THRESHOLD,
-           "GroundingDINO box threshold", metavar="X"),
-    Option("perception", "text_threshold", float, defaults.TEXT_THRESHOLD,
-           "GroundingDINO text threshold", metavar="X"),
-    Option("perception", "max_rounds", int, defaults.REFINE_ROUNDS,
-           "refinement rounds (0 turns refinement off)", metavar="N"),
-)
-LLM_OPTIONS = (
-    Option("llm", "base_url", str, "", "OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1 (llama.cpp), "
-           "http://127.0.0.1:11434/v1 (Ollama)", flag="--llm-url", metavar="URL"),
-    Option("llm", "model", str, "default", "model name the server knows", flag="--llm-model", metavar="NAME"),
-    Option("llm", "api_key_env", str, "", "NAME of the environment variable that holds the API key (the key "
-           "itself never goes on the command line or into a file)", flag="--llm-key-env", metavar="VAR"),
-    Option("llm", "local", str, "", "a local transformers model instead of a server: a .gguf file or a Hugging "
-           "Face folder (looked up in the models folder's LLM/ too)", flag="--llm-local", path=True,
-           metavar="PATH"),
-    Option("llm", "temperature", float, 0.0, "sampling temperature (0: greedy, repeatable)",
-           flag="--llm-temperature", metavar="T"),
-    Option("llm", "seed", int, 0, "LLM sampling seed", flag="--llm-seed", metavar="N"),
-    Option("llm", "timeout", float, defaults.LLM_TIMEOUT,
-           "seconds each LLM request may take", flag="--llm-timeout",
-           metavar="S"),
-    Option("llm", "max_retries", int, defaults.LLM_MAX_RETRIES,
-           "extra tries after a connection error or HTTP 5xx/429",
-           flag="--llm-retries", metavar="N"),
-    Option("llm", "max_tokens", int, defaults.LLM_MAX_TOKENS,
-           "longest answer, in tokens", flag="--llm-max-tokens", metavar="N"),
-    Option("llm", "vision", bool, False, "the model accepts images (labels are then proposed from the photo)",
-           flag="--llm-vision"),
-)
-EDIT_OPTIONS = (
-    Option("models", "inpaint", str, "", "the inpainting model: a diffusers folder (model_index.json), or one "
-           "checkpoint file together with --inpaint-config", path=True, metavar="PATH"),
-    Option("models", "inpaint_config", str, "", "for a single checkpoint file: a local folder with the "
-           "pipeline's config files in diffusers layout (nothing is downloaded)", path=True, metavar="DIR"),
-    Option("edit", "seed", int, 0, "sampling seed (action n uses seed + n - 1)", metavar="N"),
-    Option("edit", "steps", int, defaults.STEPS, "sampling steps per action", metavar="N"),
-    Option("edit", "cfg", float, defaults.CFG, "classifier-free guidance scale", metavar="X"),
-    Option("edit", "grow", int, defaults.GROW, "pixels the target mask is grown by", metavar="PX"),
-    Option("edit", "feather", int, defaults.FEATHER,
-           "blend band inside the grown mask, pixels", metavar="PX"),
-    Option("edit", "context", int, defaults.CONTEXT,
-           "pixels of surroundings the model sees around the mask", metavar="PX"),
-    Option("edit", "working_size", int, defaults.WORKING_SIZE,
-           "the crop is scaled to about PX x PX pixels of area (multiples of 8) before the model sees it",
-           metavar="PX"),
-    Option("edit", "negative", str, "", "negative prompt", metavar="TEXT"),
-    Option("edit", "background_prompt", str, defaults.BACKGROUND_PROMPT,
-           "prompt of a remove action without its own",
-           metavar="TEXT"),
-    Option("edit", "recolor_denoise", float, defaults.RECOLOR_DENOISE,
-           "denoise of recolor actions", metavar="X"),
-    Option("edit", "candidates", int, 1, "samples per action (seeds seed + k); the detector looks at each and "
-           "the best verdict is kept: passing first, then the higher score, then the earlier seed", metavar="N"),
-    Option("edit", "retries", int, 0, "when every candidate of an action failed: rounds that grow the mask, raise "
-           "a recolor's denoise and firm up the prompt, then sample again (at most N rounds)", metavar="N"),
-    Option("edit", "verify", bool, False, "look at every action again with the detector and report the verdict "
-           "(on by itself with --candidates > 1 or --retries)"),
-    Option("edit", "judge", bool, False, "also let the LLM judge each edited region before and after, 1-5 "
-           "(needs a vision model: --llm-vision)"),
-)
-METRIC_OPTIONS = (
-    Option("metrics", "sizes", list, [256, 512], "SmartEdit protocol sizes, comma-separated", metavar="N,N"),
-    Option("metrics", "lpips_backbone", str, "", "torchvision backbone weights for LPIPS (e.g. "
-           "squeezenet1_1-b8a52dc0.pth); without it LPIPS is reported as not computed", path=True,
-           metavar="FILE"),
-    Option("metrics", "lpips_linear", str, "", "the LPIPS v0.1 linear layers (e.g. squeeze.pth)", path=True,
-           metavar="FILE"),
-    Option("metrics", "lpips_net", str, "squeeze", "LPIPS network: squeeze, alex or vgg", metavar="NET"),
-    Option("metrics", "clip", str, "", "a local CLIP model folder (Hugging Face format) for the CLIP score; "
-           "without it the CLIP score is reported as not computed", path=True, metavar="DIR"),
-    Option("metrics", "idcs", bool, False, "compute IDCS with the LLM (needs a vision model: --llm-vision)"),
-)
+MODEL_OPTIONS = _options("models")
+PERCEPTION_OPTIONS = _options("perception")
+LLM_OPTIONS = _options("llm")
+EDIT_OPTIONS = _options("edit")
+METRIC_OPTIONS = _options("metrics")
 ALL_OPTIONS = MODEL_OPTIONS + PERCEPTION_OPTIONS + LLM_OPTIONS + EDIT_OPTIONS + METRIC_OPTIONS
 BY_SECTION: dict[str, dict[str, Option]] = {}
 for _o in ALL_OPTIONS:
@@ -172,14 +113,27 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option], titl
     """Flags for ``options``; their argparse default is None so that 'not given' is visible."""
     group = parser.add_argument_group(title)
     for o in options:
-        default = o.default if not isinstance(o.default, list) else ",".join(map(str, o.default))
-        shown = f" (default: {default})" if default not in ("", None, False) else ""
+        shown = _shown(o.setting)
         if o.type is bool:
             group.add_argument(o.cli_flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None,
                                help=o.help + shown)
         else:
             group.add_argument(o.cli_flag, dest=o.name, default=None, metavar=o.metavar,
                                help=o.help + shown.replace("%", "%%"))
+
+
+def _shown(setting: Setting) -> str:
+    """' (1-10000, default: 20)': the range and default a flag's help ends with."""
+    default = setting.default
+    if isinstance(default, list):
+        default = ",".join(map(str, default))
+    elif setting.auto is not None and default == setting.auto:
+        default = f"{default}, auto"
+    bounds = (setting.min, setting.max)
+    parts = [f"{S.number(bounds[0])}-{S.number(bounds[1])}"] if None not in bounds else []
+    if default not in ("", None, False):
+        parts.append(f"default: {default}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 # ------------------------------------------------------------------------------- TOML
@@ -283,6 +237,10 @@ class Settings:
         except KeyError:
             raise AttributeError(name) from None
 
+    def by_setting(self, options: Iterable[Option]) -> dict[str, Any]:
+        """{setting name: value} of ``options``: what the library's records are made from."""
+        return {o.setting.name: self._values[o.name] for o in options}
+
 
 def resolve_settings(args: argparse.Namespace, options: Sequence[Option] = ALL_OPTIONS) -> Settings:
     """Defaults, then the --config file, then flags."""
@@ -292,16 +250,23 @@ def resolve_settings(args: argparse.Namespace, options: Sequence[Option] = ALL_O
         from_file = config_values(read_toml(config), config)
     values: dict[str, Any] = {}
     given: set[str] = set()
+    wrong: list[str] = []
     for o in options:
         value = o.default
         if o.name in from_file:
             value = from_file[o.name]
             given.add(o.name)
+            where = f"{config}: [{o.section}] {o.key}"
         flag = getattr(args, o.name, None)
         if flag is not None:
             value = _coerce(o, flag, o.cli_flag)
             given.add(o.name)
+            where = o.cli_flag
+        if o.name in given and o.setting.problem(value):
+            wrong.append(f"{where}: {o.setting.problem(value)}")
         values[o.name] = list(value) if isinstance(value, list) else value
+    if wrong:
+        raise InputError("settings out of range:\n" + "\n".join(f"  - {w}" for w in wrong))
     for name, value in from_file.items():  # settings of other subcommands stay readable
         values.setdefault(name, value)
     return Settings(values, given, config)

@@ -5,8 +5,11 @@
 Each stage lives in its own package; this module only wires them and times them. The three stages a
 caller sees are ``scene_stage`` (labels, perception, the scene and its refinement), ``plan_stage``
 (decomposition, or a plan brought by the caller) and ``edit_stage`` (inpainting); ``run_pipeline``
-runs them in order and can stop early (``until="scene"`` or ``"plan"``). The command line, the
-benchmark and the nodes call the same stages, and every caller times them with ``StageTimer``.
+runs them in order and can stop early (``until="scene"`` or ``"plan"``). The command line and the
+benchmark run them whole and time them with ``StageTimer``. The ComfyUI nodes split them into one
+node per step and call the same pieces: Refine Scene looks again through ``detector_callable``,
+Inpaint Actions runs ``edit_stage`` with ``PipelineSettings.verifier`` deciding when to verify, and
+Verify Edit runs ``verify.verify_plan``.
 
 Without an LLM (``llm=None``) the method still runs for a person who brings the labels
 (``settings.extra_labels``) and, to edit, the plan: labels are not proposed, the scene is not
@@ -17,15 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
-from .defaults import BOX_THRESHOLD, REFINE_ROUNDS, TEXT_THRESHOLD
-from .editing import EditResult, EditSettings, InpaintEngine, execute_plan
+from . import settings as S
+from .editing import EditResult, EditSettings, InpaintEngine, PreparedAction, execute_plan
 from .errors import InputError
 from .images import rgb_channels, to_rgb_uint8
 from .labels import MAX_LABEL_CHARS, clean_labels
@@ -88,10 +91,12 @@ class StageTimer:
 
 @dataclass
 class PipelineSettings:
-    extra_labels: str = ""  # object names to detect besides the LLM's proposals
-    box_threshold: float = BOX_THRESHOLD
-    text_threshold: float = TEXT_THRESHOLD
-    max_rounds: int = REFINE_ROUNDS
+    """How the stages run; ranges, defaults and help of each field in ``cielr_core.settings``."""
+
+    extra_labels: str = S.EXTRA_LABELS.default  # object names to detect besides the LLM's proposals
+    box_threshold: float = S.BOX_THRESHOLD.default
+    text_threshold: float = S.TEXT_THRESHOLD.default
+    max_rounds: int = S.MAX_ROUNDS.default
     edit: EditSettings = field(default_factory=EditSettings)
     # Each action is looked at again by the detector when asked, and always when there are candidates
     # to choose between or retries to trigger; ``judge`` adds the LLM's look when it accepts images.
@@ -99,8 +104,19 @@ class PipelineSettings:
     judge: bool = False
     verification: VerifySettings = field(default_factory=VerifySettings)
 
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> PipelineSettings:
+        """The settings ``values`` names (by setting name, as the schema and the nodes' inputs name
+        them; other names are ignored), defaults for the rest; ``edit`` from the same values."""
+        return dataclasses.replace(S.record(cls, values), edit=EditSettings.of(values))
+
+    def problems(self) -> list[str]:
+        return S.problems(self, FIELDS) + self.edit.problems()
+
     @property
     def verifies(self) -> bool:
+        """The one rule of when an edit is verified: when asked (verify, or judge), and always when
+        there are candidates to choose between or retries to trigger."""
         return self.verify or self.judge or self.edit.candidates > 1 or self.edit.retries > 0
 
     def verifier(self, detector: DetectorLike | None, segmenter: SegmenterLike | None,
@@ -113,6 +129,9 @@ class PipelineSettings:
         return Verifier(detector, segmenter, llm if self.judge else None, looks)
 
 
+FIELDS = (S.BOX_THRESHOLD, S.TEXT_THRESHOLD, S.MAX_ROUNDS)
+
+
 @dataclass
 class PipelineResult:
     labels: list[str] = field(default_factory=list)
@@ -123,12 +142,16 @@ class PipelineResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
 
-def detector_callable(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike, settings: PipelineSettings):
-    """The seam refinement uses to look again: detect these labels, optionally inside a box."""
+def detector_callable(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike | None,
+                      settings: PipelineSettings, progress: Progress = NO_PROGRESS):
+    """The seam refinement uses to look again: detect these labels, optionally inside a box (without
+    a segmenter new objects get box-shaped masks). ``progress`` is only asked whether to cancel."""
+    cancel_only = Progress(on_check=progress.on_check)
 
     def detect(labels: list[str], within: Box | None) -> Scene:
         return detect_objects(image, detector, segmenter, labels, within=within,
-                              box_threshold=settings.box_threshold, text_threshold=settings.text_threshold)
+                              box_threshold=settings.box_threshold, text_threshold=settings.text_threshold,
+                              progress=cancel_only)
 
     return detect
 
@@ -201,13 +224,14 @@ def plan_stage(scene: Scene, instruction: str, llm: LLM | None, *, plan: Plan | 
 def edit_stage(image: np.ndarray, scene: Scene, plan: Plan, engine: InpaintEngine, *,
                settings: PipelineSettings | None = None, detector: DetectorLike | None = None,
                segmenter: SegmenterLike | None = None, llm: LLM | None = None, progress: Progress = NO_PROGRESS,
-               timer: StageTimer | None = None) -> EditResult:
-    """Every action of the plan inpainted in order (verified when the settings ask for it)."""
+               timer: StageTimer | None = None, prepared: list[PreparedAction] | None = None) -> EditResult:
+    """Every action of the plan inpainted in order (verified when the settings ask for it).
+    ``prepared``: ``editing.prepare(scene, plan, settings.edit)`` when the caller has it already."""
     settings = settings or PipelineSettings()
     image = rgb_channels(image)  # alpha dropped, grey repeated; the values (and their exactness) kept
     with (timer or StageTimer()).stage("edit"):
         return execute_plan(image, scene, plan, engine, settings.edit, progress=progress,
-                            verifier=settings.verifier(detector, segmenter, llm))
+                            verifier=settings.verifier(detector, segmenter, llm), prepared=prepared)
 
 
 def run_pipeline(image: np.ndarray, instruction: str, *, detector: DetectorLike, segmenter: SegmenterLike,

@@ -102,3 +102,16 @@ def start_comfyui(base: Path, timeout: float = 180, test_nodes: bool = False,
 
 def stop_comfyui(server: ComfyServer) -> None:
     stop_process(server.process, timeout=20)
+
+
+def import_comfyui() -> None:
+    """Make ComfyUI's packages (``comfy_api``, ``comfy``, ``folder_paths``) importable in this process, on the
+    CPU, for tests that run node classes without a server. ComfyUI's folder goes after the repository, so
+    the pack's ``nodes`` package wins over ComfyUI's nodes.py."""
+    if not (COMFYUI / "comfy_api").is_dir():
+        raise SetupError(f"ComfyUI is not installed at {COMFYUI}: {SETUP_HINT}")
+    if str(COMFYUI) not in sys.path:
+        sys.path.append(str(COMFYUI))
+    import comfy.cli_args  # with comfy.options.args_parsing off (the default): no command line is parsed
+
+    comfy.cli_args.args.cpu = True

@@ -9,6 +9,7 @@ from cielr_core.errors import InputError
 from cielr_core.images import rgb_channels
 from cielr_core.progress import Progress
 from cielr_core.scene.external import BBOX_DICT_KEYS
+from cielr_core.settings import BOX_FORMATS
 
 
 def single_image(image: torch.Tensor, node: str) -> np.ndarray:
@@ -33,31 +34,33 @@ def single_map(image: torch.Tensor, node: str) -> np.ndarray:
 
 
 def to_image(rgb: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 -> IMAGE [1, H, W, 3] float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).to(torch.float32).div(255.0).unsqueeze(0)
+    """H x W x C (or N x H x W x C) pixels -> IMAGE [N, H, W, C] float32: uint8 scaled to [0, 1], floats
+    kept bit for bit (an edited photo's untouched pixels stay exactly the input's)."""
+    values = np.ascontiguousarray(rgb)
+    tensor = torch.from_numpy(values)
+    tensor = tensor.to(torch.float32).div(255.0) if values.dtype == np.uint8 else tensor.to(torch.float32)
+    return tensor if tensor.ndim == 4 else tensor.unsqueeze(0)
+
+
+def mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """One H x W mask (bool or float) -> MASK [1, H, W] float32."""
+    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
 
 
 def comfy_progress() -> Progress:
     """A Progress that drives the node's progress bar and stops when the user presses cancel."""
-    import comfy.model_management
-    import comfy.utils
+    from . import comfy_internals as comfy
 
-    bar = comfy.utils.ProgressBar(1)
+    bar = comfy.progress_bar(1)
     return Progress(on_advance=lambda done, total: bar.update_absolute(done, total),
-                    on_check=comfy.model_management.throw_exception_if_processing_interrupted)
+                    on_check=comfy.check_interrupted)
 
 
-def ui_images(rgb: np.ndarray, prefix: str = "cielr_preview") -> dict:
-    """Save a preview to ComfyUI's temp folder so the node shows it on the canvas."""
-    import os
-    import uuid
+def cancel_only() -> Progress:
+    """A Progress that only stops when the user presses cancel (the bar is driven elsewhere)."""
+    from . import comfy_internals as comfy
 
-    import folder_paths
-    from PIL import Image
-
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}.png"
-    Image.fromarray(rgb).save(os.path.join(folder_paths.get_temp_directory(), name), compress_level=1)
-    return {"images": [{"filename": name, "subfolder": "", "type": "temp"}]}
+    return Progress(on_check=comfy.check_interrupted)
 
 
 # ---------------------------------------------------------------- other packs' masks, boxes and SEGS
@@ -84,7 +87,6 @@ def masks_tensor(masks, height: int, width: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([np.asarray(m, dtype=np.float32) for m in masks]))
 
 
-BOX_FORMATS = ("x0, y0, x1, y1", "x, y, width, height")
 
 
 def _box_values(item) -> list[float] | None:

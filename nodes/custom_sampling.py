@@ -27,6 +27,8 @@ import torch
 
 from cielr_core.errors import InputError
 
+from . import comfy_internals as comfy
+
 NODE = "CIELR Inpaint Actions"
 
 
@@ -75,58 +77,42 @@ class CustomSampling:
                 raise InputError(f"{NODE}: the GUIDER input is a {type(g).__name__}, not a ComfyUI guider; connect "
                                  "CFGGuider, BasicGuider or another node whose output is GUIDER")
             if getattr(g.model_patcher, "model", None) is not getattr(model, "model", None):
-                from .comfy_engine import config_name
-
                 raise InputError(f"{NODE}: the GUIDER was made for another diffusion model "
-                                 f"({config_name(g.model_patcher)}) than the MODEL input ({model_name}); build the "
-                                 "guider from the same MODEL (a LoRA-patched copy of it is fine), so the "
+                                 f"({comfy.config_name(g.model_patcher)}) than the MODEL input ({model_name}); "
+                                 "build the guider from the same MODEL (a LoRA-patched copy of it is fine), so the "
                                  "conditioning CIELR makes for that model reaches the one that samples")
 
     def schedule(self, model: Any, steps: int, sampler_name: str, scheduler: str, denoise: float) -> torch.Tensor:
         """The sigmas one action samples: the connected SIGMAS cut for its denoise, else KSampler's own."""
         if self.sigmas is not None:
             return cut_for_denoise(self.sigmas, denoise)
-        import comfy.samplers
-
-        return comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
-                                       scheduler=scheduler, denoise=denoise, model_options=model.model_options).sigmas
+        return comfy.schedule(model, steps, sampler_name, scheduler, denoise)
 
     def sampler_for(self, sampler_name: str) -> Any:
         if self.sampler is not None:
             return self.sampler
-        import comfy.samplers
-
-        return comfy.samplers.sampler_object(sampler_name)
+        return comfy.sampler_object(sampler_name)
 
     def guider_for(self, model: Any, positive: list, negative: list, cfg: float, values: dict) -> Any:
         """The guider of one action: a copy of the user's with this action's conditioning, else a CFGGuider
         over the node's cfg (what KSampler builds). ``values`` (the family's conditioning) go onto the
         user's other conditionings too, so the model gets the inputs it needs from each."""
-        import comfy.sampler_helpers
-        import comfy.samplers
-
         if self.guider is None:
-            guider = comfy.samplers.CFGGuider(model)
-            guider.set_conds(positive, negative)
-            guider.set_cfg(cfg)
-            return guider
+            return comfy.cfg_guider(model, positive, negative, cfg)
         guider = copy.copy(self.guider)
         guider.original_conds = {k: _conds_with(v, values) for k, v in self.guider.original_conds.items()}
         ours = {"positive": positive, "negative": negative}
         for key in ("positive", "negative"):
             if key in guider.original_conds:
-                guider.original_conds[key] = comfy.sampler_helpers.convert_cond(ours[key])
+                guider.original_conds[key] = comfy.guider_conds(ours[key])
         return guider
 
     def sample(self, model: Any, noise: torch.Tensor, latent: torch.Tensor, mask: torch.Tensor, settings: Any,
                denoise: float, positive: list, negative: list, values: dict, callback: Any, seed: int) -> torch.Tensor:
-        import comfy.model_management
-
-        sigmas = self.schedule(model, settings.steps, settings.sampler, settings.scheduler, denoise)
+        sigmas = self.schedule(model, settings.steps, settings.sampler_name, settings.scheduler, denoise)
         guider = self.guider_for(model, positive, negative, settings.cfg, values)
-        samples = guider.sample(noise, latent, self.sampler_for(settings.sampler), sigmas, denoise_mask=mask,
-                                callback=callback, disable_pbar=True, seed=seed)
-        return samples.to(comfy.model_management.intermediate_device())
+        return comfy.guided_sample(guider, noise, latent, self.sampler_for(settings.sampler_name), sigmas, mask,
+                                   callback, seed)
 
     def steps(self, settings_steps: int, denoise: float) -> int:
         """Sampling steps of one action (for the progress bar)."""

@@ -1,54 +1,30 @@
-"""Input specs that several CIELR nodes declare alike: one home for each, so their tooltips and
-ranges stay the same everywhere (a fresh tuple per call: ComfyUI may annotate the dicts it gets)."""
+"""Sockets and output tooltips that several CIELR nodes declare alike: one home for each, so they say
+the same everywhere (settings with widgets come from ``cielr_core.settings`` through ``base.widget``)."""
 
 from __future__ import annotations
 
-from cielr_core.defaults import BACKGROUND_PROMPT, RECOLOR_DENOISE, TEXT_THRESHOLD
+from .base import LLM, Plan, Scene, Segmenter, socket
+
+# what each plan action hands to a sampler graph of one's own (Action Mask, Plan To Masks)
+REGION = "exactly the blend weight CIELR Inpaint Actions uses (grown, then feathered inside the grown edge)"
+NEGATIVE = "a remove action adds what it removes"
+DENOISE = "remove, replace and add 1.0, recolor lower, or the action's own strength"
 
 
-def planned_scene() -> tuple:
-    return ("CIELR_SCENE", {"tooltip": "The scene the plan was made for."})
+def planned_scene():
+    return socket(Scene, "scene", "The scene the plan was made for.")
 
 
-def plan() -> tuple:
-    return ("CIELR_PLAN", {"tooltip": "From CIELR Decompose or CIELR Plan From JSON."})
+def plan_input():
+    return socket(Plan, "plan", "From CIELR Decompose or CIELR Plan From JSON.")
 
 
-def text_threshold(default: float = TEXT_THRESHOLD) -> tuple:
-    return ("FLOAT", {"default": default, "min": 0.0, "max": 1.0, "step": 0.01,
-                      "tooltip": "Minimum confidence that a box matches its label."})
-
-
-def region_inputs() -> dict:
-    """grow and feather, as the editing nodes and Plan To Masks take them."""
-    return {
-        "grow": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
-                         "tooltip": "Pixels the target masks are grown by before inpainting, so edges, shadows "
-                                    "and halos are repainted too. Nothing outside the grown mask ever changes."}),
-        "feather": ("INT", {"default": 8, "min": 0, "max": 512, "step": 1,
-                            "tooltip": "Width in pixels of the soft blend, inside the grown mask: the new pixels "
-                                       "fade in from the grown mask's edge. 0 = hard edge."}),
-    }
-
-
-def background_prompt() -> tuple:
-    return ("STRING", {"default": BACKGROUND_PROMPT, "multiline": True,
-                       "tooltip": "What a remove action paints when it has no prompt of its own."})
-
-
-def context() -> tuple:
-    return ("INT", {"default": 64, "min": 0, "max": 4096, "step": 1,
-                    "tooltip": "Pixels of surroundings around each grown mask that the model sees. More context "
-                               "blends better; the crop is what gets scaled."})
-
-
-def prompt_inputs(recolor_tip: str) -> dict:
-    """negative, background_prompt and recolor_denoise, as Inpaint Actions and Plan To Masks take them."""
-    return {
-        "negative": ("STRING", {"default": "", "multiline": True,
-                                "tooltip": "Negative prompt for every action (remove actions add the removed "
-                                           "objects' labels to it)."}),
-        "background_prompt": background_prompt(),
-        "recolor_denoise": ("FLOAT", {"default": RECOLOR_DENOISE, "min": 0.0, "max": 1.0, "step": 0.01,
-                                      "tooltip": recolor_tip}),
-    }
+def model_inputs() -> list:
+    """The optional models verification reads besides the detector (Inpaint Actions, Verify Edit)."""
+    return [
+        socket(Segmenter, "segmenter", "Optional, from CIELR SAM Loader: shapes are compared as masks (mask IoU) "
+                                       "instead of boxes.", optional=True),
+        socket(LLM, "llm", "Optional vision judge: a CIELR LLM with vision on sees each edited region before and "
+                           "after and scores it 1-5; its score joins the detector's. Without image support the "
+                           "detector checks decide alone (the report says so).", optional=True),
+    ]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 
+from comfy_api.latest import io
+
+from cielr_core import settings as S
 from cielr_core.errors import ModelNotFoundError
 from cielr_core.perception import sources
 
-from .base import CIELRNode
-from .memory import DEVICE_TIP, DEVICES, Managed, cached, fingerprint, manage
+from .base import PERCEPTION, CIELRNode, Detector, Segmenter, choice, out, widget
+from .memory import Managed, OnDevice, cached, fingerprint, manage
 from .model_folders import folders, model_choices, resolve
 
 
@@ -21,33 +24,46 @@ def require_model(key: str, name: str, what: str, expected: tuple[str, ...], sou
     return path
 
 
-class CIELRGroundingDINOLoader(CIELRNode):
+def loaded(kind, name: str, used_by: str):
+    """The output of a loader node."""
+    return out(kind, name, f"The {name}, for {used_by}. Loaded once; it gives way when the diffusion model needs "
+                           "the memory.")
+
+
+def file_fingerprint(key: str, name: str):
+    """Changes when the file behind a model choice is replaced, so ComfyUI runs the loader again."""
+    path = resolve(key, name)
+    return fingerprint(path) if path else None
+
+
+class CIELRGroundingDINOLoader(CIELRNode, title="CIELR GroundingDINO Loader", stage=PERCEPTION,
+                               aliases=("grounding dino", "open vocabulary detector", "object detection model")):
     """Loads GroundingDINO, the open-vocabulary detector that finds boxes for object names. The architecture
     (SwinT-OGC, SwinB-COGCOOR) is read from the file itself."""
 
-    FUNCTION = "load"
-    OUTPUTS = (("CIELR_DETECTOR", "detector"),)
+    OUTPUTS = (loaded(Detector, "detector", "Perceive, Refine Scene, Inpaint Actions and Verify Edit"),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model_name": (model_choices("grounding-dino", (".pth", ".safetensors"),
-                                         list(sources.GROUNDING_DINO_FILES), dirs=True),
-                           {"tooltip": "GroundingDINO weights in models/grounding-dino (or models/groundingdino): "
-                                       "groundingdino_swint_ogc.pth, groundingdino_swinb_cogcoor.pth, or a "
-                                       "Hugging Face GroundingDINO folder."}),
-            "text_encoder": (model_choices("bert-base-uncased", (), [sources.BERT_FOLDER], dirs=True),
-                             {"tooltip": "The BERT folder GroundingDINO reads text with (models/bert-base-uncased). "
-                                         "Not used by Hugging Face GroundingDINO folders, which carry their own."}),
-            "device": (DEVICES, {"tooltip": DEVICE_TIP}),
-        }}
+    def inputs(cls):
+        return [
+            choice("model_name", model_choices("grounding-dino", (".pth", ".safetensors"),
+                                               list(sources.GROUNDING_DINO_FILES), dirs=True),
+                   "GroundingDINO weights in models/grounding-dino (or models/groundingdino): "
+                   "groundingdino_swint_ogc.pth, groundingdino_swinb_cogcoor.pth, or a Hugging Face "
+                   "GroundingDINO folder."),
+            choice("text_encoder", model_choices("bert-base-uncased", (), [sources.BERT_FOLDER], dirs=True),
+                   "The BERT folder GroundingDINO reads text with (models/bert-base-uncased). Not used by "
+                   "Hugging Face GroundingDINO folders, which carry their own."),
+            widget(S.NODE_DEVICE),
+        ]
 
     @classmethod
-    def IS_CHANGED(cls, model_name, text_encoder, device):
-        paths = [resolve("grounding-dino", model_name), resolve("bert-base-uncased", text_encoder)]
-        return str([fingerprint(p) if p else None for p in paths])
+    def fingerprint_inputs(cls, model_name, text_encoder, device):
+        return str([file_fingerprint("grounding-dino", model_name),
+                    file_fingerprint("bert-base-uncased", text_encoder)])
 
-    def load(self, model_name: str, text_encoder: str, device: str):
+    @classmethod
+    def execute(cls, model_name: str, text_encoder: str, device: str) -> io.NodeOutput:
         weights = require_model("grounding-dino", model_name, "GroundingDINO model",
                                 sources.GROUNDING_DINO_FILES, sources.GROUNDING_DINO_SOURCE)
         hf_folder = os.path.isdir(weights)
@@ -61,30 +77,30 @@ class CIELRGroundingDINOLoader(CIELRNode):
 
             return manage(load_grounding_dino(weights, bert, device="cpu"), device)
 
-        return (cached(key, build),)
+        return io.NodeOutput(OnDevice(cached(key, build)))
 
 
-class CIELRSAMLoader(CIELRNode):
+class CIELRSAMLoader(CIELRNode, title="CIELR SAM Loader", stage=PERCEPTION,
+                     aliases=("segment anything", "sam", "segmentation model", "load segmenter")):
     """Loads Segment Anything, which turns each detected box into a pixel mask. Any ViT size loads."""
 
-    FUNCTION = "load"
-    OUTPUTS = (("CIELR_SEGMENTER", "segmenter"),)
+    OUTPUTS = (loaded(Segmenter, "segmenter", "Perceive, Refine Scene, the scene importers and the verification"),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model_name": (model_choices("sams", (".pth", ".safetensors"), list(sources.SAM_FILES)),
-                           {"tooltip": "SAM weights in models/sams: sam_vit_b_01ec64.pth (fast), "
-                                       "sam_vit_l_0b3195.pth or sam_vit_h_4b8939.pth (best masks)."}),
-            "device": (DEVICES, {"tooltip": DEVICE_TIP}),
-        }}
+    def inputs(cls):
+        return [
+            choice("model_name", model_choices("sams", (".pth", ".safetensors"), list(sources.SAM_FILES)),
+                   "SAM weights in models/sams: sam_vit_b_01ec64.pth (fast), sam_vit_l_0b3195.pth or "
+                   "sam_vit_h_4b8939.pth (best masks)."),
+            widget(S.NODE_DEVICE),
+        ]
 
     @classmethod
-    def IS_CHANGED(cls, model_name, device):
-        path = resolve("sams", model_name)
-        return str(fingerprint(path) if path else None)
+    def fingerprint_inputs(cls, model_name, device):
+        return str(file_fingerprint("sams", model_name))
 
-    def load(self, model_name: str, device: str):
+    @classmethod
+    def execute(cls, model_name: str, device: str) -> io.NodeOutput:
         weights = require_model("sams", model_name, "Segment Anything model", sources.SAM_FILES,
                                 sources.SAM_SOURCE)
 
@@ -93,14 +109,7 @@ class CIELRSAMLoader(CIELRNode):
 
             return manage(load_sam(weights, device="cpu"), device)
 
-        return (cached(("sam", fingerprint(weights), device), build),)
+        return io.NodeOutput(OnDevice(cached(("sam", fingerprint(weights), device), build)))
 
 
-NODE_CLASS_MAPPINGS = {
-    "CIELRGroundingDINOLoader": CIELRGroundingDINOLoader,
-    "CIELRSAMLoader": CIELRSAMLoader,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "CIELRGroundingDINOLoader": "CIELR GroundingDINO Loader",
-    "CIELRSAMLoader": "CIELR SAM Loader",
-}
+NODES = (CIELRGroundingDINOLoader, CIELRSAMLoader)

@@ -1,10 +1,11 @@
 """Models under ComfyUI's memory management: one cache of loaded models for every CIELR loader node,
-each model wrapped in a ModelPatcher so ComfyUI can move it off the GPU (or free it) when the
-diffusion model needs the room."""
+each model under a ModelPatcher so ComfyUI can move it off the GPU (or free it) when the diffusion model
+needs the room, and one seam that brings a model back when it is used (``OnDevice``)."""
 
 from __future__ import annotations
 
-import logging
+import functools
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,12 +13,9 @@ from typing import Any
 
 from cielr_core.cache import LRU
 
-log = logging.getLogger(__name__)
+from . import comfy_internals as comfy
 
-DEVICES = ["auto", "cpu"]
-DEVICE_TIP = "auto: the device ComfyUI runs models on (the GPU when there is one); cpu: keep it off the GPU."
 CACHE_SIZE = 4
-
 
 _MODELS = LRU(CACHE_SIZE)  # the one cache of loaded models (perception and local LLMs)
 
@@ -31,11 +29,35 @@ class Managed:
     patcher: Any
 
     def ready(self) -> Any:
-        import comfy.model_management
-
-        comfy.model_management.load_models_gpu([self.patcher])
+        """The model, on its device again (ComfyUI may have pushed it off since its last use)."""
+        comfy.load_onto_device(self.patcher)
         self.core.to(self.patcher.load_device)
         return self.core
+
+
+class OnDevice:
+    """What a loader node hands on: the model (or ``target``, e.g. an LLM client over the weights), whose
+    every method call first asks ComfyUI to put the weights back on their device. The library receives it
+    as it would the model itself, so no node and no library stage has to remember to do it."""
+
+    def __init__(self, managed: Managed, target: Any = None):
+        self.managed = managed
+        self.target = managed.core if target is None else target
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.target, name)
+        if name.startswith("_") or not inspect.ismethod(value):
+            return value
+
+        @functools.wraps(value)
+        def on_device(*args: Any, **kwargs: Any) -> Any:
+            self.managed.ready()
+            return value(*args, **kwargs)
+
+        return on_device
+
+    def __repr__(self) -> str:
+        return f"OnDevice({self.target!r})"
 
 
 def fingerprint(path: str) -> tuple:
@@ -46,13 +68,11 @@ def fingerprint(path: str) -> tuple:
 
 def devices(choice: str):
     """(load device, offload device) for a node's device choice."""
-    import comfy.model_management as mm
-
     if choice == "cpu":
         import torch
 
         return torch.device("cpu"), torch.device("cpu")
-    return mm.get_torch_device(), mm.unet_offload_device()
+    return comfy.torch_device(), comfy.offload_device()
 
 
 def cached(key: tuple, build: Callable[[], Managed]) -> Managed:
@@ -63,7 +83,6 @@ def cached(key: tuple, build: Callable[[], Managed]) -> Managed:
 
 def manage(core: Any, device: str) -> Managed:
     """A model with a torch ``.model`` and ``.to(device)``, under a ModelPatcher."""
-    import comfy.model_patcher
     import torch
 
     class Holder(torch.nn.Module):
@@ -76,37 +95,16 @@ def manage(core: Any, device: str) -> Managed:
 
     load_device, offload_device = devices(device)
     core.to(offload_device)
-    return Managed(core, comfy.model_patcher.ModelPatcher(Holder(core.model), load_device, offload_device))
+    return Managed(core, comfy.model_patcher(Holder(core.model), load_device, offload_device))
 
 
 def manage_llama(model: Any, device: str) -> Managed:
-    """A llama.cpp model (``LlamaModel``) under ComfyUI's memory management. Its memory is not a torch
-    module, so a ModelPatcher around an empty module stands in for it, with the file's size: loading it
-    makes ComfyUI free that much room first, and when ComfyUI unloads it (the diffusion model needs the
-    room) the llama.cpp model is closed, to be opened again by the next LLM call."""
-    import comfy.model_patcher
-    import torch
-
+    """A llama.cpp model (``LlamaModel``) under ComfyUI's memory management: loading it makes ComfyUI
+    free the file's size first, and when ComfyUI unloads it (the diffusion model needs the room) the
+    model is closed, to be opened again by the next LLM call."""
     # weights as on disk, plus the KV cache and compute buffers (about a tenth more for these sizes)
     size = int(os.path.getsize(model.path) * 1.1) + (64 << 20)
-
-    class LlamaPatcher(comfy.model_patcher.ModelPatcher):
-        def loaded_size(self):
-            return self.size if model.is_loaded else 0
-
-        def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
-            return 0  # nothing to move: the next LLM call opens the model on its device
-
-        def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False):
-            return self.size if model.release() else 0
-
-        def detach(self, unpatch_all=True):
-            # unpatch_all=False: ComfyUI registers the model again for the next call (load_models_gpu
-            # detaches a model it already holds); closing it then would lose the KV cache of the edit
-            if unpatch_all and model.release():
-                log.info("freed the local LLM %s for ComfyUI (loaded again when next asked)",
-                         os.path.basename(model.path))
-            return super().detach(unpatch_all)
-
     load_device, offload_device = devices(device)
-    return Managed(model, LlamaPatcher(torch.nn.Module(), load_device, offload_device, size=size))
+    patcher = comfy.external_patcher(size, lambda: model.is_loaded, model.release,
+                                     f"the local LLM {os.path.basename(model.path)}", load_device, offload_device)
+    return Managed(model, patcher)

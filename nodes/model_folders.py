@@ -6,25 +6,20 @@ import os
 
 from cielr_core.model_folders import MODEL_FOLDERS, find_in_folders, subfolders
 
+from . import comfy_internals as comfy
+
 
 def register_model_folders() -> None:
-    try:
-        import folder_paths
-    except ImportError:  # imported outside ComfyUI (pytest imports the repository as a package)
+    if not comfy.comfy_available():  # imported outside ComfyUI (pytest imports the repository as a package)
         return
-
     for key in MODEL_FOLDERS:
-        for path in subfolders(folder_paths.models_dir, key):
-            folder_paths.add_model_folder_path(key, str(path))
+        for path in subfolders(comfy.models_dir(), key):
+            comfy.add_model_folder(key, str(path))
 
 
 def folders(key: str) -> list[str]:
-    import folder_paths
-
-    try:
-        return folder_paths.get_folder_paths(key)
-    except KeyError:
-        return [str(p) for p in subfolders(folder_paths.models_dir, key)]
+    found = comfy.model_folder_paths(key)
+    return found if found is not None else [str(p) for p in subfolders(comfy.models_dir(), key)]
 
 
 def model_choices(key: str, suffixes: tuple[str, ...], defaults: list[str], dirs: bool = False) -> list[str]:

@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-from cielr_core.defaults import BOX_THRESHOLD
+from comfy_api.latest import io
 
-from . import inputs
-from .base import CIELRNode
+from cielr_core import settings as S
+
+from .base import PERCEPTION, CIELRNode, Detector, Scene, Segmenter, out, socket, widget
 from .bridge import comfy_progress, single_image, to_image
 
 
-class CIELRPerceive(CIELRNode):
+class CIELRPerceive(CIELRNode, title="CIELR Perceive", stage=PERCEPTION,
+                    aliases=("detect and segment", "find objects", "grounded sam", "open vocabulary segmentation")):
     """Finds every instance of the given object names (GroundingDINO) and segments each one (SAM). Gives a raw
     scene: objects with ids, boxes and masks. Connect it to Build Scene for relations."""
 
-    FUNCTION = "perceive"
-    OUTPUTS = (("CIELR_SCENE", "scene"), ("IMAGE", "preview"))
+    OUTPUTS = (
+        out(Scene, "scene", "The raw scene: one object per instance found, with id, label, score, box and mask. "
+                            "Connect CIELR Build Scene next for relations."),
+        out(io.Image, "preview", "The photo with every object's mask, box, id and label drawn on it."),
+    )
 
-    INPUTS = {"required": {
-        "image": ("IMAGE", {"tooltip": "The photo to look at (one image; split batches first)."}),
-        "detector": ("CIELR_DETECTOR", {"tooltip": "From CIELR GroundingDINO Loader."}),
-        "segmenter": ("CIELR_SEGMENTER", {"tooltip": "From CIELR SAM Loader."}),
-        "labels": ("STRING", {"multiline": True, "default": "tv, speaker, lamp, sofa, table",
-                              "tooltip": "Object names to find, separated by commas or new lines. "
-                                         "Connect CIELR Propose Labels to let an LLM choose them."}),
-        "box_threshold": ("FLOAT", {"default": BOX_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
-                                    "tooltip": "Minimum detector confidence for a box. Lower finds more, "
-                                               "with more false boxes."}),
-        "text_threshold": inputs.text_threshold(),
-    }}
+    INPUTS = (socket(io.Image, "image", "The photo to look at (one image; split batches first)."),
+              socket(Detector, "detector", "From CIELR GroundingDINO Loader."),
+              socket(Segmenter, "segmenter", "From CIELR SAM Loader."),
+              widget(S.LABELS), widget(S.BOX_THRESHOLD), widget(S.TEXT_THRESHOLD))
 
-    def perceive(self, image, detector, segmenter, labels: str, box_threshold: float, text_threshold: float):
+    @classmethod
+    def execute(cls, image, detector, segmenter, labels: str, box_threshold: float,
+                text_threshold: float) -> io.NodeOutput:
         from cielr_core.perception import perceive
         from cielr_core.scene import render_preview
 
-        rgb = single_image(image, "CIELR Perceive")
-        scene = perceive(rgb, detector.ready(), segmenter.ready(), labels, box_threshold=box_threshold,
+        rgb = single_image(image, cls.TITLE)
+        scene = perceive(rgb, detector, segmenter, labels, box_threshold=box_threshold,
                          text_threshold=text_threshold, progress=comfy_progress())
-        return (scene, to_image(render_preview(rgb, scene)))
+        return io.NodeOutput(scene, to_image(render_preview(rgb, scene)))
 
 
-NODE_CLASS_MAPPINGS = {"CIELRPerceive": CIELRPerceive}
-NODE_DISPLAY_NAME_MAPPINGS = {"CIELRPerceive": "CIELR Perceive"}
+NODES = (CIELRPerceive,)

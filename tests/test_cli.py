@@ -93,7 +93,7 @@ def test_usage_errors_exit_with_status_2():
 # ------------------------------------------------------------------------------- settings
 
 def test_help_does_not_import_torch():
-    # config.py builds --help from cielr_core.defaults; torch (seconds to import) loads only for real work
+    # config.py builds --help from cielr_core.settings; torch (seconds to import) loads only for real work
     script = ("import runpy, sys\nsys.argv = ['cielr_core', 'edit', '--help']\n"
               "try:\n    runpy.run_module('cielr_core', run_name='__main__')\nexcept SystemExit:\n    pass\n"
               "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")

@@ -50,15 +50,15 @@ def test_object_info_lists_the_nodes(comfyui):
     info = comfyui.object_info()
     for node, outputs in NODES.items():
         assert node in info, f"{node} missing from /object_info"
-        assert info[node]["category"] == "CIELR"
+        assert info[node]["category"].startswith("CIELR/")
         assert list(info[node]["output"]) == outputs
         for name, spec in info[node]["input"]["required"].items():
             assert spec[1].get("tooltip"), f"{node}.{name} has no tooltip"
     # the loaders list what is in the model folders
-    gdino_choices = info["CIELRGroundingDINOLoader"]["input"]["required"]["model_name"][0]
+    gdino_choices = info["CIELRGroundingDINOLoader"]["input"]["required"]["model_name"][1]["options"]
     assert json.loads((comfyui.base / "models" / "meta.json").read_text())["gdino"] in gdino_choices
-    assert "tiny_sam.pth" in info["CIELRSAMLoader"]["input"]["required"]["model_name"][0]
-    assert "bert-base-uncased" in info["CIELRGroundingDINOLoader"]["input"]["required"]["text_encoder"][0]
+    assert "tiny_sam.pth" in info["CIELRSAMLoader"]["input"]["required"]["model_name"][1]["options"]
+    assert "bert-base-uncased" in info["CIELRGroundingDINOLoader"]["input"]["required"]["text_encoder"][1]["options"]
 
 
 def test_perception_workflow_runs(comfyui, photo_name):
@@ -96,7 +96,8 @@ def test_missing_model_names_folders_and_server_survives(comfyui, photo_name):
     hidden = sams.with_name("sams-hidden")
     sams.rename(hidden)
     try:
-        assert "sam_vit_b_01ec64.pth" in comfyui.object_info()["CIELRSAMLoader"]["input"]["required"]["model_name"][0]
+        listed = comfyui.object_info()["CIELRSAMLoader"]["input"]["required"]["model_name"][1]["options"]
+        assert "sam_vit_b_01ec64.pth" in listed
         prompt["3"]["inputs"]["model_name"] = "sam_vit_b_01ec64.pth"
         entry = comfyui.run(prompt)
     finally:

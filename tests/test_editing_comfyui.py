@@ -125,13 +125,14 @@ def _check_exact(server, entry: dict) -> None:
     outside = (changed == 255) & (mask == 0)
     assert not outside.any(), f"{outside.sum()} changed pixels lie outside the output MASK"
     assert len(entry["outputs"]["24"]["images"]) == 2  # one preview per action
+    assert len(entry["outputs"]["11"]["images"]) == 2  # and shown on the node
 
 
 def test_object_info_lists_the_editing_nodes(editing_server, sd15_models):
     info = editing_server.object_info()
     for node, outputs in NODES.items():
         assert node in info, f"{node} missing from /object_info"
-        assert info[node]["category"] == "CIELR"
+        assert info[node]["category"].startswith("CIELR/")
         assert list(info[node]["output"]) == outputs
         for name, spec in {**info[node]["input"]["required"], **info[node]["input"].get("optional", {})}.items():
             assert spec[1].get("tooltip"), f"{node}.{name} has no tooltip"
@@ -145,7 +146,7 @@ def test_object_info_lists_the_editing_nodes(editing_server, sd15_models):
                               "sampler", "sigmas", "guider"]
     assert [optional[k][0] for k in ("sampler", "sigmas", "guider")] == ["SAMPLER", "SIGMAS", "GUIDER"]
     assert optional["guidance"][1]["default"] == 0.0 and optional["edit_mode"][1]["default"] == "auto"
-    assert optional["edit_mode"][0] == ["auto", "inpaint", "instruction edit"]
+    assert optional["edit_mode"][1]["options"] == ["auto", "inpaint", "instruction edit"]
     assert sd15_models.checkpoint.name in info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
 
 

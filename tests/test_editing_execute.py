@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cielr_core.defaults import BACKGROUND_PROMPT
 from cielr_core.editing import (
     EditSettings,
     InpaintEngine,
@@ -20,6 +19,7 @@ from cielr_core.plan import Plan, PlanError
 from cielr_core.progress import Progress
 from cielr_core.scene import make_object
 from cielr_core.scene.model import Scene
+from cielr_core.settings import BACKGROUND_PROMPT
 from tests.conftest import CIEBENCH, load_photo
 
 SMALL = {"working_size": 64, "grow": 4, "feather": 4, "context": 16}
@@ -162,7 +162,7 @@ def test_op_defaults_prompts_seeds_and_overrides(photo_scene):
     settings = EditSettings(seed=2**64 - 2, negative="blurry", recolor_denoise=0.45, **SMALL)
     execute_plan(photo, scene, plan, rec, settings)
     r = rec.requests
-    assert [q.prompt for q in r] == [BACKGROUND_PROMPT, "a white wall", "red", "a lamp", "a plant"]
+    assert [q.prompt for q in r] == [BACKGROUND_PROMPT.default, "a white wall", "red", "a lamp", "a plant"]
     assert r[0].negative == "blurry, speaker, picture" and r[1].negative == "blurry, picture"
     assert r[2].negative == "blurry"
     assert [q.denoise for q in r] == [1.0, 1.0, 0.45, 0.8, 1.0]
@@ -277,26 +277,29 @@ def test_node_adapters_without_a_server(photo_scene):
     and the IMAGE round trip that keeps float32 bits."""
     import torch
 
-    from nodes.bridge import single_image
-    from nodes.editing import CIELRActionMask, CIELRPlanFromJSON, _image_tensor
+    from devkit.comfyui import import_comfyui
+
+    import_comfyui()
+    from nodes.bridge import single_image, to_image
+    from nodes.editing import CIELRActionMask, CIELRPlanFromJSON
 
     _, scene = photo_scene
-    (plan,) = CIELRPlanFromJSON().parse(scene, '[{"op": "remove", "targets": [2]}, '
+    (plan,) = CIELRPlanFromJSON.execute(scene, '[{"op": "remove", "targets": [2]}, '
                                                '{"op": "recolor", "targets": [1], "prompt": "red", "strength": 0.3}]')
     assert [a.op for a in plan.actions] == ["remove", "recolor"]
     with pytest.raises(PlanError, match=r"\[7\] that are not in the scene"):
-        CIELRPlanFromJSON().parse(scene, '[{"op": "remove", "targets": [7]}]')
+        CIELRPlanFromJSON.execute(scene, '[{"op": "remove", "targets": [7]}]')
 
-    mask, prompt, negative, denoise = CIELRActionMask().mask(scene, plan, 1, 0, 0, "a wall")
+    mask, prompt, negative, denoise = CIELRActionMask.execute(scene, plan, 1, 0, 0, "a wall")
     assert mask.shape == (1, scene.height, scene.width) and mask.dtype == torch.float32
     assert np.array_equal(mask[0].numpy() > 0, scene.get(2).mask)
     assert (prompt, negative, denoise) == ("a wall", "picture", 1.0)
-    soft, *_ = CIELRActionMask().mask(scene, plan, 2, 6, 4, "a wall")
+    soft, *_ = CIELRActionMask.execute(scene, plan, 2, 6, 4, "a wall")
     values = soft[0].numpy()
     assert values.max() == 1.0 and ((values > 0) & (values < 1)).any() and (values > 0).sum() > scene.get(1).mask.sum()
-    assert CIELRActionMask().mask(scene, plan, 2, 0, 0, "")[3] == 0.3
+    assert CIELRActionMask.execute(scene, plan, 2, 0, 0, "")[3] == 0.3
     with pytest.raises(InputError, match="index 3 is out of range"):
-        CIELRActionMask().mask(scene, plan, 3, 0, 0, "")
+        CIELRActionMask.execute(scene, plan, 3, 0, 0, "")
 
     image = torch.rand(1, 5, 7, 3) * 0.999
-    assert torch.equal(_image_tensor(single_image(image, "x")), image)
+    assert torch.equal(to_image(single_image(image, "x")), image)

@@ -26,9 +26,12 @@ from cielr_core.plan import PlanError, plan_problems
 from cielr_core.reasoning import decompose, propose_labels, refine_scene
 from cielr_core.reasoning.prompts import DECOMPOSE_TASK, LABELS_TASK, MAX_INSTRUCTION, REFINE_TASK, SYSTEM
 from cielr_core.scene import Scene, build_scene, make_object, render_preview, scene_from_detections
+from devkit.comfyui import import_comfyui
 from nodes.bridge import single_image
-from nodes.scene import CIELRBuildScene
 from tests.scenes import box_mask, box_scene
+
+import_comfyui()  # the node classes are built on comfy_api
+from nodes.scene import CIELRBuildScene  # noqa: E402
 
 W, H = 96, 64
 QUOTE = '"""'
@@ -229,12 +232,12 @@ def test_build_scene_node_on_tiny_images(c, size):
     h, w = size
     image = comfy_image(h, w, c)
     before = image.clone()
-    node = CIELRBuildScene()
+    node = CIELRBuildScene
     if c == 5:
         with pytest.raises(InputError, match="5 channels"):
-            node.build(image, one_object_scene(w, h))
+            node.execute(image, one_object_scene(w, h))
     else:
-        scene, text, preview, _ = node.build(image, one_object_scene(w, h))
+        scene, text, preview, _ = node.execute(image, one_object_scene(w, h))
         assert tuple(preview.shape) == (1, h, w, 3) and scene.objects[0].area == 1.0
         assert json.loads(text)["width"] == w
     assert torch.equal(image, before)
@@ -247,7 +250,7 @@ def test_depth_map_with_odd_channels_and_sizes(c, size):
     whatever the channel count; a map of another size is resized to the image."""
     image, depth = comfy_image(6, 8, 3), comfy_image(*size, c, seed=1)
     before = depth.clone()
-    scene, *_ = CIELRBuildScene().build(image, one_object_scene(8, 6, (2, 2, 6, 5)), depth)
+    scene, *_ = CIELRBuildScene.execute(image, one_object_scene(8, 6, (2, 2, 6, 5)), depth)
     assert scene.objects[0].depth is not None and 0.0 <= scene.objects[0].depth <= 1.0
     if size == (1, 1):
         assert scene.objects[0].depth == pytest.approx(float(depth[0, 0, 0, 0]), abs=1e-6)
@@ -257,11 +260,11 @@ def test_depth_map_with_odd_channels_and_sizes(c, size):
 def test_empty_and_batched_images_are_clear_errors():
     for bad in (torch.zeros((1, 0, 5, 3)), torch.zeros((1, 5, 0, 3))):
         with pytest.raises(InputError, match="CIELR Build Scene: image is empty"):
-            CIELRBuildScene().build(bad, one_object_scene(5, 5))
+            CIELRBuildScene.execute(bad, one_object_scene(5, 5))
         with pytest.raises(InputError, match="empty"):
             single_image(bad, "CIELR Perceive")
     with pytest.raises(InputError, match="Image From Batch"):
-        CIELRBuildScene().build(torch.zeros((2, 5, 5, 3)), one_object_scene(5, 5))
+        CIELRBuildScene.execute(torch.zeros((2, 5, 5, 3)), one_object_scene(5, 5))
     with pytest.raises(InputError, match="largest side"):
         to_rgb_uint8(np.zeros((1, 16385, 3), np.uint8))
 

@@ -279,11 +279,11 @@ _NODE_SCRIPT = textwrap.dedent(r'''
     from nodes.loaders import CIELRGroundingDINOLoader, CIELRSAMLoader
     from nodes.llm import CIELRLLMLocal
     calls = {
-        "sam": lambda: CIELRSAMLoader().load("sam_vit_b_01ec64.pth", "cpu"),
-        "gdino file": lambda: CIELRGroundingDINOLoader().load("groundingdino_swint_ogc.pth",
+        "sam": lambda: CIELRSAMLoader.execute("sam_vit_b_01ec64.pth", "cpu"),
+        "gdino file": lambda: CIELRGroundingDINOLoader.execute("groundingdino_swint_ogc.pth",
                                                               "bert-base-uncased", "cpu"),
-        "gdino folder": lambda: CIELRGroundingDINOLoader().load("grounding-dino-tiny", "bert-base-uncased", "cpu"),
-        "llm folder": lambda: CIELRLLMLocal().load("tiny-chat", "cpu", 0.0, 0, 64),
+        "gdino folder": lambda: CIELRGroundingDINOLoader.execute("grounding-dino-tiny", "bert-base-uncased", "cpu"),
+        "llm folder": lambda: CIELRLLMLocal.execute("tiny-chat", "cpu", 0.0, 0, 64),
     }
     out = {}
     for name, call in calls.items():

@@ -48,8 +48,11 @@ from cielr_core.scene import (
     scene_to_text,
 )
 from cielr_core.scene.json_io import MAX_OBJECTS
-from nodes.editing import CIELRActionMask, CIELRPlanFromJSON
+from devkit.comfyui import import_comfyui
 from tests.scenes import box_scene
+
+import_comfyui()  # the node classes are built on comfy_api
+from nodes.editing import CIELRActionMask, CIELRPlanFromJSON  # noqa: E402
 
 FUZZ = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -66,8 +69,8 @@ def _scene() -> Scene:
 SCENE = _scene()
 IDS = sorted(o.id for o in SCENE.objects)
 BLANK = np.zeros((H, W, 3), np.uint8)
-PARSE = CIELRPlanFromJSON().parse
-ACTION_MASK = CIELRActionMask().mask
+PARSE = CIELRPlanFromJSON.execute
+ACTION_MASK = CIELRActionMask.execute
 
 # ------------------------------------------------------------------------------ strategies
 

@@ -12,14 +12,12 @@ import torch
 
 from cielr_core.llm.base import LLMError
 from devkit.comfy_nodes.textgen import TextGenCLIP
-from nodes.llm_clip import (
-    ClipGenerate,
-    _first_sequence,
-    can_generate,
-    reads_images,
-    require_generation,
-    takes_system_prompt,
-)
+from devkit.comfyui import import_comfyui
+from nodes.comfy_internals import can_generate
+from nodes.comfy_internals import first_sequence as _first_sequence
+
+import_comfyui()  # the node classes are built on comfy_api
+from nodes.llm_clip import ClipGenerate, reads_images, require_generation, takes_system_prompt  # noqa: E402
 
 
 class Plain:

@@ -59,7 +59,7 @@ def events(log) -> list[dict]:
 
 def test_object_info_lists_the_node(server):
     info = server.object_info()["CIELRLLMFromCLIP"]
-    assert info["category"] == "CIELR" and list(info["output"]) == ["CIELR_LLM"]
+    assert info["category"] == "CIELR/reasoning" and list(info["output"]) == ["CIELR_LLM"]
     assert list(info["input"]["required"]) == ["clip", "temperature", "seed", "max_tokens"]
     for name, spec in info["input"]["required"].items():
         assert spec[1].get("tooltip"), f"{name} has no tooltip"

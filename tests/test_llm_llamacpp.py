@@ -119,6 +119,9 @@ def test_without_llama_cpp_a_gguf_runs_on_transformers_and_says_so(smollm2_gguf,
 
 
 def test_node_tooltip_says_what_transformers_costs_without_llama_cpp(monkeypatch):
+    from devkit.comfyui import import_comfyui
+
+    import_comfyui()
     from nodes.llm import _model_tip
 
     assert "llama.cpp" in _model_tip() and "not installed" not in _model_tip()
@@ -217,12 +220,12 @@ _NODE_SCRIPT = textwrap.dedent(r'''
     from cielr_core.reasoning import LabelList
     from cielr_core.reasoning.prompts import labels_messages
     from nodes.llm import CIELRLLMLocal
-    (llm,) = CIELRLLMLocal().load("smollm2.gguf", "auto", 0.0, 0, 128)
+    (llm,) = CIELRLLMLocal.execute("smollm2.gguf", "auto", 0.0, 0, 128)
     model = llm.managed.core
     ask = lambda: llm.complete(labels_messages("remove the cup", 3), LabelList).labels
-    out = {"backend": llm.llm.backend, "first": ask()}
+    out = {"backend": llm.target.backend, "first": ask()}
     out["registered"] = any(m.model is llm.managed.patcher for m in mm.current_loaded_models)
-    out["loaded"] = model.is_loaded and llm.llm.llama is model
+    out["loaded"] = model.is_loaded and llm.target.llama is model
     mm.free_memory(1e30, mm.get_torch_device())  # the diffusion model asks for every byte
     out["freed"] = not model.is_loaded
     out["again"] = ask()
@@ -253,14 +256,14 @@ _THREE_MODELS_SCRIPT = textwrap.dedent(r'''
     reads = []
     read = local._read
     local._read = lambda path, dtype: reads.append(path) or read(path, dtype)  # every copy of weights read
-    node = CIELRLLMLocal()
+    node = CIELRLLMLocal
     ask = lambda llm: llm.complete(labels_messages("remove the cup", 3), LabelList).labels
-    llms = [node.load(name, "cpu", 0.0, 0, 400)[0] for name in ("first", "second", "third")]
+    llms = [node.execute(name, "cpu", 0.0, 0, 400)[0] for name in ("first", "second", "third")]
     answers = [ask(llm) for llm in llms]
-    again = node.load("first", "cpu", 0.7, 1, 400)[0]  # other settings, the same file
+    again = node.execute("first", "cpu", 0.7, 1, 400)[0]  # other settings, the same file
     ask(again)
     out = {"reads": len(reads), "files": len(set(reads)), "first_again": ask(llms[0]) == answers[0],
-           "shared": again.llm.model is llms[0].managed.core.model, "library_cache": len(local._SHARED),
+           "shared": again.target.model is llms[0].managed.core.model, "library_cache": len(local._SHARED),
            "registered": sum(any(m.model is llm.managed.patcher for m in mm.current_loaded_models) for llm in llms)}
     print("RESULT " + json.dumps(out))
 ''')
@@ -287,18 +290,18 @@ _THREE_GGUF_SCRIPT = textwrap.dedent(r'''
     opens = []
     open_ = llamacpp._open
     llamacpp._open = lambda *key: opens.append(key[0]) or open_(*key)  # every copy of a model opened
-    node = CIELRLLMLocal()
+    node = CIELRLLMLocal
     ask = lambda llm: llm.complete(labels_messages("remove the cup", 3), LabelList).labels
-    llms = [node.load(name, "cpu", 0.0, 0, 128)[0] for name in ("first.gguf", "second.gguf", "third.gguf")]
+    llms = [node.execute(name, "cpu", 0.0, 0, 128)[0] for name in ("first.gguf", "second.gguf", "third.gguf")]
     answers = [ask(llm) for llm in llms]
-    again = node.load("first.gguf", "cpu", 0.7, 1, 128)[0]  # other settings, the same file
+    again = node.execute("first.gguf", "cpu", 0.7, 1, 128)[0]  # other settings, the same file
     ask(again)
-    usage = llms[0].llm.usage
+    usage = llms[0].target.usage
     before = (usage.prompt_tokens, usage.prompt_evaluated)
     out = {"first_again": ask(llms[0]) == answers[0],
            "reused": usage.prompt_evaluated - before[1] < usage.prompt_tokens - before[0]}
     out |= {"opens": len(opens), "files": len(set(opens)),
-           "shared": again.llm.llama is llms[0].managed.core, "open": sum(m.managed.core.is_loaded for m in llms),
+           "shared": again.target.llama is llms[0].managed.core, "open": sum(m.managed.core.is_loaded for m in llms),
            "library_cache": len(local._SHARED_LLAMA),
            "registered": sum(any(m.model is llm.managed.patcher for m in mm.current_loaded_models) for llm in llms)}
     print("RESULT " + json.dumps(out))

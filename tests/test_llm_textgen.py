@@ -87,6 +87,9 @@ def test_a_plan_from_the_test_clip_over_smollm2(smollm2_gguf, tmp_path):
     import json
 
     from devkit.comfy_nodes.textgen import TextGenCLIP
+    from devkit.comfyui import import_comfyui
+
+    import_comfyui()  # the node classes are built on comfy_api
     from nodes.llm_clip import ClipGenerate
 
     clip = TextGenCLIP(smollm2_gguf, log_file=str(tmp_path / "clip.log"))

@@ -28,8 +28,14 @@ def hiding(*packages: str) -> dict[str, str]:
     return {"PYTHONPATH": pythonpath, "CIELR_TEST_HIDE": ",".join(packages)}
 
 
+# The nodes are built on ComfyUI's comfy_api: a child that loads the pack as ComfyUI does has ComfyUI's
+# packages importable (outside ComfyUI the pack registers nothing)
+WITH_COMFYUI = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+                "from devkit.comfyui import import_comfyui; import_comfyui()\n")
+
+
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tempfile.gettempdir(),
+    return subprocess.run([sys.executable, "-c", WITH_COMFYUI + textwrap.dedent(code)], cwd=tempfile.gettempdir(),
                           capture_output=True, text=True, timeout=300, check=False)
 
 

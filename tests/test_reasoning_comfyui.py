@@ -113,12 +113,12 @@ def test_object_info_lists_the_reasoning_nodes(server):
     info = server.object_info()
     for node, outputs in NODES.items():
         assert node in info, f"{node} missing from /object_info"
-        assert info[node]["category"] == "CIELR"
+        assert info[node]["category"].startswith("CIELR/")
         assert list(info[node]["output"]) == outputs
         for section in ("required", "optional"):
             for name, spec in info[node]["input"].get(section, {}).items():
                 assert spec[1].get("tooltip"), f"{node}.{name} has no tooltip"
-    assert "tiny-llama" in info["CIELRLLMLocal"]["input"]["required"]["model"][0]
+    assert "tiny-llama" in info["CIELRLLMLocal"]["input"]["required"]["model"][1]["options"]
     remote_inputs = info["CIELRLLMRemote"]["input"]["required"]
     assert list(remote_inputs)[:6] == ["base_url", "model", "api_key_env", "temperature", "seed", "timeout"]
     assert "NAME" in remote_inputs["api_key_env"][1]["tooltip"]

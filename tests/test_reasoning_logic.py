@@ -533,16 +533,19 @@ def test_fault_prompt_injection_ends_in_a_valid_plan_or_a_clear_error(scripted_s
 # ------------------------------------------------------------------------------ the LLM node (no server)
 
 def test_remote_llm_node_reuses_its_backend_and_refuses_a_key_in_the_name_field():
+    from devkit.comfyui import import_comfyui
+
+    import_comfyui()
     from nodes.llm import CIELRLLMRemote
 
-    node = CIELRLLMRemote()
+    node = CIELRLLMRemote
     args = ("http://127.0.0.1:1/v1", "m", "", 0.0, 0, 30.0, False)
-    (first,) = node.connect(*args)
-    (again,) = node.connect(*args)
-    (other,) = node.connect("http://127.0.0.1:1/v1", "m", "", 0.0, 1, 30.0, False)
+    (first,) = node.execute(*args)
+    (again,) = node.execute(*args)
+    (other,) = node.execute("http://127.0.0.1:1/v1", "m", "", 0.0, 1, 30.0, False)
     assert first is again, "the backend remembers which answer format the server takes"
     assert other is not first and other.seed == 1
     key = "sk-" + "a1b2c3d4" * 5
     with pytest.raises(InputError, match="NAME of an environment variable") as info:
-        node.connect("http://127.0.0.1:1/v1", "m", key, 0.0, 0, 30.0, False)
+        node.execute("http://127.0.0.1:1/v1", "m", key, 0.0, 0, 30.0, False)
     assert key not in str(info.value)

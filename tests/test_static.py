@@ -103,13 +103,44 @@ def test_the_product_never_imports_the_devkit():
     assert _imports_of("tests", "devkit")  # the check above does find imports where there are some
 
 
+# ComfyUI's own top-level modules and packages besides its documented comfy_api
+COMFY_INTERNALS = ("comfy", "comfy_extras", "comfy_execution", "comfy_config", "comfy_api_nodes", "folder_paths",
+                   "latent_preview", "node_helpers", "server", "execution", "app", "comfyui_version")
+INTERNALS_MODULE = REPO / "nodes" / "comfy_internals.py"
+_INTERNAL_USE = re.compile(rf"^\s*(from|import)\s+({'|'.join(COMFY_INTERNALS)})(\.|\s|$)"
+                           rf"|(import_module|__import__)\(\s*[\"']({'|'.join(COMFY_INTERNALS)})(\.|[\"'])")
+
+
+def _internal_uses(path) -> list[str]:
+    return [f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+            for n, line in enumerate(path.read_text().splitlines(), 1) if _INTERNAL_USE.search(line)]
+
+
+def test_comfyui_internals_are_used_in_one_module_only():
+    """Everything the pack uses of ComfyUI outside comfy_api goes through nodes/comfy_internals.py, so a
+    change upstream is met in one place (and the library never imports ComfyUI at all)."""
+    paths = [REPO / "__init__.py", *(REPO / "nodes").rglob("*.py"), *(REPO / "cielr_core").rglob("*.py")]
+    uses = [use for path in paths if path != INTERNALS_MODULE for use in _internal_uses(path)]
+    assert not uses, "ComfyUI internals outside nodes/comfy_internals.py:\n" + "\n".join(uses)
+    assert len(_internal_uses(INTERNALS_MODULE)) >= 8  # the check finds imports where there are some
+
+
+def test_the_internals_check_catches_each_way_of_importing():
+    for line in ("import comfy.sample", "from comfy import model_management", "    import folder_paths",
+                 "import latent_preview as lp", "from node_helpers import conditioning_set_values",
+                 "from comfy_extras.nodes_mask import x", "importlib.import_module('comfy.utils')"):
+        assert _INTERNAL_USE.search(line), line
+    for line in ("from comfy_api.latest import io", "import comfyui_frontend_package", "from . import comfy_internals"):
+        assert not _INTERNAL_USE.search(line), line
+
+
 # The library's rooms by floor, bottom up. A module imports (at the top or inside a function) only
 # from floors below its own, or from its own room. A room is a module or package under cielr_core/
 # ("" is the package itself); a dotted name ("cli.edit") puts one module of a package on a floor of
 # its own. A new module goes on a floor here.
 FLOORS = (
     ("", "errors"),
-    ("images", "weights", "labels", "cache", "progress", "defaults", "model_folders", "dependencies"),
+    ("images", "weights", "labels", "cache", "progress", "settings", "model_folders", "dependencies"),
     ("scene", "llm", "runs"),
     ("plan", "perception", "evaluation"),
     ("verdict", "reasoning", "config"),

@@ -130,11 +130,25 @@ def test_every_stored_generate_text_call_binds_to_the_test_clip(section):
     assert "tokenize" in seen and "decode" in seen
 
 
+INTERNALS = REPO / "nodes" / "comfy_internals.py"
+GENERATION = ("can_generate", "generation_tokens", "generate_text", "first_sequence")
+
+
+def _generation_calls() -> ast.Module:
+    """The functions of nodes/comfy_internals.py through which the adapter calls a CLIP that generates (the
+    module's other CLIP calls, for conditioning, follow another contract)."""
+    tree = ast.parse(INTERNALS.read_text())
+    found = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in GENERATION]
+    assert len(found) == len(GENERATION), [n.name for n in found]
+    return ast.Module(body=found, type_ignores=[])
+
+
 def test_the_adapter_calls_only_what_every_core_with_generation_accepts():
-    """nodes/llm_clip.py passes each CLIP method only keywords that every stored core version takes:
-    generate's and decode's by their signatures, tokenize's (which hands ``**kwargs`` to the model's
-    tokenizer) those that the newest Generate Text node passes."""
-    tree = ast.parse((REPO / "nodes" / "llm_clip.py").read_text())
+    """The adapter (its CLIP calls live in nodes/comfy_internals.py, section "text generation by a CLIP") passes
+    each CLIP method only keywords that every stored core version takes: generate's and decode's by their
+    signatures, tokenize's (which hands ``**kwargs`` to the model's tokenizer) those that the newest Generate Text
+    node passes."""
+    tree = _generation_calls()
     newest_tokenize = {k.arg for k in calls(ast.Module(body=TEXT_GENERATE[0].statements, type_ignores=[]),
                                             "tokenize")[0].keywords}
     for method in ("tokenize", "generate", "decode"):
@@ -152,7 +166,7 @@ def test_the_adapter_calls_only_what_every_core_with_generation_accepts():
 
 
 def test_the_adapter_detects_the_feature_without_version_numbers():
-    source = (REPO / "nodes" / "llm_clip.py").read_text()
+    source = (REPO / "nodes" / "llm_clip.py").read_text() + INTERNALS.read_text()
     assert "callable(getattr(clip, name, None))" in source
     assert not re.search(r"comfyui_version|__version__|version_info", source)
 

@@ -155,24 +155,10 @@ def check_llm_reachable(llm: Any) -> None:
 
 
 def pipeline_settings(settings: Settings) -> Any:
-    from ..editing import EditSettings
+    """The library's settings from the resolved options (checked against the schema when resolved)."""
     from ..pipeline import PipelineSettings
 
-    edit = EditSettings(seed=settings.edit_seed, grow=settings.edit_grow, feather=settings.edit_feather,
-                        context=settings.edit_context, working_size=settings.edit_working_size,
-                        background_prompt=settings.edit_background_prompt, negative=settings.edit_negative,
-                        recolor_denoise=settings.edit_recolor_denoise, candidates=settings.edit_candidates,
-                        retries=settings.edit_retries)
-    problems = edit.problems()
-    if settings.edit_steps < 1 or settings.edit_steps > 1000:
-        problems.append(f"steps must be between 1 and 1000, got {settings.edit_steps}")
-    if problems:
-        raise InputError("inpainting settings out of range:\n" + "\n".join(f"  - {p}" for p in problems))
-    return PipelineSettings(extra_labels=settings.perception_labels,
-                            box_threshold=settings.perception_box_threshold,
-                            text_threshold=settings.perception_text_threshold,
-                            max_rounds=settings.perception_max_rounds, edit=edit, verify=settings.edit_verify,
-                            judge=settings.edit_judge)
+    return PipelineSettings.of(settings.by_setting(PERCEPTION_OPTIONS + EDIT_OPTIONS))
 
 
 def load_perception(paths: tuple[Path, Path | None, Path], device: str) -> tuple[Any, Any]:
@@ -187,7 +173,7 @@ def load_engine(path: Path, config: Path | None, settings: Settings, device: str
     from ..editing.engine import SamplerSettings
 
     pipe = load_inpaint_pipeline(path, config, device=device)
-    return DiffusersEngine(pipe, SamplerSettings(steps=settings.edit_steps, cfg=settings.edit_cfg))
+    return DiffusersEngine(pipe, SamplerSettings.of(settings.by_setting(EDIT_OPTIONS)))
 
 
 def read_image(path: str) -> Any:

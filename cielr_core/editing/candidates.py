@@ -27,12 +27,10 @@ import numpy as np
 from ..plan import Action
 from ..progress import Progress
 from ..scene.model import Scene
+from ..settings import SAMPLING_SEED_MAX
 from ..verdict import ActionVerifier, Verdict
 from . import stitch
 
-SEED_MASK = 0xFFFF_FFFF_FFFF_FFFF
-MAX_CANDIDATES = 8
-MAX_RETRIES = 4
 RECOLOR_DENOISE_STEP = 0.15  # per retry round
 GROW_STEP = 8  # pixels, at least, per retry round
 STRONGER = ("clearly visible", "sharp, detailed, well lit")
@@ -115,7 +113,7 @@ def choose(running: np.ndarray, action: Action, scene: Scene, sample, verifier: 
         for k in range(candidates):
             progress.check()  # cancel between candidates
             start = time.perf_counter()
-            s = (seed + r * candidates + k) & SEED_MASK
+            s = (seed + r * candidates + k) & SAMPLING_SEED_MAX
             sampled = sample(v, s)
             if verifier is None:
                 verdict = Verdict.not_verified(NOT_VERIFIED)

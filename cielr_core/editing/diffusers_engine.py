@@ -20,6 +20,7 @@ import torch
 from ..errors import CheckpointError, InputError, ModelNotFoundError
 from ..dependencies import require
 from ..progress import NO_PROGRESS, Progress
+from ..settings import SAMPLING_SEED_MAX
 from ..weights import unsafe_pickle
 from .engine import InpaintRequest, SamplerSettings
 
@@ -81,6 +82,8 @@ def _refusing_pickles(path: Path, expected: str):
 class DiffusersEngine:
     """``InpaintEngine`` over a diffusers inpainting pipeline."""
 
+    working_size = 512  # the SD1.5 and SD2 inpainting models it loads were trained at 512
+
     def __init__(self, pipe: Any, settings: SamplerSettings = SamplerSettings(), progress: Progress = NO_PROGRESS):
         self.pipe = pipe
         self.settings = settings
@@ -104,7 +107,7 @@ class DiffusersEngine:
         self.calls += 1
         image = torch.from_numpy(np.ascontiguousarray(request.image)).permute(2, 0, 1)[None]
         mask = torch.from_numpy(np.ascontiguousarray(request.mask))[None, None]
-        generator = torch.Generator(device="cpu").manual_seed(int(request.seed) & 0xFFFF_FFFF_FFFF_FFFF)
+        generator = torch.Generator(device="cpu").manual_seed(int(request.seed) & SAMPLING_SEED_MAX)
 
         def on_step(pipe, step, timestep, kwargs):
             self.progress.check()  # cancel between sampling steps

@@ -7,25 +7,39 @@ untouched pixels never depends on an engine.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..defaults import CFG, STEPS
+from .. import settings as S
 
 
 @dataclass(frozen=True)
 class SamplerSettings:
     """How an engine samples, for every action of a plan. The diffusers engine reads ``steps`` and
-    ``cfg`` (its pipeline brings its own scheduler); the ComfyUI engine reads them all."""
+    ``cfg`` (its pipeline brings its own scheduler); the ComfyUI engine reads them all. Ranges,
+    defaults and help in ``cielr_core.settings``."""
 
-    steps: int = STEPS
-    cfg: float = CFG  # the node always passes its own cfg input (default 7.0, as ComfyUI's KSampler)
-    sampler: str = "euler"
+    steps: int = S.STEPS.default
+    cfg: float = S.CFG.default
+    sampler_name: str = "euler"  # ComfyUI's sampler and scheduler names (the node lists them)
     scheduler: str = "normal"
-    guidance: float = 0.0  # distilled guidance for models that read it; 0 = the family's default
-    edit_mode: str = "auto"  # "auto" | "inpaint" | "instruction edit"
+    guidance: float = S.GUIDANCE.default  # distilled guidance for models that read it; 0 = the family's default
+    edit_mode: str = S.EDIT_MODE.default
+
+    def __post_init__(self):
+        S.check_all(self, FIELDS, "sampler settings")
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> SamplerSettings:
+        """The settings ``values`` names (by setting name, as the nodes' inputs name them; other names
+        are ignored), defaults for the rest."""
+        return S.record(cls, values)
+
+
+FIELDS = (S.STEPS, S.CFG, S.GUIDANCE, S.EDIT_MODE)
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,8 @@ class InpaintRequest:
 @runtime_checkable
 class InpaintEngine(Protocol):
     multiple: int  # width and height of requests are multiples of this (the VAE's downscale x patch size)
+    # engines may say ``working_size``: the side their model was trained at, used when the edit
+    # settings leave it on auto (0); 512 otherwise
     # engines that drive instruction-edit models set ``instructions = True``: they read
     # ``InpaintRequest.instruction`` instead of the prompt, and reports show it
 

@@ -7,12 +7,15 @@ in ``prepare`` (which needs no image, so a mask can be made from the scene and p
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..defaults import BACKGROUND_PROMPT, CONTEXT, FEATHER, GROW, RECOLOR_DENOISE, WORKING_SIZE
+from .. import settings as S
 from ..errors import InputError
 from ..images import MAX_SIDE
 from ..plan import Action, Plan, validate_plan
@@ -21,50 +24,46 @@ from ..scene.masks import mask_box
 from ..scene.model import Scene, check_same_size
 from ..verdict import ActionVerifier, Verdict
 from . import regions, stitch
-from .candidates import (
-    MAX_CANDIDATES,
-    MAX_RETRIES,
-    SEED_MASK,
-    Attempt,
-    Sample,
-    Variant,
-    choose,
-    grown_settings,
-)
+from .candidates import Attempt, Sample, Variant, choose, grown_settings
 from .engine import InpaintEngine, InpaintRequest
 from .instructions import instruction
 
-OP_DENOISE = {"remove": 1.0, "replace": 1.0, "add": 1.0, "recolor": RECOLOR_DENOISE}
+OP_DENOISE = {"remove": 1.0, "replace": 1.0, "add": 1.0, "recolor": S.RECOLOR_DENOISE.default}
 
 
 @dataclass(frozen=True)
 class EditSettings:
-    seed: int = 0
-    grow: int = GROW
-    feather: int = FEATHER
-    context: int = CONTEXT
-    working_size: int = WORKING_SIZE
-    background_prompt: str = BACKGROUND_PROMPT  # remove without a prompt of its own
-    negative: str = ""
-    recolor_denoise: float = RECOLOR_DENOISE
-    candidates: int = 1  # samples per action; the best verdict is kept (needs a verifier)
-    retries: int = 0  # rounds with a grown mask / higher denoise / firmer prompt when every candidate failed
+    """How a plan is executed; ranges, defaults and help in ``cielr_core.settings``."""
+
+    seed: int = S.SAMPLING_SEED.default
+    grow: int = S.GROW.default
+    feather: int = S.FEATHER.default
+    context: int = S.CONTEXT.default
+    working_size: int = S.WORKING_SIZE.default  # 0 = auto: the engine's own (its model family's) size
+    background_prompt: str = S.BACKGROUND_PROMPT.default  # remove without a prompt of its own
+    negative: str = S.NEGATIVE.default
+    recolor_denoise: float = S.RECOLOR_DENOISE.default
+    candidates: int = S.CANDIDATES.default  # samples per action; the best verdict is kept (needs a verifier)
+    retries: int = S.RETRIES.default  # rounds with a grown mask / higher denoise / firmer prompt when all failed
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> EditSettings:
+        """The settings ``values`` names (by setting name, as the nodes' inputs and the schema name
+        them; other names are ignored), defaults for the rest."""
+        return S.record(cls, values)
 
     def problems(self) -> list[str]:
-        out = []
-        for name in ("grow", "feather", "context"):
-            v = getattr(self, name)
-            if not (0 <= v <= 4096):
-                out.append(f"{name} must be between 0 and 4096 pixels, got {v}")
-        if not (64 <= self.working_size <= 4096):
-            out.append(f"working_size must be between 64 and 4096, got {self.working_size}")
-        if not (0.0 <= self.recolor_denoise <= 1.0):
-            out.append(f"recolor_denoise must be between 0 and 1, got {self.recolor_denoise}")
-        if not (1 <= self.candidates <= MAX_CANDIDATES):
-            out.append(f"candidates must be between 1 and {MAX_CANDIDATES}, got {self.candidates}")
-        if not (0 <= self.retries <= MAX_RETRIES):
-            out.append(f"retries must be between 0 and {MAX_RETRIES}, got {self.retries}")
-        return out
+        return S.problems(self, FIELDS)
+
+    def for_engine(self, engine: object) -> EditSettings:
+        """``working_size`` 0 (auto) made the engine's own size (512 for an engine that names none)."""
+        if self.working_size != S.WORKING_SIZE.auto:
+            return self
+        return dataclasses.replace(self, working_size=int(getattr(engine, "working_size", 0) or AUTO_SIZE))
+
+
+FIELDS = (S.SAMPLING_SEED, S.GROW, S.FEATHER, S.CONTEXT, S.WORKING_SIZE, S.RECOLOR_DENOISE, S.CANDIDATES, S.RETRIES)
+AUTO_SIZE = 512  # working size of an engine that does not say its own (SD1.5-class models)
 
 
 @dataclass
@@ -159,7 +158,7 @@ class EditResult:
 
 def action_seed(seed: int, index: int) -> int:
     """Action n (1-based) samples with seed + n - 1, so a one-action plan reproduces a plain sampler."""
-    return (int(seed) + index - 1) & SEED_MASK
+    return (int(seed) + index - 1) & S.SAMPLING_SEED_MAX
 
 
 def _prompts(action: Action, scene: Scene, settings: EditSettings) -> tuple[str, str]:
@@ -193,14 +192,12 @@ def check_image(image: np.ndarray, scene: Scene) -> None:
 def prepare(scene: Scene, plan: Plan, settings: EditSettings) -> list[PreparedAction]:
     """Validate the settings and the plan, and decide masks, prompts, seeds and denoise, before any
     sampling. The image is checked apart, by ``check_image``."""
-    problems = settings.problems()
-    if problems:
-        raise InputError("edit settings out of range:\n" + "\n".join(f"  - {p}" for p in problems))
+    S.check_all(settings, FIELDS, "edit settings")
     validate_plan(plan, scene)
     prepared = []
     for n, action in enumerate(plan.actions, 1):
         prompt, negative = _prompts(action, scene, settings)
-        background = "" if settings.background_prompt == BACKGROUND_PROMPT else settings.background_prompt
+        background = "" if settings.background_prompt == S.BACKGROUND_PROMPT.default else settings.background_prompt
         prepared.append(PreparedAction(n, action, regions.action_mask(action, scene), prompt, negative,
                                        action_seed(settings.seed, n), _denoise(action, settings),
                                        instruction(action, scene, background)))
@@ -302,6 +299,7 @@ def execute_plan(image: np.ndarray, scene: Scene, plan: Plan, engine: InpaintEng
     check_image(image, scene)
     if prepared is None:
         prepared = prepare(scene, plan, settings)
+    settings = settings.for_engine(engine)
     running = np.array(image, copy=True)
     union = np.zeros(image.shape[:2], dtype=bool)
     result = EditResult(image=running, mask=union.astype(np.float32))

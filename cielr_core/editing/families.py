@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..settings import EDIT_MODES
+
 IMAGE, VIDEO, AUDIO, THREE_D = "image", "video", "audio", "3D"
 
 
@@ -100,7 +102,6 @@ class EditMode:
         return " + ".join(parts + ["latent noise mask"])
 
 
-EDIT_MODES = ("auto", "inpaint", "instruction edit")
 
 
 def choose_mode(family: Family, takes_mask: bool, requested: str = "auto") -> EditMode:

@@ -16,6 +16,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import settings as S
 from ..errors import CIELRError
 from ..images import to_rgb_uint8
 from .schema import schema_text
@@ -181,6 +182,12 @@ def to_wire(messages: list[Message]) -> list[WireMessage]:
     if not messages:
         raise LLMError("No messages to send: give at least one user message.")
     return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def check_sampling(temperature: float, seed: int, max_tokens: int) -> None:
+    """InputError when a backend's sampling settings are outside what the schema allows."""
+    for setting, value in ((S.TEMPERATURE, temperature), (S.LLM_SEED, seed), (S.LLM_MAX_TOKENS, max_tokens)):
+        setting.check(value)
 
 
 def with_schema_hint(messages: list[WireMessage], schema: type[BaseModel]) -> list[WireMessage]:

@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import settings as S
 from ..cache import LRU
 from ..errors import InputError, ModelNotFoundError
 from ..dependencies import require
 from ..weights import unsafe_pickle
 from . import llamacpp
-from .base import LLMError, Message, T, Usage, WireMessage, complete_with_repair, settings_repr, to_wire
+from .base import LLMError, Message, T, Usage, WireMessage, check_sampling, complete_with_repair, settings_repr, to_wire
 from .llamacpp import LlamaModel
 from .schema import strict_schema
 
@@ -133,17 +134,14 @@ class LocalLLM:
     supports_images = False
 
     def __init__(self, path: str | Path, device: str = "cpu", temperature: float = 0.0, seed: int = 0,
-                 max_new_tokens: int = 512, dtype: str | None = None, backend: str = "auto",
+                 max_new_tokens: int = S.LLM_MAX_TOKENS.default, dtype: str | None = None, backend: str = "auto",
                  weights: LocalWeights | LlamaModel | None = None):
         self.path = Path(path)
         is_gguf = self.path.is_file() and self.path.suffix == ".gguf"
         if not is_gguf and not (self.path / "config.json").is_file():
             raise ModelNotFoundError("Local LLM", ["a folder with config.json", "a .gguf file"], [self.path],
                                      "Hugging Face (an instruct model's folder or GGUF file) into models/LLM")
-        if not 1 <= max_new_tokens <= 32768:
-            raise InputError(f"max_new_tokens must be between 1 and 32768, got {max_new_tokens}")
-        if temperature < 0:
-            raise InputError(f"temperature must be 0 (greedy) or more, got {temperature}")
+        check_sampling(temperature, seed, max_new_tokens)
         self.device = str(device)
         self.temperature = float(temperature)
         self.seed = int(seed)

@@ -25,7 +25,7 @@ import numpy as np
 import requests
 from pydantic import BaseModel
 
-from ..defaults import LLM_MAX_RETRIES, LLM_MAX_TOKENS, LLM_TIMEOUT
+from .. import settings as S
 from ..errors import InputError
 from .base import (
     IMAGE_MAX_SIDE,
@@ -36,6 +36,7 @@ from .base import (
     T,
     Usage,
     WireMessage,
+    check_sampling,
     complete_with_repair,
     fit_image,
     settings_repr,
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 # Tried in this order; a server that rejects one gets the next.
 FORMATS = ("json_schema", "json_object_schema", "json_object", "plain")
-MAX_RETRIES = 5
 # A 4xx naming one of these is a format rejection; a 5xx must name the field itself (llama-cpp-python
 # answers HTTP 500 to a response_format it does not know).
 _FORMAT_WORDS_4XX = ("response_format", "json_schema", "json_object", "schema", "grammar", "format")
@@ -74,15 +74,14 @@ class RemoteLLM:
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "", temperature: float = 0.0,
-                 seed: int = 0, timeout: float = LLM_TIMEOUT, max_retries: int = LLM_MAX_RETRIES,
-                 max_tokens: int = LLM_MAX_TOKENS,
+                 seed: int = 0, timeout: float = S.LLM_TIMEOUT.default, max_retries: int = S.LLM_MAX_RETRIES.default,
+                 max_tokens: int = S.LLM_MAX_TOKENS.default,
                  vision: bool = False):
         if not base_url.startswith(("http://", "https://")):
             raise InputError(f"base_url must start with http:// or https://, got {base_url!r}")
-        if not 0 < timeout <= 3600:
-            raise InputError(f"timeout must be more than 0 and at most 3600 seconds, got {timeout}")
-        if not 0 <= max_retries <= MAX_RETRIES:
-            raise InputError(f"max_retries must be between 0 and {MAX_RETRIES}, got {max_retries}")
+        S.LLM_TIMEOUT.check(timeout)
+        S.LLM_MAX_RETRIES.check(max_retries)
+        check_sampling(temperature, seed, max_tokens)
         if api_key_env and not api_key_env.replace("_", "").isalnum():
             raise InputError("api_key_env is the NAME of an environment variable (like OPENAI_API_KEY), "
                              "not the key itself; got something that is not a variable name")

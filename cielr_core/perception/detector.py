@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..errors import CheckpointError, InputError
 from ..images import to_rgb_uint8
 from ..labels import clean_labels
 from ..progress import NO_PROGRESS, Progress
+from ..settings import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..weights import load_checkpoint, state_dict_of, strip_prefix, unsafe_pickle
 from . import gdino_configs, gdino_convert
 from .detections import Detections
@@ -178,13 +178,6 @@ def crop_window(within: Sequence[float] | None, width: int, height: int) -> tupl
     return bx0, by0, bx1, by1
 
 
-def _check_threshold(name: str, value: float) -> float:
-    value = float(value)
-    if not (0.0 <= value <= 1.0):
-        raise InputError(f"{name} must be between 0 and 1, got {value}")
-    return value
-
-
 # --- the detector ---------------------------------------------------------------------------
 
 
@@ -217,8 +210,8 @@ class Detector:
         """The forward passes ``detect`` would run for these labels (for progress totals)."""
         return pack_captions(clean_labels(labels), self._count_tokens, self.max_text_len)
 
-    def detect(self, image: np.ndarray, labels: Iterable[str], box_threshold: float = BOX_THRESHOLD,
-               text_threshold: float = TEXT_THRESHOLD, within: Sequence[float] | None = None,
+    def detect(self, image: np.ndarray, labels: Iterable[str], box_threshold: float = BOX_THRESHOLD.default,
+               text_threshold: float = TEXT_THRESHOLD.default, within: Sequence[float] | None = None,
                progress: Progress = NO_PROGRESS, max_detections: int = MAX_DETECTIONS,
                nms_iou: float = NMS_IOU) -> Detections:
         """Boxes for ``labels`` in pixels of ``image``, each with one of the (cleaned) labels.
@@ -229,8 +222,8 @@ class Detector:
         advances once per forward pass (``len(self.captions(labels))`` of them) and may cancel
         between passes. Per-label NMS at ``nms_iou``, then the ``max_detections`` best by score.
         """
-        box_threshold = _check_threshold("box_threshold", box_threshold)
-        text_threshold = _check_threshold("text_threshold", text_threshold)
+        box_threshold = BOX_THRESHOLD.check(float(box_threshold))
+        text_threshold = TEXT_THRESHOLD.check(float(text_threshold))
         captions = self.captions(labels)
         rgb = to_rgb_uint8(image)
         height, width = rgb.shape[:2]

@@ -6,7 +6,6 @@ from typing import Protocol
 
 import numpy as np
 
-from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..errors import InputError
 from ..images import to_rgb_uint8
 from ..labels import clean_labels
@@ -14,6 +13,7 @@ from ..progress import NO_PROGRESS, Progress
 from ..scene import Scene, scene_from_detections
 from ..scene.external import FROM_BOX_SHAPE, MASK_ATTRIBUTE, box_shaped_masks
 from ..scene.model import Box
+from ..settings import BOX_THRESHOLD, TEXT_THRESHOLD
 from .detections import Detections
 
 
@@ -32,7 +32,7 @@ class SegmenterLike(Protocol):
 
 def detect_objects(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike | None,
                    labels: list[str], *,
-                   box_threshold: float = BOX_THRESHOLD, text_threshold: float = TEXT_THRESHOLD,
+                   box_threshold: float = BOX_THRESHOLD.default, text_threshold: float = TEXT_THRESHOLD.default,
                    within: Box | None = None,
                    parent: int | None = None, start_id: int = 1, progress: Progress = NO_PROGRESS) -> Scene:
     """Detect ``labels`` (optionally inside one box) and segment every box; ids start at ``start_id``.
@@ -62,7 +62,7 @@ def detect_objects(image: np.ndarray, detector: DetectorLike, segmenter: Segment
 
 
 def perceive(image: np.ndarray, detector: DetectorLike, segmenter: SegmenterLike, labels: str | list[str], *,
-             box_threshold: float = BOX_THRESHOLD, text_threshold: float = TEXT_THRESHOLD,
+             box_threshold: float = BOX_THRESHOLD.default, text_threshold: float = TEXT_THRESHOLD.default,
              progress: Progress = NO_PROGRESS) -> Scene:
     """The first look at a photo: every instance of every label, as a raw scene."""
     names = clean_labels(labels)

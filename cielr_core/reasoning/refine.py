@@ -28,18 +28,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..defaults import REFINE_ROUNDS
 from ..errors import InputError
 from ..labels import MAX_LABEL_CHARS, clean_labels
 from ..llm import LLM
 from ..progress import NO_PROGRESS, Progress
 from ..scene import Scene, build_scene, merge_objects
 from ..scene.model import Box, SceneObject
+from ..settings import MAX_ROUNDS
 from .answers import verdict_type
 from .exchange import Request, read_answer
 from .prompts import SCENE_CHARS, check_instruction, refine_messages, scene_text
 
-MAX_ROUNDS = 10
 DUPLICATE_IOU = 0.85  # a new object this close to an existing one of the same label adds nothing
 
 Detect = Callable[[list[str], "Box | None"], "Scene | Sequence[SceneObject]"]
@@ -177,7 +176,7 @@ def _round(chain: Refinement, verdict, detect: Detect | None, depth: np.ndarray 
 
 
 def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None, *,
-                 max_rounds: int = REFINE_ROUNDS,
+                 max_rounds: int = MAX_ROUNDS.default,
                  depth: np.ndarray | None = None, scene_chars: int = SCENE_CHARS,
                  progress: Progress = NO_PROGRESS) -> Refinement:
     """Run the chain of scene updates; returns the final scene (relations computed) and the trace.
@@ -189,8 +188,7 @@ def refine_scene(scene: Scene, instruction: str, llm: LLM, detect: Detect | None
     and every detection.
     """
     check_instruction(instruction)
-    if not 0 <= max_rounds <= MAX_ROUNDS:
-        raise InputError(f"max_rounds must be between 0 and {MAX_ROUNDS}, got {max_rounds}")
+    MAX_ROUNDS.check(max_rounds)
     chain = _start(scene, depth, max_rounds)
     if max_rounds == 0:
         return dataclasses.replace(chain, stop=NO_ROUNDS)

@@ -7,7 +7,8 @@ scores, mixed with the judge's when it answered. Without a detector nothing is v
 verdict says "not verified", never "passed".
 
 ``Verifier`` binds the models, so the editing engine can call it per candidate sample (it is an
-``ActionVerifier``); ``verify_plan`` checks a whole plan's result at once (the Verify Edit node).
+``ActionVerifier``); ``verify_plan`` checks a whole plan's result made elsewhere at once (the Verify
+Edit node).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..editing.execute import EditSettings, check_image, grown_mask, prepare
 from ..editing.stitch import crop_window
 from ..errors import InputError
 from ..images import to_rgb_uint8
 from ..perception.perceive import DetectorLike, SegmenterLike
-from ..plan import Action, Plan, validate_plan
+from ..plan import Action, Plan
+from ..progress import NO_PROGRESS, Progress
 from ..scene.masks import check_mask, mask_box
 from ..scene.model import Scene
 from ..verdict import Check, Verdict
@@ -89,13 +92,39 @@ class Verifier:
                              self.settings)
 
 
-def verify_plan(before: np.ndarray, after: np.ndarray, scene: Scene, plan: Plan, edited: list[np.ndarray],
-                verifier: Verifier) -> list[Verdict]:
-    """One verdict per action of a plan executed elsewhere, each judged on the final image."""
-    validate_plan(plan, scene)
-    if len(edited) != len(plan.actions):
-        raise ValueError("one edited mask per action is needed")
-    return [verifier(before, after, a, scene, m) for a, m in zip(plan.actions, edited)]
+@dataclass
+class PlanCheck:
+    """What ``verify_plan`` found: per action, the region it could change and its verdict."""
+
+    masks: list[np.ndarray]  # bool H x W: the action's grown mask
+    verdicts: list[Verdict]
+
+    def report(self, plan: Plan, scene: Scene) -> dict:
+        return plan_report(plan, scene, self.verdicts)
+
+    def preview(self, after: np.ndarray) -> np.ndarray:
+        return verdict_preview(after, self.masks, self.verdicts)
+
+
+def verify_plan(before: np.ndarray, after: np.ndarray, scene: Scene, plan: Plan, verifier: Verifier,
+                edit: EditSettings = EditSettings(), progress: Progress = NO_PROGRESS) -> PlanCheck:
+    """Every action of a plan executed elsewhere (Inpaint Actions, or a sampler graph of one's own driven by
+    Plan To Masks or Action Mask), judged on the final image. Each action's region is its target mask
+    grown as ``edit`` grew it. The plan is checked against the scene, and the images against each other,
+    before anything is looked at; ``progress`` advances per action and may cancel between them."""
+    if before.shape != after.shape:
+        raise InputError(f"the images before and after differ in size ({before.shape[1]}x{before.shape[0]} and "
+                         f"{after.shape[1]}x{after.shape[0]}); compare an edit with the photo it was made from")
+    check_image(before, scene)
+    items = prepare(scene, plan, edit)
+    progress.start(len(items))
+    found = PlanCheck([], [])
+    for item in items:
+        progress.check()
+        found.masks.append(grown_mask(item.mask, edit))
+        found.verdicts.append(verifier(before, after, item.action, scene, found.masks[-1]))
+        progress.advance()
+    return found
 
 
 def overall(verdicts: list[Verdict]) -> Verdict:
@@ -139,5 +168,5 @@ def verdict_preview(after: np.ndarray, masks: list[np.ndarray], verdicts: list[V
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-__all__ = ["NO_DETECTOR", "Verifier", "VerifySettings", "combine", "describe_action", "overall", "plan_report",
-           "prompt_noun", "verdict_preview", "verify_action", "verify_plan"]
+__all__ = ["NO_DETECTOR", "PlanCheck", "Verifier", "VerifySettings", "combine", "describe_action", "overall",
+           "plan_report", "prompt_noun", "verdict_preview", "verify_action", "verify_plan"]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..defaults import BOX_THRESHOLD, TEXT_THRESHOLD
 from ..editing.regions import box_mask
 from ..editing.stitch import Window, crop_window
 from ..images import to_rgb_uint8
@@ -31,6 +30,7 @@ from ..scene.build import make_object
 from ..scene.masks import check_mask, mask_box
 from ..scene.model import Box, Scene
 from ..scene.relations import compute_relations
+from ..settings import BOX_THRESHOLD, TEXT_THRESHOLD, problems
 from ..verdict import Check
 from . import colours
 
@@ -43,8 +43,8 @@ _CUT = re.compile(r",|;|(?<![\w-])(with|on|in|at|that|which|who|under|over|near|
 
 @dataclass(frozen=True)
 class VerifySettings:
-    box_threshold: float = BOX_THRESHOLD  # detector thresholds for the second look
-    text_threshold: float = TEXT_THRESHOLD
+    box_threshold: float = BOX_THRESHOLD.default  # detector thresholds for the second look
+    text_threshold: float = TEXT_THRESHOLD.default
     match_iou: float = 0.5  # a detection this close to an object's old mask is that object
     inside_fraction: float = 0.3  # share of a new object's box inside the edited region
     context: int = 32  # pixels around the edited region the detector sees
@@ -56,9 +56,10 @@ class VerifySettings:
     judge_weight: float = 0.5  # share of the vision judge in the score when it answered
 
     def problems(self) -> list[str]:
-        out = [f"{n} must be between 0 and 1, got {getattr(self, n)}"
-               for n in ("box_threshold", "text_threshold", "match_iou", "inside_fraction", "kept_similarity",
-                         "colour_progress", "shape_iou", "judge_weight") if not 0.0 <= getattr(self, n) <= 1.0]
+        out = problems(self, (BOX_THRESHOLD, TEXT_THRESHOLD))
+        out += [f"{n} must be between 0 and 1, got {getattr(self, n)}"
+                for n in ("match_iou", "inside_fraction", "kept_similarity", "colour_progress", "shape_iou",
+                          "judge_weight") if not 0.0 <= getattr(self, n) <= 1.0]
         if not 0 <= self.context <= 4096:
             out.append(f"context must be between 0 and 4096 pixels, got {self.context}")
         return out
