@@ -11,7 +11,7 @@ from typing import Any
 
 from ..runs.files import write_atomic
 from ..runs.ledger import RUN_FILE
-from ..runs.tables import csv_text, fmt, md_table, stage_stats
+from ..runs.tables import csv_text, fmt, md_table, stage_stats, tally
 from .manifest import Item, Problem
 from .results import LineResult
 
@@ -21,14 +21,7 @@ RUN_FILES = (RUN_FILE, "results.csv", "summary.json", "summary.md")
 
 def summarise(manifest: Path, items: Sequence[Item], problems: Sequence[Problem], results: Sequence[LineResult],
               run: Mapping[str, Any]) -> dict[str, Any]:
-    failures = [{"id": r.id, "stage": r.stage, "reason": r.failure} for r in results if r.failed]
-    by_stage: dict[str, int] = {}
-    for f in failures:
-        by_stage[f["stage"]] = by_stage.get(f["stage"], 0) + 1
-    llm: dict[str, int] = {}
-    for r in results:
-        for k, v in (r.llm or {}).items():
-            llm[k] = llm.get(k, 0) + int(v)
+    failures, by_stage, llm = tally(results)
     done = {r.id for r in results}
     return {"manifest": str(manifest), "lines": len(items) + len(problems), "results": len(results),
             "ok": sum(not r.failed for r in results), "failed": len(failures), "failed_by_stage": by_stage,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..evaluation import PROTOCOL_SIZES, summarise
-from ..runs.tables import stage_stats
+from ..runs.tables import stage_stats, tally
 from .datasets import Problem, Sample
 from .options import BenchOptions
 from .records import TIME_STAGES, SampleRecord
@@ -22,14 +22,7 @@ def summarise_run(records: Sequence[SampleRecord], entries: Sequence[Sample | Pr
                   layout: str, options: BenchOptions, run: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the tables show, from the records (in dataset order)."""
     metrics = _ordered_metrics(summarise(r.result() for r in records)["metrics"])
-    failures = [{"id": r.id, "stage": r.stage, "reason": r.failure} for r in records if r.failed]
-    by_stage: dict[str, int] = {}
-    for f in failures:
-        by_stage[f["stage"]] = by_stage.get(f["stage"], 0) + 1
-    llm: dict[str, int] = {}
-    for r in records:
-        for k, v in (r.llm or {}).items():
-            llm[k] = llm.get(k, 0) + int(v)
+    failures, by_stage, llm = tally(records)
     sessions = list(run.get("sessions", []))
     peaks = [s.get("process_peak_rss_mb") for s in sessions if s.get("process_peak_rss_mb") is not None]
     loads = [s["model_load_seconds"] for s in sessions if s.get("model_load_seconds") is not None]

@@ -80,3 +80,18 @@ def stage_stats(records: Sequence[Any], order: Sequence[str]) -> dict[str, dict[
                       "median": statistics.median(values), "max": max(values), "total": math.fsum(values),
                       "peak_rss_mb": max(peaks) if peaks else None}
     return out
+
+
+def tally(results: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, int]]:
+    """What a run's finished items (records with ``id``, ``failed``, ``stage``, ``failure`` and ``llm``)
+    add up to: the failures in order, their count per stage, and the LLM counters summed."""
+    results = list(results)
+    failures = [{"id": r.id, "stage": r.stage, "reason": r.failure} for r in results if r.failed]
+    by_stage: dict[str, int] = {}
+    for f in failures:
+        by_stage[f["stage"]] = by_stage.get(f["stage"], 0) + 1
+    llm: dict[str, int] = {}
+    for r in results:
+        for k, v in (r.llm or {}).items():
+            llm[k] = llm.get(k, 0) + int(v)
+    return failures, by_stage, llm
