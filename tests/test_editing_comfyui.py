@@ -18,6 +18,7 @@ from PIL import Image
 
 from devkit.comfyui import describe, execution_error
 from tests.conftest import CIEBENCH
+from tests.fixtures.watch import SamplingStep, interrupt, run_watched
 
 pytestmark = pytest.mark.slow
 
@@ -226,35 +227,10 @@ def test_model_vae_mismatch_is_named(editing_server, sd15_models):
 def test_cancel_stops_sampling(editing_server, sd15_models):
     """Cancel stops the node inside sampling (ComfyUI's progress hook raises there), not after it:
     once our node reports its first sampling step over the websocket, POST /interrupt."""
-    import asyncio
-    import uuid
-
-    import aiohttp
-
     prompt = edit_prompt(_gdino(editing_server), sd15_models.checkpoint.name)
     prompt["11"]["inputs"]["steps"] = 1000  # far longer than the test waits
-    client_id = uuid.uuid4().hex
-
-    async def run() -> tuple[dict, int]:
-        async with aiohttp.ClientSession() as session, \
-                session.ws_connect(f"{editing_server.url}/ws?clientId={client_id}") as ws:
-            async with session.post(f"{editing_server.url}/prompt",
-                                    json={"prompt": prompt, "client_id": client_id}) as r:
-                assert r.status == 200, await r.text()
-            steps_seen = 0
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue  # binary preview images
-                event = json.loads(msg.data)
-                if event["type"] == "progress" and event["data"].get("node") == "11":
-                    steps_seen = max(steps_seen, event["data"]["value"])
-                    if steps_seen == 1:
-                        await session.post(f"{editing_server.url}/interrupt")
-                if event["type"] in ("execution_interrupted", "execution_error", "execution_success"):
-                    return event, steps_seen
-        raise AssertionError("the websocket closed before the job ended")
-
-    event, steps_seen = asyncio.run(asyncio.wait_for(run(), timeout=600))
+    first_step = SamplingStep("11", at=1)
+    event, _ = run_watched(editing_server, prompt, first_step, interrupt(editing_server))
     assert event["type"] == "execution_interrupted", event
     assert event["data"]["node_type"] == "CIELRInpaintActions"
-    assert 1 <= steps_seen < 20  # stopped within a few steps of 1000
+    assert 1 <= first_step.highest < 20  # stopped within a few steps of 1000

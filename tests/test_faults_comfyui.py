@@ -6,16 +6,13 @@ API format by the frontend in headless Chromium (tests/test_workflows.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
 import shutil
 import signal
 import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from itertools import count
 
 import numpy as np
@@ -26,11 +23,11 @@ from devkit.comfyui import ComfyServer, describe, execution_error, start_comfyui
 from devkit.llm_servers import start_llama_server, stop_llama_server
 from devkit.sam_models import build_tiny_sam
 from tests.fixtures.llm_servers import Reply, first_enum, schema_name
+from tests.fixtures.watch import executing, interrupt, run_watched
 from tests.fixtures.workflows import TEST_WIDGETS, TWO_ACTIONS, api_prompt, outputs_by_type, saved_image
 
 pytestmark = pytest.mark.slow
 
-ENDED = ("execution_success", "execution_error", "execution_interrupted")
 _fresh = count(1)
 
 
@@ -72,47 +69,6 @@ def edit_prompt(converted: dict, llm_url: str, instruction: str, *, timeout: flo
         "CIELRLLMRemote": {"base_url": llm_url, "model": "scripted", "timeout": timeout, "seed": 3},
         "CIELRRefineScene": {"max_rounds": max_rounds, "box_threshold": 0.0, "text_threshold": 0.0},
     })
-
-
-def run_watched(server: ComfyServer, prompt: dict, trigger: Callable[[dict], bool], action: Callable[[], None],
-                timeout: float = 600) -> tuple[dict, float | None]:
-    """Queue ``prompt`` and follow it on the websocket; the first event for which ``trigger`` holds
-    runs ``action``. Returns the event that ended the job and the seconds from the action to it."""
-    import aiohttp
-
-    client_id = uuid.uuid4().hex
-
-    async def follow() -> tuple[dict, float | None]:
-        async with aiohttp.ClientSession() as session, \
-                session.ws_connect(f"{server.url}/ws?clientId={client_id}", max_msg_size=0) as ws:
-            async with session.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
-                assert r.status == 200, await r.text()
-                prompt_id = (await r.json())["prompt_id"]
-            acted_at = None
-            async for msg in ws:  # (no size limit: "executed" carries the scene JSON, megabytes of RLE)
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue  # binary preview images
-                event = json.loads(msg.data)
-                if (event.get("data") or {}).get("prompt_id", prompt_id) != prompt_id:
-                    continue
-                if acted_at is None and trigger(event):
-                    await asyncio.get_running_loop().run_in_executor(None, action)
-                    acted_at = time.monotonic()
-                if event["type"] in ENDED:
-                    return event, None if acted_at is None else time.monotonic() - acted_at
-        raise AssertionError("the websocket closed before the job ended")
-
-    # in a thread of its own: Playwright's sync API already runs an event loop in this one
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(asyncio.wait_for(follow(), timeout))).result()
-
-
-def executing(node: str) -> Callable[[dict], bool]:
-    return lambda e: e["type"] == "executing" and (e.get("data") or {}).get("node") == node
-
-
-def interrupt(server: ComfyServer) -> Callable[[], None]:
-    return lambda: requests.post(f"{server.url}/interrupt", timeout=30).raise_for_status()
 
 
 def assert_healthy(server: ComfyServer, converted: dict) -> None:

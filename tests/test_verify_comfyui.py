@@ -8,6 +8,7 @@ import json
 import pytest
 
 from devkit.comfyui import describe, execution_error
+from tests.fixtures.watch import SamplingStep, interrupt, run_watched
 from tests.test_editing_comfyui import _check_exact, _gdino, _saved, edit_prompt, editing_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -73,38 +74,10 @@ def test_three_candidates_per_action_exact_outside_the_mask(editing_server, sd15
 def test_cancel_during_the_second_candidate(editing_server, sd15_models):  # noqa: F811
     """Interrupt once the progress bar is inside the second candidate of the first action: the job
     ends as interrupted, before the third candidate."""
-    import asyncio
-    import uuid
-    from concurrent.futures import ThreadPoolExecutor
-
-    import aiohttp
-
     steps = 6
     prompt = best_of_n_prompt(editing_server, sd15_models.checkpoint.name, steps=steps)
-    client_id = uuid.uuid4().hex
-    url = editing_server.url
-
-    async def run() -> tuple[dict, int]:
-        async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/ws?clientId={client_id}") as ws:
-            async with session.post(f"{url}/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
-                assert r.status == 200, await r.text()
-            seen, sent = 0, False
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                event = json.loads(msg.data)
-                if event["type"] == "progress" and event["data"].get("node") == "11":
-                    seen = max(seen, event["data"]["value"])
-                    if seen > steps and not sent:  # the first step of candidate 2
-                        sent = True
-                        await session.post(f"{url}/interrupt")
-                if event["type"] in ("execution_interrupted", "execution_error", "execution_success"):
-                    return event, seen
-        raise AssertionError("the websocket closed before the job ended")
-
-    # a thread of its own: the browser tests' Playwright keeps an event loop running in this one
-    with ThreadPoolExecutor(1) as pool:
-        event, seen = pool.submit(asyncio.run, asyncio.wait_for(run(), timeout=600)).result()
+    second_candidate = SamplingStep("11", at=steps + 1)  # the first step of candidate 2
+    event, _ = run_watched(editing_server, prompt, second_candidate, interrupt(editing_server))
     assert event["type"] == "execution_interrupted", event
     assert event["data"]["node_type"] == "CIELRInpaintActions"
-    assert steps < seen < 2 * steps + 2  # stopped inside candidate 2, never reached candidate 3's end
+    assert steps < second_candidate.highest < 2 * steps + 2  # stopped inside candidate 2, never reached candidate 3's end
