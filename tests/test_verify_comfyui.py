@@ -80,4 +80,5 @@ def test_cancel_during_the_second_candidate(editing_server, sd15_models):  # noq
     event, _ = run_watched(editing_server, prompt, second_candidate, interrupt(editing_server))
     assert event["type"] == "execution_interrupted", event
     assert event["data"]["node_type"] == "CIELRInpaintActions"
-    assert steps < second_candidate.highest < 2 * steps + 2  # stopped inside candidate 2, never reached candidate 3's end
+    # stopped inside candidate 2, never reached candidate 3's end
+    assert steps < second_candidate.highest < 2 * steps + 2
