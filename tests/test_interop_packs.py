@@ -21,6 +21,7 @@ import pytest
 
 from devkit import external_packs as ep
 from devkit.comfyui import describe, execution_error, start_comfyui, stop_comfyui
+from devkit.sam_models import build_tiny_sam
 from tests.conftest import CIEBENCH
 from tests.test_interop_comfyui import LAMP, PHOTO, TABLE, H, W, batch, rect_mask
 
@@ -31,6 +32,7 @@ PACKS = [ep.IMPACT, ep.STORYICON]
 GDINO_SMALL = {"backbone": "swin_T_224_1k", "enc_layers": 1, "dec_layers": 1, "dim_feedforward": 64,
                "num_queries": 50}
 STORYICON_SAM, STORYICON_GDINO = "sam_vit_b (375MB)", "GroundingDINO_SwinT_OGC (694MB)"
+TINY_SAM = "tiny_sam.pth"
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,7 @@ def packs_server(tmp_path_factory, full_sam_vit_b_path, sd15_models):
     for sub in ("sams", "grounding-dino", "checkpoints"):
         (models / sub).mkdir(parents=True)
     (models / "sams" / full_sam_vit_b_path.name).symlink_to(full_sam_vit_b_path)
+    build_tiny_sam(models / "sams" / TINY_SAM)  # for the detector test: any segmenter serves there
     (models / "checkpoints" / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
     bert = build_bert_folder(models / "bert-base-uncased", **TINY_BERT)  # with model.safetensors, as storyicon wants
     cfg = gdino_configs.full_config(GDINO_SMALL)
@@ -161,8 +164,19 @@ def boxes_scene(segmenter: list) -> dict:
                                  "box_format": "x0, y0, x1, y1", "segmenter": segmenter}}}
 
 
+@pytest.fixture(scope="module")
+def our_masks(packs_server, full_sam_vit_b_path) -> np.ndarray:
+    """The masks CIELR SAM Loader gives on the same file (once for both owners)."""
+    ours = boxes_scene(["sam", 0])
+    ours.update({"sam": {"class_type": "CIELRSAMLoader", "inputs": {"model_name": full_sam_vit_b_path.name,
+                                                                   "device": "cpu"}},
+                 "masks": {"class_type": "CIELRSceneToMasks", "inputs": {"scene": ["scene", 0]}},
+                 **save("ours", ["masks", 0])})
+    return tensor(packs_server, run(packs_server, ours), "ours")
+
+
 @pytest.mark.parametrize("owner", ["impact", "storyicon"])
-def test_other_packs_sam_segments_as_cielrs_own_loader(packs_server, full_sam_vit_b_path, owner):
+def test_other_packs_sam_segments_as_cielrs_own_loader(packs_server, full_sam_vit_b_path, our_masks, owner):
     """The same sam_vit_b file through Impact's SAMLoader (AUTO device mode) or storyicon's SAMModelLoader,
     then CIELR Segmenter From SAM_MODEL, gives the masks CIELR SAM Loader gives, and the report says the
     model was used in place."""
@@ -175,28 +189,22 @@ def test_other_packs_sam_segments_as_cielrs_own_loader(packs_server, full_sam_vi
                    "report": {"class_type": "PreviewAny", "inputs": {"source": ["adopt", 1]}},
                    "masks": {"class_type": "CIELRSceneToMasks", "inputs": {"scene": ["scene", 0]}},
                    **save("theirs", ["masks", 0])})
-    ours = boxes_scene(["sam", 0])
-    ours.update({"sam": {"class_type": "CIELRSAMLoader", "inputs": {"model_name": full_sam_vit_b_path.name,
-                                                                   "device": "cpu"}},
-                 "masks": {"class_type": "CIELRSceneToMasks", "inputs": {"scene": ["scene", 0]}},
-                 **save("ours", ["masks", 0])})
-    a, b = run(packs_server, theirs), run(packs_server, ours)
+    a = run(packs_server, theirs)
     report = text(a, "report")
     assert "used as the CIELR segmenter in place on cpu: nothing copied or moved" in report, report
     if owner == "impact":
         assert "owner's device policy (SAMWrapper)" in report
     masks = tensor(packs_server, a, "theirs")
     assert masks.shape == (2, H, W) and masks.any()
-    assert np.array_equal(masks, tensor(packs_server, b, "ours"))
+    assert np.array_equal(masks, our_masks)
 
 
-def test_storyicon_groundingdino_detects_as_cielrs_own_loader(packs_server, full_sam_vit_b_path):
+def test_storyicon_groundingdino_detects_as_cielrs_own_loader(packs_server):
     """storyicon's GroundingDinoModelLoader model, converted by CIELR Detector From GROUNDING_DINO_MODEL, finds
     the same objects as CIELR GroundingDINO Loader on the same file; the report gives the copy's memory."""
     def perceive(detector: dict, extra: dict) -> dict:
         return {"photo": {"class_type": "LoadImage", "inputs": {"image": PHOTO}},
-                "sam": {"class_type": "CIELRSAMLoader", "inputs": {"model_name": full_sam_vit_b_path.name,
-                                                                  "device": "cpu"}},
+                "sam": {"class_type": "CIELRSAMLoader", "inputs": {"model_name": TINY_SAM, "device": "cpu"}},
                 "det": detector, **extra,
                 "perceive": {"class_type": "CIELRPerceive", "inputs": {
                     "image": ["photo", 0], "detector": ["det", 0], "segmenter": ["sam", 0], "labels": "tv, lamp, sofa",
