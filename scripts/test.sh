@@ -12,6 +12,6 @@ source scripts/setup_env.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 # The workers, the ComfyUI servers and the LLM servers they start compute at the same time on few cores;
 # torch's OpenMP threads then spin-wait on cores another process needs. Waiting passively made two
-# concurrent torch processes 2.2x faster here, and one alone no slower (docs/benchmarks.md).
+# concurrent torch processes 2.3x faster here, and one alone no slower (docs/benchmarks.md).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec python -m pytest -n "${CIELR_TEST_WORKERS:-2}" --dist loadgroup -o tmp_path_retention_policy=failed "$@"

@@ -24,7 +24,7 @@ from devkit.llm_servers import start_llama_server, stop_llama_server
 from devkit.sam_models import build_tiny_sam
 from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.watch import executing, interrupt, run_watched
-from tests.fixtures.workflows import TEST_WIDGETS, TWO_ACTIONS, api_prompt, outputs_by_type, saved_image
+from tests.fixtures.workflows import FAST_INPAINT, TEST_WIDGETS, TWO_ACTIONS, api_prompt, outputs_by_type, saved_image
 
 pytestmark = pytest.mark.slow
 
@@ -46,10 +46,7 @@ def converted(page, edit_server, sd15_models) -> dict[str, dict]:
     for, not what a fault test is about)."""
     widgets = {**TEST_WIDGETS, "CIELRGroundingDINOLoader": {"model_name": gdino_name(edit_server)},
                "CheckpointLoaderSimple": {"ckpt_name": sd15_models.checkpoint.name},
-               # one candidate, no retry (the shipped 3 and 1 sample up to 12 times an edit; best of N is
-               # test_verify_comfyui's): a fault is about the job, not the samples
-               "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7, "candidates": 1,
-                                       "retries": 0}}
+               "CIELRInpaintActions": FAST_INPAINT}  # a fault is about the job, not the samples
     return {name: api_prompt(page, name, widgets) for name in ("cielr_perception", "cielr_edit", "cielr_manual_plan")}
 
 

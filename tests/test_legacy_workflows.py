@@ -14,7 +14,7 @@ import pytest
 
 from devkit.comfyui import describe, execution_error
 from tests.conftest import REPO
-from tests.fixtures.workflows import TEST_WIDGETS, TWO_ACTIONS
+from tests.fixtures.workflows import FAST_INPAINT, TEST_WIDGETS, TWO_ACTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -127,9 +127,7 @@ def test_an_old_workflow_runs(edit_server, page, name, sd15_models, llama_server
         "CIELRLLMLocal": {"model": smollm2_gguf.name, "device": "cpu"},
         "CIELRRefineScene": {"max_rounds": 1, "box_threshold": 0.0, "text_threshold": 0.0},
         "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
-        # one candidate, no retry: best of N is test_verify_comfyui's; here the old file's graph runs
-        "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7, "candidates": 1,
-                                "retries": 0},
+        "CIELRInpaintActions": FAST_INPAINT,
         "KSampler": {"steps": 1, "seed": 7},
     }
     if name == "cielr_bring_your_own_masks":  # core KSampler on the whole photo: a small one on the CPU

@@ -20,6 +20,7 @@ from tests.conftest import REPO
 from tests.fixtures.browser import open_comfyui
 from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.workflows import (
+    FAST_INPAINT,
     TEST_WIDGETS,
     TWO_ACTIONS,
     api_prompt,
@@ -161,9 +162,7 @@ def edit_widgets(server, llm: tuple[str, str], smollm2_gguf, checkpoint) -> dict
         "CIELRLLMLocal": {"model": smollm2_gguf.name, "device": "cpu"},
         "CIELRRefineScene": {"max_rounds": 1, "box_threshold": 0.0, "text_threshold": 0.0},
         "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
-        # one candidate, no retry: best of N is proven in test_verify_comfyui; here the graph and its verdicts
-        "CIELRInpaintActions": {"steps": 1, "working_size": 64, "context": 16, "seed": 7, "candidates": 1,
-                                "retries": 0},
+        "CIELRInpaintActions": FAST_INPAINT,  # here the graph and its verdicts
         "KSampler": {"steps": 1, "seed": 7},  # the core sampler nodes a plan drives (cielr_bring_your_own_masks)
     }
 
