@@ -3,13 +3,19 @@
 - ``build_tiny_inpaint_pipeline(folder)``: a tiny diffusers ``StableDiffusionInpaintPipeline`` (UNet
   with 9 input channels, a 4-level VAE that downsamples by 8 like SD's, a 2-layer CLIP text encoder
   with a byte-level tokenizer written deterministically), saved in diffusers layout. Seconds.
-- ``build_sd15_checkpoints(folder)``: full-size SD1.5 checkpoints with random weights, built from
+- ``build_sd15_checkpoints(folder, reduced=False)``: SD1.5 checkpoints with random weights, built from
   ComfyUI's own model classes in a subprocess that imports the ComfyUI install (the test process
-  never imports ``comfy``): a plain SD1.5 (4-channel UNet in fp8, text encoder and VAE in fp16: 1.3
-  GB) and an inpainting one (9-channel UNet, all fp16: 2.1 GB), safetensors in the original
-  single-file layout that CheckpointLoaderSimple (and, for the fp16 one, diffusers) reads, and a VAE
-  with 16 latent channels (an SD3/Flux-like VAE) for the MODEL/VAE mismatch test. Cached in the
-  ``model_cache`` folder; about 20 s per checkpoint the first time.
+  never imports ``comfy``): a plain SD1.5 (4-channel UNet in fp8, text encoder and VAE in fp16) and an
+  inpainting one (9-channel UNet, all fp16), safetensors in the original single-file layout that
+  CheckpointLoaderSimple (and, for the fp16 one, diffusers) reads, and a VAE with 16 latent channels (an
+  SD3/Flux-like VAE) for the MODEL/VAE mismatch test. Full size: 1.3 GB and 2.1 GB, what the benchmarks
+  time. ``reduced``: the UNet keeps SD1.5's keys and what ComfyUI's detection matches (320 channels,
+  768-wide context, no linear projections) but has one res block and 320 channels at every level (73M
+  parameters instead of 860M; text encoder and VAE at full size): 0.5 GB and 0.6 GB, and a sampling step
+  about ten times cheaper, for the tests, which check what the pack does with a model, not its cost.
+- ``build_sd15_inpainting(folder)``: only the full-size inpainting file, for the test that diffusers
+  reads it with the library's SD1.5 config.
+  Each set is cached in the ``model_cache`` folder; seconds to build the first time.
 """
 
 from __future__ import annotations
@@ -99,7 +105,8 @@ def build_tiny_inpaint_pipeline(folder: str | Path, seed: int = TINY_SEED) -> Pa
 _BUILDER = textwrap.dedent(r'''
     import sys, torch
     sys.path.insert(0, sys.argv[1])
-    out_sd15, out_inpaint, out_vae16 = sys.argv[2:5]
+    reduced = sys.argv[2] == "reduced"
+    out_sd15, out_inpaint, out_vae16 = sys.argv[3:6]  # "-": not wanted
     import comfy.cli_args
     comfy.cli_args.args.cpu = True  # before model_management is imported: no GPU probing
     import comfy.ops
@@ -133,6 +140,9 @@ _BUILDER = textwrap.dedent(r'''
                 context_dim=768, num_heads=8, num_head_channels=-1,
                 transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
                 use_temporal_attention=False, use_temporal_resblock=False)
+    if reduced:  # detection matches neither the depths nor the widths of the levels
+        SD15.update(num_res_blocks=[1, 1, 1, 1], channel_mult=[1, 1, 1, 1], transformer_depth=[1, 1, 1, 0],
+                    transformer_depth_output=[1, 1, 1, 1, 1, 1, 0, 0])
 
     def vae_sd(z):
         dd = {"double_z": True, "z_channels": z, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
@@ -147,27 +157,44 @@ _BUILDER = textwrap.dedent(r'''
     # the plain UNet in fp8 (ComfyUI casts it on load, as users' fp8 files); the inpainting one in fp16,
     # the layout diffusers' single-file loader reads too
     for in_channels, path, dtype in ((4, out_sd15, torch.float8_e4m3fn), (9, out_inpaint, torch.float16)):
+        if path == "-":
+            continue
         unet = init(UNetModel(in_channels=in_channels, dtype=torch.float32, device="cpu", operations=ops, **SD15))
         sd = {**half(unet.state_dict(), "model.diffusion_model.", dtype), **shared}
         del unet
         comfy.utils.save_torch_file(sd, path + ".tmp")
         os.replace(path + ".tmp", path)
         del sd
-    comfy.utils.save_torch_file(half(vae_sd(16), ""), out_vae16 + ".tmp")
-    os.replace(out_vae16 + ".tmp", out_vae16)
+    if out_vae16 != "-":
+        comfy.utils.save_torch_file(half(vae_sd(16), ""), out_vae16 + ".tmp")
+        os.replace(out_vae16 + ".tmp", out_vae16)
 ''')
 
 
-@cache
-def build_sd15_checkpoints(folder: str | Path) -> SD15Files:
-    """The full-size random SD1.5 files, built once into the model cache under ``folder``."""
-    names = (SD15_NAME, SD15_INPAINT_NAME, VAE16_NAME)
+def _build(folder: str | Path, name: str, size: str, names: tuple[str, str, str]) -> Path:
+    """The set ``name`` of the files in ``names`` ("-": not built) at ``size``, built once into the cache."""
+    wanted = [n for n in names if n != "-"]
 
     def build(out: Path) -> None:
-        if all((out / n).is_file() for n in names):  # written by a build killed before the rename
+        if all((out / n).is_file() for n in wanted):  # written by a build killed before the rename
             return
-        run_comfy_script(["-c", _BUILDER, str(COMFYUI), *(str(out / n) for n in names)],
-                         "the random SD1.5 checkpoints", timeout=1200)
+        paths = [str(out / n) if n != "-" else "-" for n in names]
+        run_comfy_script(["-c", _BUILDER, str(COMFYUI), size, *paths], "the random SD1.5 checkpoints", timeout=1200)
 
-    out = cached_build(folder, "sd15", (_BUILDER, *names), build)
+    return cached_build(folder, name, (_BUILDER, size, *names), build)
+
+
+@cache
+def build_sd15_checkpoints(folder: str | Path, reduced: bool = False) -> SD15Files:
+    """The random SD1.5 files (full size, or ``reduced`` for the tests), built once into the model cache."""
+    names = (SD15_NAME, SD15_INPAINT_NAME, VAE16_NAME)
+    if reduced:
+        names = tuple(n.replace("sd15-", "sd15-reduced-") for n in names[:2]) + names[2:]
+    out = _build(folder, "sd15-reduced" if reduced else "sd15", "reduced" if reduced else "full", names)
     return SD15Files(*(out / n for n in names))
+
+
+@cache
+def build_sd15_inpainting(folder: str | Path) -> Path:
+    """Only the full-size SD1.5 inpainting file."""
+    return _build(folder, "sd15-inpainting", "full", ("-", SD15_INPAINT_NAME, "-")) / SD15_INPAINT_NAME

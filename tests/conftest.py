@@ -80,7 +80,7 @@ def photo() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def model_cache() -> Path:
-    """Where full-size random-weight checkpoints are kept between runs (they take seconds to build)."""
+    """Where random-weight checkpoints are kept between runs (they take seconds to build)."""
     path = CACHE / "test-models"
     path.mkdir(parents=True, exist_ok=True)
     return path

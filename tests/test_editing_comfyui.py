@@ -1,4 +1,4 @@
-"""The editing nodes inside a real ComfyUI server, with full-size random SD1.5 checkpoints.
+"""The editing nodes inside a real ComfyUI server, with random SD1.5 checkpoints (reduced UNet, devkit/sd_models.py).
 
 The scene comes from the perception nodes with the tiny models (thresholds 0, so objects 1 and 2
 exist), the plan from CIELR Plan From JSON. Exactness is checked inside the graph in float32: two

@@ -246,7 +246,7 @@ def test_missing_pipeline_folder_is_named(tmp_path):
 
 
 @pytest.mark.slow
-def test_single_checkpoint_file_with_a_local_config(sd15_models, tmp_path, photo_scene):
+def test_single_checkpoint_file_with_a_local_config(full_sd15_inpainting, tmp_path, photo_scene):
     """The full-size random SD1.5 inpainting file loads offline from one .safetensors plus a local
     config folder (configs written by the library, tokenizer from ComfyUI's install)."""
     import gc
@@ -257,7 +257,7 @@ def test_single_checkpoint_file_with_a_local_config(sd15_models, tmp_path, photo
     from devkit import COMFYUI
 
     config = write_sd15_config(tmp_path / "sd15-inpainting", COMFYUI / "comfy" / "sd1_tokenizer", in_channels=9)
-    engine = DiffusersEngine.from_path(sd15_models.inpainting, config=config,
+    engine = DiffusersEngine.from_path(full_sd15_inpainting, config=config,
                                        settings=SamplerSettings(steps=1, cfg=5.0))
     try:
         assert engine.pipe.unet.config.in_channels == 9 and engine.multiple == 8

@@ -3,7 +3,7 @@
 Masks are made by core nodes from a real photo (SolidMask + MaskComposite rectangles, a threshold of
 the photo's red channel), SEGS and BBOX lists by the test-only nodes in devkit/comfy_nodes (the
 way Impact Pack and Florence-2 packs build them: Impact itself is not installed here), and the plan
-drives core SetLatentNoiseMask + KSampler with the random full-size SD1.5 checkpoint.
+drives core SetLatentNoiseMask + KSampler with the random (reduced) SD1.5 checkpoint.
 """
 
 from __future__ import annotations

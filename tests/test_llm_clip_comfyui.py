@@ -2,7 +2,7 @@
 
 The CLIP that generates is the test-only TestOnlyTextGenCLIP (devkit/comfy_nodes/textgen.py: upstream's
 tokenize/generate/decode contract over the real SmolLM2 GGUF), since no core newer than 0.3.75 installs
-here; the plain CLIP is 0.3.75's own, from CheckpointLoaderSimple on the random full-size SD1.5 file.
+here; the plain CLIP is 0.3.75's own, from CheckpointLoaderSimple on the random (reduced) SD1.5 file.
 Scenes come from core mask nodes on a real photo (tests/test_interop_comfyui.py's graphs).
 """
 

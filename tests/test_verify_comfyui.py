@@ -1,5 +1,5 @@
 """Verification and best of N inside a real ComfyUI server: the tiny GroundingDINO and SAM, the
-full-size random SD1.5 checkpoint. Graphs and the exactness check come from the editing tests."""
+random (reduced) SD1.5 checkpoint. Graphs and the exactness check come from the editing tests."""
 
 from __future__ import annotations
 
