@@ -37,10 +37,15 @@ def pytest_collection_modifyitems(config, items):
             config.hook.pytest_deselected(items=cuda)
             items[:] = [item for item in items if not item.get_closest_marker("cuda")]
     if getattr(config.option, "loadgroup", False):  # in an xdist worker of a --dist loadgroup run
+        browser = {module(item) for item in items if {"comfyui", "browser"} <= set(item.fixturenames)}
         for item in items:
-            group = xdist_group(item)
+            group = xdist_group(item, browser)
             if group:
                 set_group(item, group)
+
+
+def module(item) -> str:
+    return item.nodeid.split("::")[0]
 
 
 def set_group(item, group: str) -> None:
@@ -56,20 +61,21 @@ def set_group(item, group: str) -> None:
         item._nodeid = nodeid
 
 
-def xdist_group(item) -> str | None:
+def xdist_group(item, browser_modules: set[str]) -> str | None:
     """Tests that share an expensive fixture run in one pytest-xdist worker (``--dist loadgroup``), so it
-    is set up once: every test of the session ComfyUI server in one group, and the tests of a module
-    with a module-scoped fixture of its own (a server, a built model) in the module's group. An
+    is set up once: the tests of the session ComfyUI server in two groups, the modules that drive it
+    from the browser and the others (each worker that runs one starts its own server: the server's
+    tests are half the suite's time, too much for one worker), and the tests of a module with a
+    module-scoped fixture of its own (a server, a built model) in the module's group. An
     ``xdist_group`` mark on a test names its group."""
     mark = item.get_closest_marker("xdist_group")
     if mark:
         return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
     if "comfyui" in item.fixturenames:
-        return "comfyui"
-    module = item.nodeid.split("::")[0]
+        return "comfyui-browser" if module(item) in browser_modules else "comfyui"
     for defs in item._fixtureinfo.name2fixturedefs.values():
-        if any(d.scope == "module" and d.baseid == module for d in defs):
-            return module
+        if any(d.scope == "module" and d.baseid == module(item) for d in defs):
+            return module(item)
     return None
 
 
