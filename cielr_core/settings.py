@@ -17,8 +17,8 @@ and the node's input name (the command line's TOML key may differ; ``config.py``
 are the widest any layer accepts: a value a saved workflow holds stays valid. ``auto`` is a value
 outside the range that means "decided at run time" (working_size 0: the model family's size).
 ``like(GROW, ...)`` declares a setting with another's value facts (type, default, range) and its own
-help, layers and flag. ``ALL`` lists every setting in the order declared (the command line's option
-order).
+help, layers and flag; ``path(...)`` a file or folder only the command line takes. ``ALL`` lists every
+setting in the order declared (the command line's option order).
 
 This module imports nothing heavy: ``--help`` is built from it without loading torch.
 """
@@ -115,12 +115,18 @@ def check_all(record: Any, settings: Iterable[Setting], what: str) -> None:
 
 # ------------------------------------------------------------------------------ the declarations
 
-def flag(group: str, section: str, *, key: str | None = None, flag: str | None = None, metavar: str | None = None,
-         path: bool = False) -> dict:
+def flag(group: str, section: str, *, key: str | None = None, flag: str | None = None,
+         metavar: str | None = None) -> dict:
     """A setting's command-line entry: its option group, TOML table and key (if not the name), flag (if not
-    ``--name``), metavar, and whether it is a file or folder."""
-    named = {"key": key, "flag": flag, "metavar": metavar, "path": path or None}
+    ``--name``) and metavar."""
+    named = {"key": key, "flag": flag, "metavar": metavar}
     return {"group": group, "section": section, **{k: v for k, v in named.items() if v is not None}}
+
+
+def path(name: str, cli: dict, *, help: str) -> Setting:
+    """A file or folder the command line takes (``cli``: its ``flag``): a string, empty for none, read
+    relative to the --config file when it comes from there."""
+    return Setting(name, str, "", help=help, layers=CLI_ONLY, cli={**cli, "path": True})
 
 
 def like(base: Setting, *, help: str, layers: frozenset[str] | None = None, **changes: Any) -> Setting:
@@ -129,8 +135,7 @@ def like(base: Setting, *, help: str, layers: frozenset[str] | None = None, **ch
                                cli=changes.pop("cli", None), **changes)
 
 
-MODELS_DIR = Setting(
-    "dir", str, "", layers=CLI_ONLY, cli=flag("models", "models", flag="--models-dir", metavar="DIR", path=True),
+MODELS_DIR = path("dir", flag("models", "models", flag="--models-dir", metavar="DIR"),
     help="A ComfyUI models folder; model names are looked up in its grounding-dino/, groundingdino/, "
          "bert-base-uncased/, sams/, LLM/, diffusers/ and checkpoints/ sub-folders.")
 CLI_DEVICE = Setting(
@@ -139,16 +144,11 @@ CLI_DEVICE = Setting(
 NODE_DEVICE = Setting(
     "device", str, "auto", choices=("auto", "cpu"), layers=NODE_ONLY,
     help="auto: the device ComfyUI runs models on (the GPU when there is one); cpu: keep it off the GPU.")
-GDINO_FILE = Setting(
-    "grounding_dino", str, "", layers=CLI_ONLY,
-    cli=flag("perception", "models", flag="--gdino", metavar="FILE", path=True),
+GDINO_FILE = path("grounding_dino", flag("perception", "models", flag="--gdino", metavar="FILE"),
     help="GroundingDINO weights (.pth) or Hugging Face folder; default: the official file names in the models folder.")
-TEXT_ENCODER = Setting(
-    "text_encoder", str, "", layers=CLI_ONLY,
-    cli=flag("perception", "models", flag="--text-encoder", metavar="DIR", path=True),
+TEXT_ENCODER = path("text_encoder", flag("perception", "models", flag="--text-encoder", metavar="DIR"),
     help="GroundingDINO's BERT folder (default: bert-base-uncased in the models folder).")
-SAM_FILE = Setting(
-    "sam", str, "", layers=CLI_ONLY, cli=flag("perception", "models", metavar="FILE", path=True),
+SAM_FILE = path("sam", flag("perception", "models", metavar="FILE"),
     help="SAM checkpoint (.pth/.safetensors, any ViT size); default: the official file names in the models folder.")
 EXTRA_LABELS = Setting(
     "extra_labels", str, "", cli=flag("perception", "perception", key="labels", metavar="TEXT"),
@@ -218,8 +218,7 @@ API_KEY_ENV = Setting(
     "api_key_env", str, "", cli=flag("llm", "llm", flag="--llm-key-env", metavar="VAR"),
     help="The NAME of the environment variable that holds the API key (e.g. OPENAI_API_KEY), set where ComfyUI or the "
          "command runs. Never the key itself: only this name is saved. Empty for servers without keys.")
-LOCAL_LLM = Setting(
-    "local", str, "", layers=CLI_ONLY, cli=flag("llm", "llm", flag="--llm-local", metavar="PATH", path=True),
+LOCAL_LLM = path("local", flag("llm", "llm", flag="--llm-local", metavar="PATH"),
     help="A local model instead of a server: a .gguf file or a Hugging Face folder (looked up in the models folder's "
          "LLM/ too).")
 TEMPERATURE = Setting(
@@ -245,12 +244,10 @@ LLM_VISION = Setting(
     "vision", bool, False, cli=flag("llm", "llm", flag="--llm-vision"),
     help="The model reads images (e.g. gpt-4o, llava, qwen2.5-vl): labels are then proposed from the photo too, and "
          "edits can be judged by it.")
-INPAINT_MODEL = Setting(
-    "inpaint", str, "", layers=CLI_ONLY, cli=flag("edit", "models", metavar="PATH", path=True),
+INPAINT_MODEL = path("inpaint", flag("edit", "models", metavar="PATH"),
     help="The inpainting model: a diffusers folder (model_index.json), or one checkpoint file together with "
          "--inpaint-config.")
-INPAINT_CONFIG = Setting(
-    "inpaint_config", str, "", layers=CLI_ONLY, cli=flag("edit", "models", metavar="DIR", path=True),
+INPAINT_CONFIG = path("inpaint_config", flag("edit", "models", metavar="DIR"),
     help="For a single checkpoint file: a local folder with the pipeline's config files in diffusers layout (nothing "
          "is downloaded).")
 SAMPLING_SEED = Setting(
@@ -328,19 +325,16 @@ VERIFY_GROW = like(
 METRIC_SIZES = Setting(
     "sizes", list, [256, 512], layers=CLI_ONLY, cli=flag("metrics", "metrics", metavar="N,N"),
     help="SmartEdit protocol sizes, comma-separated.")
-LPIPS_BACKBONE = Setting(
-    "lpips_backbone", str, "", layers=CLI_ONLY, cli=flag("metrics", "metrics", metavar="FILE", path=True),
+LPIPS_BACKBONE = path("lpips_backbone", flag("metrics", "metrics", metavar="FILE"),
     help="torchvision backbone weights for LPIPS (e.g. squeezenet1_1-b8a52dc0.pth); without it LPIPS is reported as "
          "not computed.")
-LPIPS_LINEAR = Setting(
-    "lpips_linear", str, "", layers=CLI_ONLY, cli=flag("metrics", "metrics", metavar="FILE", path=True),
+LPIPS_LINEAR = path("lpips_linear", flag("metrics", "metrics", metavar="FILE"),
     help="The LPIPS v0.1 linear layers (e.g. squeeze.pth).")
 LPIPS_NET = Setting(
     "lpips_net", str, "squeeze", choices=("squeeze", "alex", "vgg"), layers=CLI_ONLY,
     cli=flag("metrics", "metrics", metavar="NET"),
     help="LPIPS network: squeeze, alex or vgg.")
-CLIP_MODEL = Setting(
-    "clip", str, "", layers=CLI_ONLY, cli=flag("metrics", "metrics", metavar="DIR", path=True),
+CLIP_MODEL = path("clip", flag("metrics", "metrics", metavar="DIR"),
     help="A local CLIP model folder (Hugging Face format) for the CLIP score; without it the CLIP score is reported as"
          " not computed.")
 IDCS = Setting(

@@ -35,15 +35,13 @@ examples:
 
 
 def add_parser(sub: Any) -> None:
-    batch = sub.add_parser("batch", help="edit every line of a JSONL manifest into a folder of results",
-                           description="Edit every photo of MANIFEST (JSON lines: id, image, instruction, and "
-                                       "optionally plan and scene, each an object or a JSON file) as 'edit' "
-                                       "would, writing one result folder per line. Resumable: finished lines "
-                                       "are skipped.",
-                           epilog=BATCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    batch.add_argument("manifest", metavar="MANIFEST", help="the JSONL file")
-    batch.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (resumed when it holds "
-                       "a run of the same manifest and settings)")
+    batch = run_options.add_run_parser(
+        sub, "batch", help="edit every line of a JSONL manifest into a folder of results",
+        description="Edit every photo of MANIFEST (JSON lines: id, image, instruction, and optionally plan and "
+                    "scene, each an object or a JSON file) as 'edit' would, writing one result folder per line. "
+                    "Resumable: finished lines are skipped.",
+        epilog=BATCH_EXAMPLES, source=("manifest", "MANIFEST", "the JSONL file"),
+        resumed_with="manifest and settings")
     batch.add_argument("--retry-failed", action="store_true", help="edit lines that failed before again")
     batch.add_argument("--overwrite", action="store_true", help="delete the results in --out and start again")
     common.add_common(batch, "LLM (needed for lines without a plan)")

@@ -50,16 +50,14 @@ summary.json and summary.md. Exit status 0 when the run finished, whatever the s
 
 
 def add_parser(sub: Any) -> None:
-    bench = sub.add_parser("bench", help="run a benchmark dataset and write result tables",
-                           description="Run CIELR (or the oracle) on every entry of DATASET_DIR (CIEBench layout: "
-                                       "data.json; SmartEdit reasoning layout: X.png, X_mask.jpg and a text file "
-                                       "of 'instruction CLIP: target' lines), compute the metrics, and write "
-                                       "per-sample records and summary tables. Resumable: finished samples are "
-                                       "skipped.",
-                           epilog=BENCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    bench.add_argument("dataset", metavar="DATASET_DIR", help="the dataset folder (or its data.json)")
-    bench.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (resumed when it holds "
-                       "a run of the same settings)")
+    bench = run_options.add_run_parser(
+        sub, "bench", help="run a benchmark dataset and write result tables",
+        description="Run CIELR (or the oracle) on every entry of DATASET_DIR (CIEBench layout: data.json; "
+                    "SmartEdit reasoning layout: X.png, X_mask.jpg and a text file of 'instruction CLIP: target' "
+                    "lines), compute the metrics, and write per-sample records and summary tables. Resumable: "
+                    "finished samples are skipped.",
+        epilog=BENCH_EXAMPLES, source=("dataset", "DATASET_DIR", "the dataset folder (or its data.json)"),
+        resumed_with="settings")
     bench.add_argument("--limit", type=int, metavar="N", help="only the first N entries of the dataset")
     bench.add_argument("--oracle", action="store_true", help="use the ground-truth masks as the plan's regions "
                        "(replace each with the CLIP target text; grow 0); no perception, no LLM")

@@ -44,6 +44,20 @@ again on another (counted as retried); a run started again over the same --out s
 """
 
 
+def add_run_parser(sub: Any, name: str, *, help: str, description: str, epilog: str, source: tuple[str, str, str],
+                   resumed_with: str) -> argparse.ArgumentParser:
+    """A many-sample command's parser with what every such command reads and writes: its input ``source``
+    (dest, metavar, help) and the output folder --out, resumed when it holds a run of the same
+    ``resumed_with``. The subcommand adds its own options, then ``add_worker_options``."""
+    parser = sub.add_parser(name, help=help, description=description, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    dest, metavar, source_help = source
+    parser.add_argument(dest, metavar=metavar, help=source_help)
+    parser.add_argument("-o", "--out", required=True, metavar="DIR",
+                        help=f"output folder (resumed when it holds a run of the same {resumed_with})")
+    return parser
+
+
 def add_worker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("workers (Ray)")
     group.add_argument("--ray", metavar="auto|ADDRESS",

@@ -23,10 +23,3 @@ from .execute import (
 from .handoff import SEG, ActionRegion, PlanSegs, plan_regions, plan_segs
 from .regions import action_mask, feather, grow, placement_mask, targets_mask
 from .stitch import Window, composite, crop_window, working_size
-
-__all__ = [
-    "OP_DENOISE", "SEG", "ActionRegion", "ActionReport", "Attempt", "EditResult", "EditSettings",
-    "InpaintEngine", "InpaintRequest", "PreparedAction", "Window", "action_mask", "action_seed", "check_image",
-    "composite", "crop_window", "execute_plan", "feather", "feathered_mask", "grow", "grown_mask", "placement_mask",
-    "PlanSegs", "plan_regions", "plan_segs", "prepare", "targets_mask", "working_size",
-]

@@ -21,9 +21,3 @@ from .local import LocalLLM
 from .remote import RemoteLLM
 from .schema import Answer, Label, schema_text, strict_schema, unbounded_fields
 from .textgen import TextGenLLM
-
-__all__ = [
-    "LLM", "LLMAnswerError", "LLMConnectionError", "LLMError", "LLMTimeoutError", "Message", "Usage",
-    "extract_json", "parse_answer", "LocalLLM", "RemoteLLM", "TextGenLLM", "Answer", "Label", "schema_text",
-    "strict_schema", "unbounded_fields",
-]

@@ -11,11 +11,3 @@ from .model import Relation, Scene, SceneObject, check_same_size
 from .preview import render_preview
 from .relations import PREDICATES, compute_relations
 from .text import SceneView, compact_scene_text, llm_scene_text, scene_to_text
-
-__all__ = [
-    "PREDICATES", "Imported", "Part", "Relation", "Scene", "SceneObject", "SceneView", "box_dicts", "build_scene",
-    "check_mask", "check_same_size", "compact_scene_text", "compute_relations", "is_bounding_box", "llm_scene_text",
-    "make_object", "merge_objects", "render_preview", "rle_decode", "rle_encode", "scene_from_detections",
-    "scene_from_dict", "scene_from_json", "scene_from_parts", "scene_to_dict", "scene_to_json",
-    "scene_to_text", "split_labels", "split_scores",
-]
