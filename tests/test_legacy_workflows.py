@@ -1,6 +1,6 @@
 """Workflows saved with the version before the nodes moved to ComfyUI's V3 schema (tests/data/
 legacy_workflows, the files it shipped) load in the real frontend with every CIELR widget value in its
-own place, and run through POST /prompt unchanged but for the test models.
+own place, and run through POST /prompt unchanged but for the test models and inputs (test_an_old_workflow_runs).
 
 That version's LLM nodes had a "control after generate" widget after their seed, so those files hold
 one value more than the nodes have now; web/cielr_seeds.js drops it while the workflow loads."""
@@ -11,9 +11,11 @@ import json
 import math
 
 import pytest
+from PIL import Image
 
 from devkit.comfyui import describe, execution_error
 from tests.conftest import REPO
+from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.workflows import FAST_INPAINT, TEST_WIDGETS, TWO_ACTIONS
 
 pytestmark = pytest.mark.slow
@@ -113,29 +115,46 @@ def api_prompt(page, workflow: dict, widgets: dict) -> dict:
 
 # cielr_edit_flux_fill needs Flux's T5-XXL, too big for the tests (its path runs in test_families_comfyui)
 RUN = [n for n in NAMES if n != "cielr_edit_flux_fill"]
+TINY_PHOTO = "cielr_photo_tiny.png"
+
+
+def scripted_llm(body: dict) -> Reply:
+    """Labels, then a plan that replaces the first object the answer's schema allows."""
+    if schema_name(body) == "LabelList":
+        return Reply(content=json.dumps({"labels": ["lamp", "tv"]}))
+    target = first_enum(body["response_format"]["json_schema"]["schema"])
+    return Reply(content=json.dumps({"actions": [{"op": "replace", "targets": [target], "prompt": "a lamp"}]}))
+
+
+@pytest.fixture(scope="module")
+def tiny_photo(edit_server) -> str:
+    with Image.open(edit_server.base / "input" / "cielr_photo.png") as im:
+        im.convert("RGB").resize((96, 72)).save(edit_server.base / "input" / TINY_PHOTO)
+    return TINY_PHOTO
 
 
 @pytest.mark.parametrize("name", RUN)
-def test_an_old_workflow_runs(edit_server, page, name, sd15_models, llama_server, smollm2_gguf):
+def test_an_old_workflow_runs(edit_server, page, name, tiny_photo, sd15_models, scripted_server, smollm2_gguf):
+    """What an old file proves is that its graph, with its values, runs: the models, the photo and the answers
+    around it are the cheapest that run every node. A scripted LLM server answers at once; the local LLM node
+    runs SmolLM2 (its saved values in use), and Refine Scene asks it nothing (no rounds: its slowest answer;
+    the rounds run in test_workflows.py). A tiny photo keeps the scene JSON that old perception files show
+    small: at full size it is megabytes, which the open page then takes seconds to read. Every file loads the
+    plain SD1.5, so it loads once (the inpainting path: test_workflows.py)."""
+    scripted_server.responder = scripted_llm
     gdino = json.loads((edit_server.base / "models" / "meta.json").read_text())["gdino"]
-    checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
     widgets = {
         **TEST_WIDGETS,
+        "LoadImage": {"image": tiny_photo},
         "CIELRGroundingDINOLoader": {"model_name": gdino},
-        "CheckpointLoaderSimple": {"ckpt_name": checkpoint.name},
-        "CIELRLLMRemote": {"base_url": llama_server.base_url, "model": "smollm2", "timeout": 600.0},
+        "CheckpointLoaderSimple": {"ckpt_name": sd15_models.checkpoint.name},
+        "CIELRLLMRemote": {"base_url": scripted_server.base_url, "model": "scripted", "timeout": 600.0},
         "CIELRLLMLocal": {"model": smollm2_gguf.name, "device": "cpu"},
-        "CIELRRefineScene": {"max_rounds": 1, "box_threshold": 0.0, "text_threshold": 0.0},
+        "CIELRRefineScene": {"max_rounds": 0, "box_threshold": 0.0, "text_threshold": 0.0},
         "CIELRPlanFromJSON": {"plan_json": TWO_ACTIONS},
         "CIELRInpaintActions": FAST_INPAINT,
         "KSampler": {"steps": 1, "seed": 7},
     }
-    if name == "cielr_bring_your_own_masks":  # core KSampler on the whole photo: a small one on the CPU
-        from PIL import Image
-
-        with Image.open(edit_server.base / "input" / "cielr_photo.png") as im:
-            im.convert("RGB").resize((96, 72)).save(edit_server.base / "input" / "cielr_photo_tiny.png")
-        widgets["LoadImage"] = {"image": "cielr_photo_tiny.png"}
     prompt = api_prompt(page, json.loads((LEGACY / f"{name}.json").read_text()), widgets)
     entry = edit_server.run(prompt, timeout=1200)
     assert execution_error(entry) is None, describe(execution_error(entry))

@@ -18,7 +18,6 @@ from PIL import Image
 from devkit.comfyui import describe, execution_error
 from tests.conftest import REPO
 from tests.fixtures.browser import open_comfyui
-from tests.fixtures.llm_servers import Reply, first_enum, schema_name
 from tests.fixtures.workflows import (
     FAST_INPAINT,
     TEST_WIDGETS,
@@ -131,26 +130,6 @@ def test_the_checks_see_a_missing_node(page):
     page.keyboard.press("Escape")
 
 
-@pytest.mark.parametrize("name", [n for n in WORKFLOWS if n == "cielr_perception"])
-def test_perception_workflow_runs(server, page, name):
-    gdino = json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
-    widgets = {**TEST_WIDGETS, "CIELRGroundingDINOLoader": {"model_name": gdino}}
-    prompt = api_prompt(page, name, widgets)
-    entry = server.run(prompt)
-    assert execution_error(entry) is None, describe(execution_error(entry))
-    photo = Image.open(server.base / "input" / "cielr_photo.png")
-    # The scene as the LLM reads it (the whole scene JSON holds every mask: megabytes a page cannot show)
-    text = outputs_by_type(prompt, entry, "PreviewAny")[0]["text"][0]
-    assert text.startswith(f"Image {photo.width}x{photo.height} pixels.\n"), text[:300]
-    count = re.search(r"^(\d+) objects? in all\.$", text, re.MULTILINE)
-    assert count and int(count[1]) > 0 and "\n#1 " in text, text[:2000]
-    assert "\nRelations" in text and "not computed" not in text, text[-2000:]  # Build Scene added them
-    shown = outputs_by_type(prompt, entry, "PreviewImage")[0]["images"][0]
-    overlay = Image.open(Path(server.base) / "temp" / shown["subfolder"] / shown["filename"])
-    assert overlay.size == photo.size
-    assert not np.array_equal(np.asarray(overlay.convert("RGB")), np.asarray(photo.convert("RGB")))
-
-
 def edit_widgets(server, llm: tuple[str, str], smollm2_gguf, checkpoint) -> dict:
     """The test models, and ``llm`` (base URL, model name) for the remote LLM node."""
     gdino = json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
@@ -181,45 +160,22 @@ def assert_untouched_outside_mask(server, prompt: dict, entry: dict, photo_name:
 
 
 # Workflows that sample the whole photo with core nodes (not crops at a working size) run on a small copy
-# of it: on a CPU, full-size SD1.5 costs minutes per action there and proves nothing more.
+# of it: on a CPU, full-size SD1.5 costs minutes per action there and proves nothing more. Its sides are no
+# multiples of 8, so the VAE's output is still stretched back to the photo's size.
 WHOLE_PHOTO = {"cielr_bring_your_own_masks"}
 SMALL_PHOTO = "cielr_photo_small.png"
 # cielr_edit_flux_fill needs Flux's T5-XXL (DualCLIPLoader), too big for the tests: its loaders and
 # the Flux Fill path run in tests/test_families_comfyui.py with random Flux models
 NOT_RUN_HERE = ("cielr_perception", "cielr_edit_flux_fill")
+# The plain SD1.5 ones first, then the inpainting one: ComfyUI keeps a loader's output while the next
+# prompt loads the same file, so each checkpoint is loaded once
+EDIT_RUNS = sorted((n for n in WORKFLOWS if n not in NOT_RUN_HERE), key=lambda n: ("inpaint_model" in n, n))
 
 
 def small_photo(server) -> str:
     with Image.open(server.base / "input" / "cielr_photo.png") as im:
-        im.convert("RGB").resize((200, 150), Image.LANCZOS).save(server.base / "input" / SMALL_PHOTO)
+        im.convert("RGB").resize((100, 75), Image.LANCZOS).save(server.base / "input" / SMALL_PHOTO)
     return SMALL_PHOTO
-
-
-@pytest.mark.parametrize("name", [n for n in WORKFLOWS if n not in NOT_RUN_HERE])
-def test_edit_workflow_runs(edit_server, page, name, sd15_models, llama_server, smollm2_gguf):
-    from cielr_core.plan import Plan
-
-    checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
-    widgets = edit_widgets(edit_server, (llama_server.base_url, "smollm2"), smollm2_gguf, checkpoint)
-    photo_name = "cielr_photo.png"
-    if name in WHOLE_PHOTO:
-        photo_name = small_photo(edit_server)
-        widgets["LoadImage"] = {"image": photo_name}
-    prompt = api_prompt(page, name, widgets)
-    entry = edit_server.run(prompt, timeout=1200)
-    assert execution_error(entry) is None, describe(execution_error(entry))
-    assert_untouched_outside_mask(edit_server, prompt, entry, photo_name)
-    decompose = [k for k, v in prompt.items() if v["class_type"] == "CIELRDecompose"]
-    if decompose:  # the LLM's plan is shown and valid
-        plan_text = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
-                         if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] in decompose)
-        assert Plan.model_validate_json(plan_text).actions
-    for key in [k for k, v in prompt.items() if v["class_type"] == "CIELRVerifyEdit"]:  # verdicts, one per action
-        shown = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
-                     if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] == key)
-        verdict = json.loads(shown)
-        assert verdict["status"] in ("passed", "failed") and verdict["actions"]
-        assert all(a["status"] in ("passed", "failed", "not verified") for a in verdict["actions"])
 
 
 @pytest.mark.parametrize("name", [n for n in WORKFLOWS
@@ -381,21 +337,9 @@ def test_an_absent_model_is_offered_for_download_and_a_present_one_is_not(page, 
             away.rename(path)
 
 
-# ------------------------------------------------------------------------ a second Queue re-runs only what changed
+# ------------------------------------------------------------------ one run each; a second Queue runs only what changed
 
 SAMPLERS = ("CIELRInpaintActions", "KSampler")  # the nodes whose seed re-rolls after each Queue
-
-
-def scripted_llm(body: dict) -> Reply:
-    """A deterministic LLM: labels, a sufficient scene, and a plan that replaces the first object."""
-    name = schema_name(body)
-    if name == "LabelList":
-        return Reply(content=json.dumps({"labels": ["lamp", "tv"]}))
-    if name == "SceneVerdict":
-        return Reply(content=json.dumps({"note": "enough", "sufficient": True, "missing_labels": [],
-                                         "search_within": None}))
-    target = first_enum(body["response_format"]["json_schema"]["schema"])
-    return Reply(content=json.dumps({"actions": [{"op": "replace", "targets": [target], "prompt": "a lamp"}]}))
 
 
 def queue_like_a_user(page, server=None) -> tuple[dict, dict | None]:
@@ -452,43 +396,102 @@ def set_seed_control(page, mode: str) -> None:
     }""", mode)
 
 
-@pytest.mark.parametrize("name", WORKFLOWS)
-def test_a_second_queue_runs_only_the_sampler_and_what_follows(edit_server, browser, name, sd15_models,
-                                                                 smollm2_gguf, scripted_server):
-    """Queue twice with nothing touched: only the sampler's seed re-rolls (as KSampler's does), so only it
-    and what follows run again; with that seed fixed, a second Queue runs nothing. The LLM seeds have no
-    'control after generate': they never change the LLM's input, so perception and reasoning stay cached."""
-    scripted_server.responder = scripted_llm
-    page = open_comfyui(browser, edit_server.url)  # a page of its own: the texts it shows stay with it
-    try:
-        queue_twice_and_twice_fixed(page, edit_server, scripted_server, name, sd15_models, smollm2_gguf)
-    finally:
-        page.close()
-
-
-def queue_twice_and_twice_fixed(page, edit_server, scripted_server, name, sd15_models, smollm2_gguf) -> None:
-    checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
-    widgets = edit_widgets(edit_server, (scripted_server.base_url, "scripted"), smollm2_gguf, checkpoint)
-    if name in WHOLE_PHOTO:
-        widgets["LoadImage"] = {"image": small_photo(edit_server)}
-    api_prompt(page, name, widgets)
+def queue_again(page, server, first: dict) -> None:
+    """After a first Queue (``first``, the prompt it sent) with nothing touched: only the sampler's seed has
+    re-rolled (as KSampler's does), so the next Queue runs only it and what follows; with that seed fixed,
+    the Queue after runs nothing. The LLM seeds have no 'control after generate': they never change the
+    LLM's input, so perception and reasoning stay cached. ``server`` None: the prompts only, not run."""
     controls = page.evaluate("""() => window.app.graph._nodes.filter(
         n => (n.widgets || []).some(w => w.name === 'control_after_generate')).map(n => n.type)""")
     assert set(controls) <= set(SAMPLERS), controls  # no LLM seed re-rolls
-    runs = name not in NOT_RUN_HERE or name == "cielr_perception"  # Flux's T5-XXL is too big for the tests
-    first, _ = queue_like_a_user(page, edit_server if runs else None)
-    second, entry = queue_like_a_user(page, edit_server if runs else None)
+    # The control acts after each Queue: the first one's re-roll is in the next prompt, and "fixed" keeps it
+    # from then on (the control is no input, so setting it changes no prompt: the check below says so)
+    set_seed_control(page, "fixed")
+    second, entry = queue_like_a_user(page, server)
     rerolled = changed_inputs(first, second)
     samplers = {k for k, v in second.items() if v["class_type"] in SAMPLERS}
     # Nothing else changes: not even a Preview as Text node's shown text, which this frontend would send back
     # as an input without the pack's web extension, so that the node ran again after each change it showed.
     assert rerolled == {k: {"seed"} for k in samplers}, rerolled
-    if runs:
+    if server:
         assert ran(second, entry) == downstream(second, samplers)
+    third, entry = queue_like_a_user(page, server)
+    assert third == second
+    if server:
+        assert ran(third, entry) == set(), f"ran again with nothing changed: {ran(third, entry)}"
 
-    set_seed_control(page, "fixed")
-    third, _ = queue_like_a_user(page, edit_server if runs else None)  # the seed re-rolled after the last Queue
-    fourth, entry = queue_like_a_user(page, edit_server if runs else None)
-    assert fourth == third
-    if runs:
-        assert ran(fourth, entry) == set(), f"ran again with nothing changed: {ran(fourth, entry)}"
+
+@pytest.mark.parametrize("name", [n for n in WORKFLOWS if n == "cielr_perception"])
+def test_perception_workflow_runs_and_a_second_queue_runs_nothing(server, browser, name):
+    """Queued like a user with the tiny perception models: the scene text as the LLM reads it, with relations,
+    and the overlay; a workflow without a sampler then runs nothing on later Queues (queue_again)."""
+    gdino = json.loads((server.base / "models" / "meta.json").read_text())["gdino"]
+    widgets = {**TEST_WIDGETS, "CIELRGroundingDINOLoader": {"model_name": gdino}}
+    page = open_comfyui(browser, server.url)  # a page of its own: the texts it shows stay with it
+    try:
+        api_prompt(page, name, widgets)
+        prompt, entry = queue_like_a_user(page, server)
+        photo = Image.open(server.base / "input" / "cielr_photo.png")
+        # The scene as the LLM reads it (the whole scene JSON holds every mask: megabytes a page cannot show)
+        text = outputs_by_type(prompt, entry, "PreviewAny")[0]["text"][0]
+        assert text.startswith(f"Image {photo.width}x{photo.height} pixels.\n"), text[:300]
+        count = re.search(r"^(\d+) objects? in all\.$", text, re.MULTILINE)
+        assert count and int(count[1]) > 0 and "\n#1 " in text, text[:2000]
+        assert "\nRelations" in text and "not computed" not in text, text[-2000:]  # Build Scene added them
+        shown = outputs_by_type(prompt, entry, "PreviewImage")[0]["images"][0]
+        overlay = Image.open(Path(server.base) / "temp" / shown["subfolder"] / shown["filename"])
+        assert overlay.size == photo.size
+        assert not np.array_equal(np.asarray(overlay.convert("RGB")), np.asarray(photo.convert("RGB")))
+        queue_again(page, server, prompt)
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("name", EDIT_RUNS)
+def test_edit_workflow_runs_and_a_second_queue_runs_only_the_sampler(edit_server, browser, name, sd15_models,
+                                                                     llama_server, smollm2_gguf):
+    """Queued like a user with the test models and the real llama.cpp server: the saved edit equals the photo
+    outside the MASK output, the LLM's plan is shown and valid, Verify Edit's verdicts are shown; then only
+    the sampler and what follows run again (queue_again)."""
+    from cielr_core.plan import Plan
+
+    checkpoint = sd15_models.inpainting if "inpaint_model" in name else sd15_models.checkpoint
+    widgets = edit_widgets(edit_server, (llama_server.base_url, "smollm2"), smollm2_gguf, checkpoint)
+    photo_name = "cielr_photo.png"
+    if name in WHOLE_PHOTO:
+        photo_name = small_photo(edit_server)
+        widgets["LoadImage"] = {"image": photo_name}
+    page = open_comfyui(browser, edit_server.url)  # a page of its own: the texts it shows stay with it
+    try:
+        api_prompt(page, name, widgets)
+        prompt, entry = queue_like_a_user(page, edit_server)
+        assert_untouched_outside_mask(edit_server, prompt, entry, photo_name)
+        decompose = [k for k, v in prompt.items() if v["class_type"] == "CIELRDecompose"]
+        if decompose:  # the LLM's plan is shown and valid
+            plan_text = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
+                             if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] in decompose)
+            assert Plan.model_validate_json(plan_text).actions
+        for key in [k for k, v in prompt.items() if v["class_type"] == "CIELRVerifyEdit"]:  # one verdict an action
+            shown = next(entry["outputs"][k]["text"][0] for k, v in prompt.items()
+                         if v["class_type"] == "PreviewAny" and v["inputs"]["source"][0] == key)
+            verdict = json.loads(shown)
+            assert verdict["status"] in ("passed", "failed") and verdict["actions"]
+            assert all(a["status"] in ("passed", "failed", "not verified") for a in verdict["actions"])
+        queue_again(page, edit_server, prompt)
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("name", [n for n in NOT_RUN_HERE if n != "cielr_perception"])
+def test_a_second_queue_sends_only_a_new_sampler_seed(edit_server, browser, name, sd15_models, smollm2_gguf,
+                                                      closed_port_url):
+    """A workflow the tests cannot run: the prompts its Queues send, as queue_again checks them (the server
+    is not asked, so no LLM either)."""
+    widgets = edit_widgets(edit_server, (closed_port_url, "not-asked"), smollm2_gguf, sd15_models.checkpoint)
+    page = open_comfyui(browser, edit_server.url)
+    try:
+        api_prompt(page, name, widgets)
+        first, _ = queue_like_a_user(page)
+        queue_again(page, None, first)
+    finally:
+        page.close()
