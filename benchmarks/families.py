@@ -3,13 +3,12 @@
     python benchmarks/families.py [--steps 2] [--working-size 256] [--sample 7] [--only flux1-dev,...]
 
 Uses the tests' random-weight models (devkit/family_models.py; built on first use) in a
-real ComfyUI server: SDXL and SDXL inpainting with their input blocks at full depth and middle and
-output blocks at 1 transformer; Flux.1 dev/Fill/Kontext and Flux.2 at 1 double + 1 single block
-(of 19 + 38, and 8 + 48); Qwen-Image(-Edit) at 1 block of 60; Z-Image at 1 main layer of 30 (plus
-its 2 + 2 refiner layers); VAEs at full size. Text encoders are the tests' stand-ins of the real
+real ComfyUI server: the diffusion models cut to the blocks ComfyUI's detection needs (``DEPTH``
+below, printed with the table), VAEs at full size. Text encoders are the tests' stand-ins of the real
 conditioning shape (the real ones are 5-17 GB). So the figures show the per-action overhead of each
-family's path (VAE, conditioning, a 1-2 block transformer) at the real widths, not a full model's
-speed: a full model costs about (its blocks / these blocks) times the sampling part.
+family's path (VAE, conditioning, a one-block transformer) at the real widths (SDXL's UNet at 320
+throughout), not a full model's speed: a full model costs about (its blocks / these blocks) times the
+sampling part.
 
 Per family: one job that loads the models (cold), then one replace action on a real photo's object
 mask (warm, new seed). Seconds per action are the node's own per-action figure from its report;
@@ -28,8 +27,9 @@ from pathlib import Path
 from common import CACHE, MIB, MemoryMonitor  # (importing it puts the repository on sys.path)
 from editing import BENCH_NODE, prepare_inputs
 
-DEPTH = {"sdxl": "input blocks full, middle + output 1 transformer", "flux1": "1 + 1 of 19 + 38 blocks",
-         "flux2": "1 + 1 of 8 + 48 blocks", "qwen": "1 of 60 blocks", "z-image": "1 of 30 layers (+2+2 refiner)"}
+DEPTH = {"sdxl": "input blocks' transformers full, middle + output 1 transformer, 320 wide",
+         "flux1": "1 of 19 double, 0 of 38 single blocks", "flux2": "1 of 8 double, 0 of 48 single blocks",
+         "qwen": "1 of 60 blocks", "z-image": "1 of 30 layers (+2+2 refiner)"}  # devkit/build_family_models.py
 
 
 def job(case, steps: int, working_size: int, seed: int, log_file: str) -> dict:

@@ -5,14 +5,15 @@
   with a byte-level tokenizer written deterministically), saved in diffusers layout. Seconds.
 - ``build_sd15_checkpoints(folder, reduced=False)``: SD1.5 checkpoints with random weights, built from
   ComfyUI's own model classes in a subprocess that imports the ComfyUI install (the test process
-  never imports ``comfy``): a plain SD1.5 (4-channel UNet in fp8, text encoder and VAE in fp16) and an
-  inpainting one (9-channel UNet, all fp16), safetensors in the original single-file layout that
-  CheckpointLoaderSimple (and, for the fp16 one, diffusers) reads, and a VAE with 16 latent channels (an
-  SD3/Flux-like VAE) for the MODEL/VAE mismatch test. Full size: 1.3 GB and 2.1 GB, what the benchmarks
-  time. ``reduced``: the UNet keeps SD1.5's keys and what ComfyUI's detection matches (320 channels,
-  768-wide context, no linear projections) but has one res block and 320 channels at every level (73M
-  parameters instead of 860M; text encoder and VAE at full size): 0.5 GB and 0.6 GB, and a sampling step
-  about ten times cheaper, for the tests, which check what the pack does with a model, not its cost.
+  never imports ``comfy``): a plain SD1.5 (4-channel UNet) and an inpainting one (9-channel UNet), their
+  UNets in fp8 and text encoder and VAE in fp16, safetensors in the original single-file layout that
+  CheckpointLoaderSimple and diffusers' single-file loader read (both cast the fp8 weights on load), and a
+  VAE with 16 latent channels (an SD3/Flux-like VAE) for the MODEL/VAE mismatch test. Full size: 1.3 GB
+  each, what the benchmarks time. ``reduced``: the UNet keeps SD1.5's keys and what ComfyUI's detection
+  matches (320 channels, 768-wide context, no linear projections) but has one res block and 320 channels
+  at every level (73M parameters instead of 860M; text encoder and VAE at full size): 0.5 GB each, and a
+  sampling step about ten times cheaper, for the tests, which check what the pack does with a model, not
+  its cost.
 - ``build_sd15_inpainting(folder)``: only the full-size inpainting file, for the test that diffusers
   reads it with the library's SD1.5 config.
   Each set is cached in the ``model_cache`` folder; seconds to build the first time.
@@ -31,7 +32,7 @@ from devkit.model_cache import cached_build, run_comfy_script
 from devkit.tokens import byte_to_unicode
 
 SD15_NAME = "cielr-random-sd15-unet-fp8.safetensors"
-SD15_INPAINT_NAME = "cielr-random-sd15-inpainting-fp16.safetensors"
+SD15_INPAINT_NAME = "cielr-random-sd15-inpainting-unet-fp8.safetensors"
 VAE16_NAME = "cielr-random-vae-16ch.safetensors"
 TINY_SEED = 0
 
@@ -154,13 +155,13 @@ _BUILDER = textwrap.dedent(r'''
     clip.pop("text_projection.weight", None)  # SD1.5 files do not carry it
     shared = {**half(clip, "cond_stage_model.transformer."), **half(vae_sd(4), "first_stage_model.")}
 
-    # the plain UNet in fp8 (ComfyUI casts it on load, as users' fp8 files); the inpainting one in fp16,
-    # the layout diffusers' single-file loader reads too
-    for in_channels, path, dtype in ((4, out_sd15, torch.float8_e4m3fn), (9, out_inpaint, torch.float16)):
+    # the UNets in fp8, half the disk of fp16: ComfyUI casts them on load, as users' fp8 files, and diffusers
+    # to its fp32 parameters
+    for in_channels, path in ((4, out_sd15), (9, out_inpaint)):
         if path == "-":
             continue
         unet = init(UNetModel(in_channels=in_channels, dtype=torch.float32, device="cpu", operations=ops, **SD15))
-        sd = {**half(unet.state_dict(), "model.diffusion_model.", dtype), **shared}
+        sd = {**half(unet.state_dict(), "model.diffusion_model.", torch.float8_e4m3fn), **shared}
         del unet
         comfy.utils.save_torch_file(sd, path + ".tmp")
         os.replace(path + ".tmp", path)
