@@ -224,7 +224,7 @@ def versus_graph(args, files, base: Path) -> None:
     mean = lambda v: sum(v) / len(v)
     print()
     print(f"photo: ciebench-dev sample {args.sample} at {args.size}x{args.size}; mask {mask.mean():.2%}; "
-          f"checkpoint: random-weight SD1.5 inpainting (fp16 file, fp32 on CPU); CPU: {os.cpu_count()} cores")
+          f"checkpoint: random-weight SD1.5 inpainting (UNet stored in fp8, fp32 on CPU); CPU: {os.cpu_count()} cores")
     print(f"window {window.width}x{window.height} at ({window.x0}, {window.y0}) sampled at {work[0]}x{work[1]}; "
           f"{SAMPLER}/{SCHEDULER}, {args.steps} steps, cfg {CFG}; {args.rounds} rounds alternating")
     print(f"Inpaint Actions:  {mean(ours):8.1f} s per action  ({', '.join(f'{t:.1f}' for t in ours)})  [{line}]")
@@ -318,7 +318,7 @@ def main() -> None:
     print()
     size = args.size
     print(f"photo: ciebench-dev sample {args.sample} at {size}x{size}; mask {area:.2%} of the image "
-          f"({int(input_mask.sum())} px); checkpoint: random-weight SD1.5 (fp16 file, fp32 on CPU)")
+          f"({int(input_mask.sum())} px); checkpoint: random-weight SD1.5 (UNet stored in fp8, fp32 on CPU)")
     print(f"sampler {SAMPLER}/{SCHEDULER}, {args.steps} steps, cfg {CFG}, seed {SEED}; CPU: {os.cpu_count()} cores")
     print(f"crop-and-stitch: {crop_s:8.1f} s per action   ({window_line})")
     note = f"  EXTRAPOLATED from 1 and {max(2, args.whole_steps)} steps" if extrapolated else ""
