@@ -8,6 +8,8 @@ each; in this process main() returns the status and prints the same messages."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -237,14 +239,24 @@ def test_edit_needs_an_llm_or_a_plan(tmp_path, models_dir, capsys):
 
 # ------------------------------------------------------------------------------- end to end
 
-def test_scene_with_labels_and_no_llm(tmp_path, models_dir, capsys):
+@pytest.fixture(scope="module")
+def tv_speaker_scene(tmp_path_factory, models_dir) -> tuple[int, str, str, Path]:
+    """``scene PHOTO --labels "tv, speaker" -o scenes/room.scene.json``, run once: (exit status, stdout,
+    stderr, the scene file). One test reads the command's output, another writes a plan against it."""
+    out = tmp_path_factory.mktemp("scene") / "scenes" / "room.scene.json"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["scene", str(PHOTO), "--labels", "tv, speaker", "-o", str(out), *scene_flags(models_dir),
+                     *PERMISSIVE])
+    return code, stdout.getvalue(), stderr.getvalue(), out
+
+
+def test_scene_with_labels_and_no_llm(tv_speaker_scene):
     from cielr_core.scene import scene_from_json
 
-    out = tmp_path / "scenes" / "room.scene.json"
-    code, stdout, err = run_main(capsys, "scene", str(PHOTO), "--labels", "tv, speaker", "-o", str(out),
-                                 *scene_flags(models_dir), *PERMISSIVE)
+    code, stdout, err, out = tv_speaker_scene
     assert code == 0, err
-    preview = tmp_path / "scenes" / "room.preview.png"
+    preview = out.with_name("room.preview.png")
     assert stdout.split() == [str(out), str(preview)]
     scene = scene_from_json(out.read_text())
     photo = np.asarray(Image.open(PHOTO).convert("RGB"))
@@ -302,14 +314,13 @@ def test_edit_end_to_end_with_an_llm(tmp_path, scripted_server, models_dir, caps
         assert f"{stage} done in" in err
 
 
-def test_edit_with_a_plan_and_no_llm(tmp_path, models_dir, capsys):
+def test_edit_with_a_plan_and_no_llm(tmp_path, models_dir, tv_speaker_scene, capsys):
     """The flow for users without an LLM: look at the scene, write the plan, edit with it."""
     from cielr_core.scene import scene_from_json
 
-    code, _, err = run_main(capsys, "scene", str(PHOTO), "--labels", "tv, speaker", "-o",
-                            str(tmp_path / "room.scene.json"), *scene_flags(models_dir), *PERMISSIVE)
+    code, _, err, scene_file = tv_speaker_scene
     assert code == 0, err
-    scene = scene_from_json((tmp_path / "room.scene.json").read_text())
+    scene = scene_from_json(scene_file.read_text())
     target = scene.objects[-1].id
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps([{"op": "remove", "targets": [target]}]))  # a bare list of actions is fine too
@@ -327,7 +338,7 @@ def test_edit_with_a_plan_and_no_llm(tmp_path, models_dir, capsys):
     assert np.array_equal(edited[~target_mask], photo[~target_mask])  # grow 0: only the object's own pixels
     # and the same edit from the saved scene, skipping perception
     code, _, err = run_main(capsys, "edit", str(PHOTO), "remove it", "-o", str(tmp_path / "again.png"), "--scene",
-                            str(tmp_path / "room.scene.json"), "--plan", str(plan), "--inpaint", "tiny-sd",
+                            str(scene_file), "--plan", str(plan), "--inpaint", "tiny-sd",
                             "--models-dir", str(models_dir), *FAST, "--grow", "0")
     assert code == 0, err
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again.png")), edited)
