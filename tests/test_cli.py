@@ -1,9 +1,15 @@
 """The command line: help, settings from flags and TOML, edit and scene end to end with the tiny test
 models, and the clear errors (missing model, damaged checkpoint, unreachable LLM) with a non-zero exit
-status, the message on stderr and no traceback unless --debug."""
+status, the message on stderr and no traceback unless --debug.
+
+Commands run in this process (``run_main``) unless the child process is the point (the entry point's
+exit status and stderr, --help without torch): a child that reaches torch imports it again, seconds
+each; in this process main() returns the status and prints the same messages."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -169,42 +175,44 @@ def test_missing_model_file_names_the_folders_and_the_file(tmp_path, models_dir)
     assert done.returncode != 0 and "Traceback" in done.stderr and "ModelNotFoundError" in done.stderr
 
 
-def test_missing_inpainting_model(models_dir):
-    done = cli("edit", str(PHOTO), "remove the tv", "-o", "out.png", "--labels", "tv", "--plan", "plan.json",
-               *scene_flags(models_dir))
-    assert done.returncode == 1 and "plan file not found: plan.json" in done.stderr
-    done = cli("bench", str(CIEBENCH), "--out", "o", "--oracle", *scene_flags(models_dir))
-    assert done.returncode == 1 and "no inpainting model given: pass --inpaint PATH" in done.stderr
-    done = cli("bench", str(CIEBENCH), "--out", "o", "--oracle", "--models-dir", str(models_dir), "--inpaint",
-               "sd-inpainting")
-    assert done.returncode == 1 and "Inpainting model not found. Expected one of: sd-inpainting" in done.stderr
-    assert f"  - {models_dir / 'diffusers'}" in done.stderr and f"  - {models_dir / 'checkpoints'}" in done.stderr
-    assert "Traceback" not in done.stderr
+def test_missing_inpainting_model(tmp_path, models_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, "edit", str(PHOTO), "remove the tv", "-o", "out.png", "--labels", "tv",
+                            "--plan", "plan.json", *scene_flags(models_dir))
+    assert code == 1 and "plan file not found: plan.json" in err
+    code, _, err = run_main(capsys, "bench", str(CIEBENCH), "--out", "o", "--oracle", *scene_flags(models_dir))
+    assert code == 1 and "no inpainting model given: pass --inpaint PATH" in err
+    code, _, err = run_main(capsys, "bench", str(CIEBENCH), "--out", "o", "--oracle", "--models-dir", str(models_dir),
+                            "--inpaint", "sd-inpainting")
+    assert code == 1 and "Inpainting model not found. Expected one of: sd-inpainting" in err
+    assert f"  - {models_dir / 'diffusers'}" in err and f"  - {models_dir / 'checkpoints'}" in err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
 
 
-def test_damaged_checkpoint_is_a_clear_error(tmp_path, models_dir):
+def test_damaged_checkpoint_is_a_clear_error(tmp_path, models_dir, capsys):
     broken = tmp_path / "sam_vit_b_01ec64.pth"
     broken.write_bytes(b"PK\x03\x04 not really a checkpoint" * 10)
-    done = cli("scene", str(PHOTO), "--labels", "tv", "--models-dir", str(models_dir), "--gdino", "tiny_gdino.pth",
-               "--sam", str(broken))
-    assert done.returncode == 1
-    assert f"Cannot load {broken}: the file is truncated or not a checkpoint" in done.stderr
-    assert "Expected a Segment Anything checkpoint" in done.stderr and "Traceback" not in done.stderr
+    code, _, err = run_main(capsys, "scene", str(PHOTO), "--labels", "tv", "--models-dir", str(models_dir),
+                            "--gdino", "tiny_gdino.pth", "--sam", str(broken))
+    assert code == 1
+    assert f"Cannot load {broken}: the file is truncated or not a checkpoint" in err
+    assert "Expected a Segment Anything checkpoint" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("command", ["edit", "scene", "bench"])
-def test_unreachable_llm_is_a_clear_error_within_the_timeout(tmp_path, closed_port_url, command, models_dir):
+def test_unreachable_llm_is_a_clear_error_within_the_timeout(tmp_path, closed_port_url, command, models_dir,
+                                                            monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     args = {"edit": ["edit", str(PHOTO), INSTRUCTION, "-o", str(tmp_path / "out.png"), *model_flags(models_dir)],
             "scene": ["scene", str(PHOTO), "--instruction", INSTRUCTION, *scene_flags(models_dir)],
             "bench": ["bench", str(CIEBENCH), "--out", str(tmp_path / "b"), *model_flags(models_dir)]}[command]
     start = time.monotonic()
-    done = cli(*args, "--llm-url", closed_port_url, "--llm-timeout", "5", cwd=tmp_path)
+    code, _, err = run_main(capsys, *args, "--llm-url", closed_port_url, "--llm-timeout", "5")
     assert time.monotonic() - start < 30
-    assert done.returncode == 1, done.stderr
-    assert f"The LLM server at {closed_port_url}/chat/completions cannot be reached (connection refused" \
-           in done.stderr
-    assert "Check that the server is running and base_url is right" in done.stderr
-    assert "Traceback" not in done.stderr and not (tmp_path / "out.png").exists()
+    assert code == 1, err
+    assert f"The LLM server at {closed_port_url}/chat/completions cannot be reached (connection refused" in err
+    assert "Check that the server is running and base_url is right" in err
+    assert "Traceback" not in err and not (tmp_path / "out.png").exists()
 
 
 def test_an_llm_that_does_not_answer_times_out(tmp_path, scripted_server, models_dir, capsys):
@@ -218,25 +226,37 @@ def test_an_llm_that_does_not_answer_times_out(tmp_path, scripted_server, models
     assert time.monotonic() - start < 60 and not (tmp_path / "s.json").exists()
 
 
-def test_edit_needs_an_llm_or_a_plan(tmp_path, models_dir):
-    done = cli("edit", str(PHOTO), INSTRUCTION, "-o", str(tmp_path / "x.png"), *model_flags(models_dir))
-    assert done.returncode == 1 and "edit needs an LLM to write the plan" in done.stderr
-    done = cli("edit", str(PHOTO), INSTRUCTION, "-o", str(tmp_path / "x.unknown"), *model_flags(models_dir))
-    assert done.returncode == 1 and "cannot tell the image format" in done.stderr
-    done = cli("bench", str(CIEBENCH), "--out", str(tmp_path / "b"), *model_flags(models_dir))
-    assert done.returncode == 1 and "give an LLM" in done.stderr and "or use --oracle" in done.stderr
+def test_edit_needs_an_llm_or_a_plan(tmp_path, models_dir, capsys):
+    code, _, err = run_main(capsys, "edit", str(PHOTO), INSTRUCTION, "-o", str(tmp_path / "x.png"),
+                            *model_flags(models_dir))
+    assert code == 1 and "edit needs an LLM to write the plan" in err
+    code, _, err = run_main(capsys, "edit", str(PHOTO), INSTRUCTION, "-o", str(tmp_path / "x.unknown"),
+                            *model_flags(models_dir))
+    assert code == 1 and "cannot tell the image format" in err
+    code, _, err = run_main(capsys, "bench", str(CIEBENCH), "--out", str(tmp_path / "b"), *model_flags(models_dir))
+    assert code == 1 and "give an LLM" in err and "or use --oracle" in err
 
 
 # ------------------------------------------------------------------------------- end to end
 
-def test_scene_with_labels_and_no_llm(tmp_path, models_dir, capsys):
+@pytest.fixture(scope="module")
+def tv_speaker_scene(tmp_path_factory, models_dir) -> tuple[int, str, str, Path]:
+    """``scene PHOTO --labels "tv, speaker" -o scenes/room.scene.json``, run once: (exit status, stdout,
+    stderr, the scene file). One test reads the command's output, another writes a plan against it."""
+    out = tmp_path_factory.mktemp("scene") / "scenes" / "room.scene.json"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["scene", str(PHOTO), "--labels", "tv, speaker", "-o", str(out), *scene_flags(models_dir),
+                     *PERMISSIVE])
+    return code, stdout.getvalue(), stderr.getvalue(), out
+
+
+def test_scene_with_labels_and_no_llm(tv_speaker_scene):
     from cielr_core.scene import scene_from_json
 
-    out = tmp_path / "scenes" / "room.scene.json"
-    code, stdout, err = run_main(capsys, "scene", str(PHOTO), "--labels", "tv, speaker", "-o", str(out),
-                                 *scene_flags(models_dir), *PERMISSIVE)
+    code, stdout, err, out = tv_speaker_scene
     assert code == 0, err
-    preview = tmp_path / "scenes" / "room.preview.png"
+    preview = out.with_name("room.preview.png")
     assert stdout.split() == [str(out), str(preview)]
     scene = scene_from_json(out.read_text())
     photo = np.asarray(Image.open(PHOTO).convert("RGB"))
@@ -294,14 +314,13 @@ def test_edit_end_to_end_with_an_llm(tmp_path, scripted_server, models_dir, caps
         assert f"{stage} done in" in err
 
 
-def test_edit_with_a_plan_and_no_llm(tmp_path, models_dir, capsys):
+def test_edit_with_a_plan_and_no_llm(tmp_path, models_dir, tv_speaker_scene, capsys):
     """The flow for users without an LLM: look at the scene, write the plan, edit with it."""
     from cielr_core.scene import scene_from_json
 
-    code, _, err = run_main(capsys, "scene", str(PHOTO), "--labels", "tv, speaker", "-o",
-                            str(tmp_path / "room.scene.json"), *scene_flags(models_dir), *PERMISSIVE)
+    code, _, err, scene_file = tv_speaker_scene
     assert code == 0, err
-    scene = scene_from_json((tmp_path / "room.scene.json").read_text())
+    scene = scene_from_json(scene_file.read_text())
     target = scene.objects[-1].id
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps([{"op": "remove", "targets": [target]}]))  # a bare list of actions is fine too
@@ -319,7 +338,7 @@ def test_edit_with_a_plan_and_no_llm(tmp_path, models_dir, capsys):
     assert np.array_equal(edited[~target_mask], photo[~target_mask])  # grow 0: only the object's own pixels
     # and the same edit from the saved scene, skipping perception
     code, _, err = run_main(capsys, "edit", str(PHOTO), "remove it", "-o", str(tmp_path / "again.png"), "--scene",
-                            str(tmp_path / "room.scene.json"), "--plan", str(plan), "--inpaint", "tiny-sd",
+                            str(scene_file), "--plan", str(plan), "--inpaint", "tiny-sd",
                             "--models-dir", str(models_dir), *FAST, "--grow", "0")
     assert code == 0, err
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again.png")), edited)
@@ -362,24 +381,24 @@ def test_a_plan_that_does_not_fit_the_scene(tmp_path, models_dir, capsys):
     assert code == 1 and "actions.0.op" in err and "plan.json" in err
 
 
-def test_bench_command_with_the_protocol_sizes(tmp_path, models_dir):
+def test_bench_command_with_the_protocol_sizes(tmp_path, models_dir, capsys):
     out = tmp_path / "bench"
     args = ["bench", str(CIEBENCH), "--out", str(out), "--oracle", "--limit", "2", "--models-dir", str(models_dir),
             "--inpaint", "tiny-sd", *FAST]
-    done = cli(*args)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(out / "summary.md")
-    assert "bench oracle" in done.stderr and "2 entries: 2 ok, 0 failed (2 run now, 0 finished before)" in done.stderr
+    code, stdout, err = run_main(capsys, *args)
+    assert code == 0, err
+    assert stdout.strip() == str(out / "summary.md")
+    assert "bench oracle" in err and "2 entries: 2 ok, 0 failed (2 run now, 0 finished before)" in err
     md = (out / "summary.md").read_text()
     for name in ("psnr_256", "ssim_512", "mse_512", "clip_512", "strict_psnr"):
         assert f"| {name} |" in md
     assert "| strict_psnr | 2 | 0 | 0 | inf (2 of 2 inf) |" in md
-    done = cli(*args)
-    assert done.returncode == 0 and "(0 run now, 2 finished before)" in done.stderr
+    code, _, err = run_main(capsys, *args)
+    assert code == 0 and "(0 run now, 2 finished before)" in err
     # other settings into the same folder: refused, with what differs
-    done = cli(*args[:-len(FAST)], "--steps", "3", "--cfg", "1", "--working-size", "64", "--context", "16")
-    assert done.returncode == 1 and "another configuration" in done.stderr and "edit_steps: 1 before, 3 now" in \
-        done.stderr
+    code, _, err = run_main(capsys, *args[:-len(FAST)], "--steps", "3", "--cfg", "1", "--working-size", "64",
+                            "--context", "16")
+    assert code == 1 and "another configuration" in err and "edit_steps: 1 before, 3 now" in err
 
 
 def test_bench_resumes_against_a_restarted_llm_server_but_not_another_model():
