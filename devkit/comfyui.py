@@ -15,6 +15,17 @@ import requests
 from devkit import COMFYUI, REPO, SETUP_HINT, SetupError, free_port, stop_process
 
 
+def link_model(models: Path, sub: str, path: Path) -> Path:
+    """A link to the model file or folder ``path`` in the sub-folder ``sub`` of the ComfyUI models folder
+    ``models``, where users put such models (a models folder never holds copies)."""
+    folder = models / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / path.name
+    if not link.exists():
+        link.symlink_to(path, target_is_directory=path.is_dir())
+    return link
+
+
 @dataclass
 class ComfyServer:
     url: str

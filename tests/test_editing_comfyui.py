@@ -16,7 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
-from devkit.comfyui import describe, execution_error
+from devkit.comfyui import describe, execution_error, link_model
 from tests.conftest import CIEBENCH
 from tests.fixtures.watch import SamplingStep, interrupt, run_watched
 
@@ -36,11 +36,7 @@ def editing_server(comfyui, sd15_models):
     """The shared server, with the random checkpoints linked into its model folders and a photo."""
     for sub, path in (("checkpoints", sd15_models.checkpoint), ("checkpoints", sd15_models.inpainting),
                       ("vae", sd15_models.vae16)):
-        folder = comfyui.base / "models" / sub
-        folder.mkdir(parents=True, exist_ok=True)
-        link = folder / path.name
-        if not link.exists():
-            link.symlink_to(path)
+        link_model(comfyui.base / "models", sub, path)
     (comfyui.base / "input").mkdir(exist_ok=True)
     shutil.copy(CIEBENCH / "0" / "0.png", comfyui.base / "input" / "cielr_edit_photo.png")
     yield comfyui

@@ -178,13 +178,12 @@ LOCAL_LLM_CASES = {
 @pytest.mark.parametrize("package", sorted(LOCAL_LLM_CASES))
 def test_comfyui_without_a_local_llm_package_registers_every_node_and_the_llm_node_says_what_to_install(
         tmp_path, package, tiny_chat_model, smollm2_gguf):
-    from devkit.comfyui import execution_error, start_comfyui, stop_comfyui
+    from devkit.comfyui import execution_error, link_model, start_comfyui, stop_comfyui
 
     hidden, kind = LOCAL_LLM_CASES[package]
     base = tmp_path / "base"
-    (base / "models" / "LLM").mkdir(parents=True)
     model = smollm2_gguf if kind == "gguf" else tiny_chat_model
-    (base / "models" / "LLM" / model.name).symlink_to(model, target_is_directory=model.is_dir())
+    link_model(base / "models", "LLM", model)
     server = start_comfyui(base, env=hiding(*hidden))
     try:
         info = server.object_info()

@@ -41,9 +41,7 @@ NODES = {
 def server(tmp_path_factory, perception_models_dir, tiny_chat_model):
     base = tmp_path_factory.mktemp("comfy-reasoning")
     models = linked_models_dir(perception_models_dir, base / "models")
-    if (models / "LLM").is_symlink():  # the session server's LLM folder, linked: this server's LLMs are its own
-        (models / "LLM").unlink()
-    (models / "LLM").mkdir()
+    (models / "LLM").mkdir(exist_ok=True)
     (models / "LLM" / "tiny-llama").symlink_to(tiny_chat_model, target_is_directory=True)
     (base / "input").mkdir()
     shutil.copy(CIEBENCH / "0" / "0.png", base / "input" / PHOTO)
