@@ -14,4 +14,10 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 # torch's OpenMP threads then spin-wait on cores another process needs. Waiting passively made two
 # concurrent torch processes 2.3x faster here, and one alone no slower (docs/benchmarks.md).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# Every test process (workers, ComfyUI servers, Ray workers, CLI runs) imports torch, transformers and
+# ComfyUI. The venv is installed without byte-compiling, and a machine that sets PYTHONDONTWRITEBYTECODE
+# would then compile those thousands of modules again in each process: keep the bytecode Python writes
+# in one folder of the cache instead (outside the sources; docs/benchmarks.md has the figures).
+unset PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$CIELR_CACHE/pycache}"
 exec python -m pytest -n "${CIELR_TEST_WORKERS:-2}" --dist loadgroup -o tmp_path_retention_policy=failed "$@"
