@@ -202,14 +202,15 @@ BOX_FORMAT = Setting(
     "box_format", str, "x0, y0, x1, y1", choices=("x0, y0, x1, y1", "x, y, width, height"), layers=NODE_ONLY,
     help="How the pack that made a BBOX list writes its boxes: corners (x0, y0, x1, y1; most packs) or corner plus "
          "size (x, y, width, height; e.g. KJNodes). BOUNDING_BOX boxes say which themselves.")
-SERVER_URL = Setting(
-    "base_url", str, "http://127.0.0.1:8080/v1", layers=NODE_ONLY,
-    help="The API root, usually ending in /v1. llama.cpp: http://127.0.0.1:8080/v1, Ollama: http://127.0.0.1:11434/v1,"
-         " OpenAI: https://api.openai.com/v1.")
 LLM_URL = Setting(
     "base_url", str, "", layers=CLI_ONLY, cli=flag("llm", "llm", flag="--llm-url", metavar="URL"),
     help="An OpenAI-compatible server's API root, e.g. http://127.0.0.1:8080/v1 (llama.cpp) or "
          "http://127.0.0.1:11434/v1 (Ollama). Without it (and without --llm-local) no LLM is used.")
+# The node always talks to a server, so its URL starts at llama.cpp's default rather than at "none".
+SERVER_URL = like(
+    LLM_URL, default="http://127.0.0.1:8080/v1", layers=NODE_ONLY,
+    help="The API root, usually ending in /v1. llama.cpp: http://127.0.0.1:8080/v1, Ollama: http://127.0.0.1:11434/v1,"
+         " OpenAI: https://api.openai.com/v1.")
 LLM_MODEL = Setting(
     "model", str, "local-model", cli=flag("llm", "llm", flag="--llm-model", metavar="NAME"),
     help="The model name the server knows, e.g. qwen2.5:7b (Ollama) or gpt-4o-mini (OpenAI). A llama.cpp server with "

@@ -29,8 +29,7 @@ from .base import REASONING, CIELRNode, Detector, Plan, Scene, Segmenter, out, s
 from .bridge import cancel_only, single_image
 
 REQUEST_OUTPUTS = (
-    out(io.String, "system", "The system text (the rules of every step; the same for every request, so servers "
-                             "cache it)."),
+    out(io.String, "system", "The system text: the rules of every step, alike in every request (servers cache it)."),
     out(io.String, "user", "The user text: the instruction, the scene where the step reads one, and the task."),
     out(io.String, "schema", "The JSON schema every valid answer follows, for an LLM node's structured-output "
                              "input."),
