@@ -45,13 +45,16 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, tiny_gdino, tiny_sam_path, tiny_inpaint_pipeline_dir) -> Path:
-    """A ComfyUI-style models folder holding the tiny test models (symlinks)."""
+def models_dir(tmp_path_factory, tiny_gdino, tiny_hf_gdino, tiny_sam_path, tiny_inpaint_pipeline_dir) -> Path:
+    """A ComfyUI-style models folder holding the tiny test models (symlinks). The runs detect with the
+    transformers-format folder (320-512 px, five times faster than the release format's 800 px here); the
+    release-format file is there for the tests that name it."""
     weights, bert = tiny_gdino
     root = tmp_path_factory.mktemp("comfy") / "models"
     for sub in ("grounding-dino", "sams", "diffusers"):
         (root / sub).mkdir(parents=True)
     (root / "grounding-dino" / weights.name).symlink_to(weights)
+    (root / "grounding-dino" / tiny_hf_gdino.name).symlink_to(tiny_hf_gdino, target_is_directory=True)
     (root / "grounding-dino" / weights.with_suffix(".json").name).symlink_to(weights.with_suffix(".json"))
     (root / "bert-base-uncased").symlink_to(bert, target_is_directory=True)
     (root / "sams" / "sam_tiny.pth").symlink_to(tiny_sam_path)
@@ -59,13 +62,12 @@ def models_dir(tmp_path_factory, tiny_gdino, tiny_sam_path, tiny_inpaint_pipelin
     return root
 
 
-def model_flags(models_dir: Path) -> list[str]:
-    return ["--models-dir", str(models_dir), "--gdino", "tiny_gdino.pth", "--sam", "sam_tiny.pth",
-            "--inpaint", "tiny-sd"]
-
-
 def scene_flags(models_dir: Path) -> list[str]:
-    return ["--models-dir", str(models_dir), "--gdino", "tiny_gdino.pth", "--sam", "sam_tiny.pth"]
+    return ["--models-dir", str(models_dir), "--gdino", "grounding-dino-tiny", "--sam", "sam_tiny.pth"]
+
+
+def model_flags(models_dir: Path) -> list[str]:
+    return [*scene_flags(models_dir), "--inpaint", "tiny-sd"]
 
 
 # ------------------------------------------------------------------------------- help

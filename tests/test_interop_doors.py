@@ -15,6 +15,7 @@ import torch
 
 from cielr_core.editing import SEG, EditSettings, plan_regions, plan_segs
 from cielr_core.errors import InputError
+from cielr_core.perception import load_grounding_dino
 from cielr_core.perception.adopted import adopt_sam, convert_groundingdino, tensor_bytes
 from cielr_core.plan import Plan
 from cielr_core.scene import Part, build_scene, scene_from_parts
@@ -157,11 +158,12 @@ def test_other_kinds_are_refused_by_name(owners_sam):
 # ------------------------------------------------------------------------------ the reference GroundingDINO
 
 
-def test_converted_groundingdino_detects_like_the_file_loader(tiny_gdino, tiny_detector, photo):
+def test_converted_groundingdino_detects_like_the_file_loader(tiny_gdino, photo):
     """The live reference module (storyicon's kind) converts into the same transformers model the file
     loader makes from the same tensors: equal outputs, and its own tensors untouched."""
     from devkit.gdino_reference import assert_same_outputs, load_reference, raw_outputs
 
+    file_detector = load_grounding_dino(*tiny_gdino)
     reference = load_reference(*tiny_gdino)
     owner = reference.model
     before = {n: (p.data_ptr(), p.detach().clone()) for n, p in owner.named_parameters()}
@@ -171,15 +173,13 @@ def test_converted_groundingdino_detects_like_the_file_loader(tiny_gdino, tiny_d
     assert f"{adoption.copied_bytes / 2**20:.1f} MB" in adoption.text() and "converted once" in adoption.text()
     for n, p in owner.named_parameters():
         assert p.data_ptr() == before[n][0] and torch.equal(p, before[n][1])
-    for d in (detector, tiny_detector, reference):  # a smaller input: the same comparison, seconds faster
+    for d in (detector, file_detector, reference):  # a smaller input: the same comparison, seconds faster
         d.short_side, d.long_side = 320, 480
     labels = ["tv", "lamp", "sofa"]
-    ours, files = raw_outputs(detector, photo, labels), raw_outputs(tiny_detector, photo, labels)
+    ours, files = raw_outputs(detector, photo, labels), raw_outputs(file_detector, photo, labels)
     for key in ours:
         assert torch.equal(ours[key], files[key]), key
     assert_same_outputs(ours, raw_outputs(reference, photo, labels))  # and the reference's own forward
     a = detector.detect(photo, labels, box_threshold=0.0, text_threshold=0.0)
-    b = tiny_detector.detect(photo, labels, box_threshold=0.0, text_threshold=0.0)
+    b = file_detector.detect(photo, labels, box_threshold=0.0, text_threshold=0.0)
     assert len(a) > 0 and a.labels == b.labels and np.array_equal(a.boxes, b.boxes)
-    for d in (tiny_detector, reference):
-        d.short_side, d.long_side = type(d).short_side, type(d).long_side

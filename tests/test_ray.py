@@ -164,7 +164,7 @@ def oracle_scene(key: str) -> str:
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory) -> Path:
     """Six ciebench-dev photos with their instructions, and one line that is a manifest problem. The
-    first line perceives (seconds a line with the tiny detector at its 800-pixel input size); the others
+    first line perceives (seconds a line, even with the tiny detector); the others
     carry their scene, so the LLM writes their plan and the edit runs without perception."""
     data = json.loads((CIEBENCH / "data.json").read_text())
     lines = [{"id": f"s{i}", "image": str(CIEBENCH / data[k]["image path"]), "instruction": data[k]["instruction"]}
