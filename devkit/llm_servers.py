@@ -23,15 +23,17 @@ class LlamaServer:
     process: subprocess.Popen
 
 
-def start_llama_server(gguf: Path, folder: Path) -> LlamaServer:
-    """llama-cpp-python's OpenAI-compatible server on a free loopback port, ready to answer."""
+def start_llama_server(gguf: Path, folder: Path, threads: int = 2) -> LlamaServer:
+    """llama-cpp-python's OpenAI-compatible server on a free loopback port, ready to answer, computing
+    with ``threads`` CPU threads."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise SetupError(f"llama-cpp-python is not installed: {SETUP_HINT}")
     port = free_port()
     log = folder / "server.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads),
+         "--n_threads_batch", str(threads)],
         stdout=log.open("w"), stderr=subprocess.STDOUT)
     server = LlamaServer(f"http://127.0.0.1:{port}/v1", "smollm2", log, process)
     try:

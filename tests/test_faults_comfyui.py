@@ -22,7 +22,7 @@ import requests
 from devkit.comfyui import ComfyServer, describe, execution_error, start_comfyui, stop_comfyui
 from devkit.llm_servers import start_llama_server, stop_llama_server
 from devkit.sam_models import build_tiny_sam
-from tests.fixtures.llm_servers import Reply, first_enum, schema_name
+from tests.fixtures.llm_servers import LLAMA_THREADS, Reply, first_enum, schema_name
 from tests.fixtures.watch import executing, interrupt, run_watched
 from tests.fixtures.workflows import FAST_INPAINT, TEST_WIDGETS, TWO_ACTIONS, api_prompt, outputs_by_type, saved_image
 
@@ -112,7 +112,7 @@ def by_instruction(delay_verdicts: float = 0.0) -> Callable[[dict], Reply]:
 
 def test_llm_server_killed_mid_run(edit_server, converted, smollm2_gguf, tmp_path):
     """The real llama.cpp server dies while Propose Labels waits for it: a clear error, soon."""
-    llm = start_llama_server(smollm2_gguf, tmp_path)
+    llm = start_llama_server(smollm2_gguf, tmp_path, LLAMA_THREADS)
     try:
         prompt = edit_prompt(converted, llm.base_url,
                              "What makes the TV louder? Replace it with a floor lamp.", timeout=120)
