@@ -1,11 +1,12 @@
-"""Why scripts/test.sh sets OMP_WAIT_POLICY=PASSIVE: torch processes that compute at the same time.
+"""Why scripts/test.sh sets OMP_WAIT_POLICY=PASSIVE and one OpenMP thread: torch processes that compute at the
+same time.
 
 The suite runs two pytest workers, and each starts ComfyUI and LLM servers of its own: several torch
 processes compute at once on few cores. torch's OpenMP threads (libgomp) spin after each parallel
 region while they wait for the next one, on cores another process needs. This runs the same small
 UNet-like workload (a 320-channel convolution, linear layers, a little Python between them) in 1 and
-in N concurrent processes, with libgomp's default wait policy and with PASSIVE, and prints the
-seconds of each side by side.
+in N concurrent processes, with libgomp's default wait policy, with PASSIVE, and with PASSIVE on one
+thread a process (OMP_NUM_THREADS=1), and prints the seconds of each side by side.
 
     python benchmarks/omp_wait.py [--processes 2] [--rounds 3]
 """
@@ -34,11 +35,13 @@ print(time.perf_counter() - start)
 """
 
 
-def run(processes: int, policy: str | None) -> float:
+SIDES = {"default": {}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+         "PASSIVE, 1 thread": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}}
+
+
+def run(processes: int, side: dict[str, str]) -> float:
     """The slowest process's compute seconds (torch's import not counted)."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")} | side
     procs = [subprocess.Popen([sys.executable, "-c", WORK], env=env, stdout=subprocess.PIPE, text=True)
              for _ in range(processes)]
     return max(float(p.communicate()[0]) for p in procs)
@@ -50,13 +53,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is printed (default 3)")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
-    print(f"{'processes':>9} | {'default (s)':>11} | {'PASSIVE (s)':>11} | ratio")
+    print(f"{'processes':>9} | " + " | ".join(f"{name + ' (s)':>21}" for name in SIDES))
     for n in sorted({1, args.processes}):
-        sides = {}
-        for policy in (None, "PASSIVE"):
-            sides[policy] = statistics.median(run(n, policy) for _ in range(args.rounds))
+        seconds = []
+        for side in SIDES.values():
+            seconds.append(statistics.median(run(n, side) for _ in range(args.rounds)))
             time.sleep(1)
-        print(f"{n:>9} | {sides[None]:>11.2f} | {sides['PASSIVE']:>11.2f} | {sides[None] / sides['PASSIVE']:.2f}x")
+        print(f"{n:>9} | " + " | ".join(f"{s:>21.2f}" for s in seconds))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup_env.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 # The workers, the ComfyUI servers and the LLM servers they start compute at the same time on few cores;
-# torch's OpenMP threads then spin-wait on cores another process needs. Waiting passively made two
-# concurrent torch processes 2.3x faster here, and one alone no slower (docs/benchmarks.md).
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# torch's OpenMP threads then spin-wait on cores another process needs, and split work that another
+# process would run beside them. Waiting passively, on one thread a process, made two and three
+# concurrent torch processes 1.3x faster than two passive threads each (one alone is slower, which the
+# suite rarely has; python benchmarks/omp_wait.py, docs/benchmarks.md).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # Every test process (workers, ComfyUI servers, Ray workers, CLI runs) imports torch, transformers and
 # ComfyUI. The venv is installed without byte-compiling, and a machine that sets PYTHONDONTWRITEBYTECODE
 # would then compile those thousands of modules again in each process: keep the bytecode Python writes
