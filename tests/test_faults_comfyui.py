@@ -209,21 +209,21 @@ def edit_result(server: ComfyServer, prompt: dict, entry: dict) -> tuple[np.ndar
 
 
 def test_two_jobs_back_to_back_do_not_share_state(edit_server, converted, scripted_server):
-    """Two instructions on the same image: queued back to back, each gives what it gives alone."""
+    """Two instructions on the same image: the first alone, then the second and the first again queued back
+    to back (both waiting before either runs). The first gives, after the second, what it gave alone."""
     scripted_server.responder = by_instruction()
     first = edit_prompt(converted, scripted_server.base_url,
                         "Replace the thing that makes the TV louder with a red floor lamp.")
     second = edit_prompt(converted, scripted_server.base_url,
                          "Remove the thing that makes the TV louder.")
-    alone = [edit_result(edit_server, p, edit_server.run(p, timeout=900)) for p in (first, second)]
-    assert "replace" in alone[0][1] and "remove" in alone[1][1]
-    assert not np.array_equal(alone[0][0], alone[1][0])
-    ids = [edit_server.queue(first), edit_server.queue(second)]  # both waiting before the first runs
-    together = [edit_result(edit_server, p, edit_server.wait(i, timeout=900))
-                for p, i in zip((first, second), ids, strict=True)]
-    for (image_alone, plan_alone), (image, plan) in zip(alone, together, strict=True):
-        assert plan == plan_alone
-        assert np.array_equal(image, image_alone)
+    alone = edit_result(edit_server, first, edit_server.run(first, timeout=900))
+    ids = [edit_server.queue(second), edit_server.queue(first)]
+    (image_second, plan_second), (image, plan) = [edit_result(edit_server, p, edit_server.wait(i, timeout=900))
+                                                  for p, i in zip((second, first), ids, strict=True)]
+    assert "replace" in alone[1] and "remove" in plan_second
+    assert not np.array_equal(alone[0], image_second), "the two jobs must differ for the test to see a leak"
+    assert plan == alone[1]
+    assert np.array_equal(image, alone[0])
 
 
 def test_replaced_model_file_is_noticed(edit_server, converted, tmp_path):
