@@ -210,8 +210,9 @@ def build_tiny_hf_gdino(folder: str | Path, bert_folder: Path) -> Path:
     backbone = SwinConfig(embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8], window_size=7,
                           out_indices=[2, 3, 4])
     text = BertConfig.from_pretrained(str(bert_folder), local_files_only=True)
-    # Two decoder layers: transformers' weight-tying rule for the box heads expects more than one.
-    config = GroundingDinoConfig(backbone_config=backbone, text_config=text, num_queries=50, encoder_layers=1,
+    # Two decoder layers: transformers' weight-tying rule for the box heads expects more than one. At most
+    # 20 objects a photo: the tests' scenes, and the LLM prompts that list them, stay short.
+    config = GroundingDinoConfig(backbone_config=backbone, text_config=text, num_queries=20, encoder_layers=1,
                                  decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64)
     torch.manual_seed(0)
     GroundingDinoForObjectDetection(config).eval().save_pretrained(str(folder))
