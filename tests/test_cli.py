@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from cielr_core.__main__ import main
+from devkit.comfyui import link_model
 from tests.conftest import CIEBENCH, REPO
 from tests.test_bench import answer_by_schema
 
@@ -51,11 +52,10 @@ def models_dir(tmp_path_factory, tiny_gdino, tiny_hf_gdino, tiny_sam_path, tiny_
     release-format file is there for the tests that name it."""
     weights, bert = tiny_gdino
     root = tmp_path_factory.mktemp("comfy") / "models"
-    for sub in ("grounding-dino", "sams", "diffusers"):
+    for path in (weights, weights.with_suffix(".json"), tiny_hf_gdino):
+        link_model(root, "grounding-dino", path)
+    for sub in ("sams", "diffusers"):
         (root / sub).mkdir(parents=True)
-    (root / "grounding-dino" / weights.name).symlink_to(weights)
-    (root / "grounding-dino" / tiny_hf_gdino.name).symlink_to(tiny_hf_gdino, target_is_directory=True)
-    (root / "grounding-dino" / weights.with_suffix(".json").name).symlink_to(weights.with_suffix(".json"))
     (root / "bert-base-uncased").symlink_to(bert, target_is_directory=True)
     (root / "sams" / "sam_tiny.pth").symlink_to(tiny_sam_path)
     (root / "diffusers" / "tiny-sd").symlink_to(tiny_inpaint_pipeline_dir, target_is_directory=True)

@@ -276,14 +276,8 @@ def tiny_sam(tiny_sam_path):
     return load_sam(tiny_sam_path)
 
 
-@pytest.fixture
-def small_detector(tiny_detector):
-    """The tiny detector, which works at 320-512 px (not 800-1333: it is slow on two shared cores)."""
-    return tiny_detector
-
-
 @pytest.mark.parametrize("c", [1, 4, 5])  # grey, RGBA and one channel too many (RGB is covered elsewhere)
-def test_perceive_on_a_one_pixel_image(small_detector, tiny_sam, c):
+def test_perceive_on_a_one_pixel_image(tiny_detector, tiny_sam, c):
     """The tiny models (random weights) on a 1 x 1 image: a scene of that size, or a clear error."""
     from cielr_core.perception import perceive
 
@@ -291,10 +285,10 @@ def test_perceive_on_a_one_pixel_image(small_detector, tiny_sam, c):
     before = image.clone()
     if c == 5:
         with pytest.raises(InputError, match="channels"):
-            perceive(image[0].numpy(), small_detector, tiny_sam, "tv, lamp")
+            perceive(image[0].numpy(), tiny_detector, tiny_sam, "tv, lamp")
     else:
         rgb = single_image(image, "CIELR Perceive")
-        scene = perceive(rgb, small_detector, tiny_sam, "tv, lamp", box_threshold=0.0,
+        scene = perceive(rgb, tiny_detector, tiny_sam, "tv, lamp", box_threshold=0.0,
                          text_threshold=0.0)
         assert (scene.width, scene.height) == (1, 1)
         for o in scene.objects:
@@ -315,11 +309,11 @@ def big_image() -> torch.Tensor:
     return image
 
 
-def test_8000px_image_through_detector_segmenter_scene_and_preview(big_image, small_detector, tiny_sam):
+def test_8000px_image_through_detector_segmenter_scene_and_preview(big_image, tiny_detector, tiny_sam):
     before = big_image[0, ::97, ::89].clone()
     rgb = to_rgb_uint8(single_image(big_image, "CIELR Perceive"))
     assert rgb.shape == (8000, 8000, 3)
-    found = small_detector.detect(rgb, ["square", "wall"], box_threshold=0.0, text_threshold=0.0,
+    found = tiny_detector.detect(rgb, ["square", "wall"], box_threshold=0.0, text_threshold=0.0,
                                   max_detections=2)
     assert len(found) <= 2
     boxes = np.array([[5000, 3000, 5600, 3400], *found.boxes.tolist()], dtype=np.float64)
