@@ -31,24 +31,23 @@ Example (every key is optional)::
     [metrics]
     clip = "/models/clip-vit-large-patch14"
 
-TOML is read with ``tomllib`` (Python 3.11+) or the ``tomli`` package on Python 3.10.
+TOML is read with ``settings.tomllib``: ``tomllib`` (Python 3.11+) or the ``tomli`` package on Python 3.10.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import settings as S
-from .errors import InputError, MissingDependencyError, ModelNotFoundError
+from .errors import InputError, ModelNotFoundError
 from .model_folders import find_in_folders, subfolders
 from .perception import sources
-from .settings import Setting
+from .settings import Setting, tomllib
 
 
 @dataclass(frozen=True)
@@ -140,13 +139,6 @@ def _shown(setting: Setting) -> str:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """The TOML file as a dict; InputError naming the file and line when it is not valid TOML."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover (this machine runs 3.11)
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise MissingDependencyError("tomli", "reading TOML config files on Python 3.10") from None
     p = Path(path)
     try:
         with p.open("rb") as f:

@@ -27,7 +27,8 @@ instead of ``INPUTS``: it is called each time ComfyUI asks, so the lists stay fr
   a new input goes last, optional, with a default that keeps old behaviour.
 - Every widget comes from ``cielr_core.settings`` through ``widget(S.X)`` (default, range, step and
   tooltip are the schema's; a test compares every node input with it), except lists found at run time
-  (model files, samplers: ``choice``). A new setting goes into the schema first.
+  (model files, samplers: ``choice``). A new setting goes into the schema first (a table in
+  ``cielr_core/settings.toml``).
 - ``execute`` is a classmethod on a locked copy of the class: no instance state. Models stay in
   ``nodes/memory.py``'s cache, other state in a ``cielr_core.cache.LRU``.
 - ComfyUI internals (``comfy.*``, ``folder_paths``...) only through ``nodes/comfy_internals.py``.

@@ -26,7 +26,8 @@ PROJECT = PYPROJECT["project"]
 COMFY = PYPROJECT["tool"]["comfy"]
 RAW = "https://raw.githubusercontent.com/"
 # What ComfyUI and the nodes read at run time: the published archive must hold all of it.
-RUNTIME = ("__init__.py", "nodes/bridge.py", "cielr_core/pipeline.py", "example_workflows/cielr_edit.json",
+RUNTIME = ("__init__.py", "nodes/bridge.py", "cielr_core/pipeline.py", "cielr_core/settings.toml",
+           "example_workflows/cielr_edit.json",
            "requirements.txt", "requirements-local-llm.txt", "requirements-diffusers.txt", "pyproject.toml",
            "LICENSE", "README.md")
 

@@ -4,8 +4,10 @@ records, the command line and the nodes are built from it and agree with it."""
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import inspect
+import re
 
 import pytest
 
@@ -16,6 +18,7 @@ from cielr_core.editing.engine import SamplerSettings
 from cielr_core.errors import InputError
 from cielr_core.pipeline import PipelineSettings
 from cielr_core.verify import VerifySettings
+from tests.conftest import REPO
 
 
 def outside(setting: S.Setting):
@@ -47,6 +50,53 @@ def test_a_value_outside_the_range_is_named(setting):
     assert problem and setting.name in problem
     with pytest.raises(InputError, match=setting.name):
         setting.check(outside(setting))
+
+
+def _names_used_from_settings(tree: ast.AST) -> set[str]:
+    """The names a module takes from cielr_core.settings: ``from ..settings import X`` and ``S.X`` where
+    ``S`` is the module imported under some name."""
+    aliases, used = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if node.module and node.module.endswith("settings"):
+                    used.add(a.name)
+                elif a.name == "settings":
+                    aliases.add(a.asname or a.name)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            used.add(node.attr)
+    return used
+
+
+def test_every_name_the_code_takes_from_the_schema_is_declared():
+    # settings.toml's tables are read at import, so no type checker sees their names: this test does
+    used = {}
+    for path in REPO.rglob("*.py"):
+        if ".git" not in path.parts:
+            for name in _names_used_from_settings(ast.parse(path.read_text())):
+                used.setdefault(name, path.relative_to(REPO))
+    assert {"GROW", "MAX_ROUNDS", "SAMPLING_SEED_MAX", "Setting"} <= set(used)  # the scan finds both forms
+    missing = {name: str(where) for name, where in used.items() if not hasattr(S, name)}
+    assert not missing, f"names taken from cielr_core.settings that it does not declare: {missing}"
+
+
+@pytest.mark.parametrize("row, says", [
+    ({"name": "x", "type": "int", "default": 1, "hlep": "Typo."}, "unknown keys ['hlep']"),
+    ({"name": "x", "type": "integer", "default": 1, "help": "Bad type."}, "type must be one of"),
+    ({"name": "x", "type": "int", "default": 1, "layers": ["gui"], "help": "Bad layer."}, "layers must be"),
+    ({"name": "x", "default": 1, "help": "No type."}, "type"),
+    ({"like": "GROWTH", "help": "No such base."}, "like must name a setting declared above it"),
+])
+def test_a_malformed_table_of_the_schema_is_named(row, says):
+    with pytest.raises(ValueError, match=r"settings\.toml \[X\].*" + re.escape(says)):
+        S.declare("X", row, {})
+
+
+def test_like_takes_the_value_facts_and_keeps_its_own_help_layers_and_flag():
+    assert (S.VERIFY_GROW.min, S.VERIFY_GROW.max, S.VERIFY_GROW.default) == (S.GROW.min, S.GROW.max, S.GROW.default)
+    assert S.VERIFY_GROW.help != S.GROW.help and S.VERIFY_GROW.layers == {S.NODE} and S.VERIFY_GROW.cli is None
+    assert S.SERVER_URL.name == S.LLM_URL.name and S.SERVER_URL.default != S.LLM_URL.default
 
 
 def test_auto_is_accepted_outside_the_range():
