@@ -16,7 +16,7 @@ from PIL import Image
 from devkit.comfyui import describe, execution_error
 from tests.conftest import REPO
 from tests.fixtures.llm_servers import Reply, first_enum, schema_name
-from tests.fixtures.workflows import FAST_INPAINT, TEST_WIDGETS, TWO_ACTIONS
+from tests.fixtures.workflows import FAST_INPAINT, TEST_WIDGETS, TWO_ACTIONS, loaded_as_api_prompt
 
 pytestmark = pytest.mark.slow
 
@@ -101,16 +101,7 @@ def test_the_fixed_llm_seed_drops_exactly_the_stale_control(page):
 
 def api_prompt(page, workflow: dict, widgets: dict) -> dict:
     load_file(page, workflow)
-    return page.evaluate("""async (widgets) => {
-        for (const node of window.app.graph._nodes) {
-            for (const [name, value] of Object.entries(widgets[node.type] || {})) {
-                const w = node.widgets.find(w => w.name === name);
-                if (!w) throw new Error(`${node.type} has no widget ${name}`);
-                w.value = value;
-            }
-        }
-        return (await window.app.graphToPrompt()).output;
-    }""", widgets)
+    return loaded_as_api_prompt(page, widgets)
 
 
 # cielr_edit_flux_fill needs Flux's T5-XXL, too big for the tests (its path runs in test_families_comfyui)
