@@ -133,8 +133,7 @@ SCHEMA_FILE = Path(__file__).with_name("settings.toml")
 _TYPES = {t.__name__: t for t in (int, float, str, bool, list)}
 _KEYS = {f.name for f in fields(Setting)} | {"like"}
 # what ``like`` takes from its base: the value facts, not the help, layers or flag
-_VALUE_FACTS = ("name", "type", "default", "min", "max", "step", "round", "auto", "choices", "multiline",
-                "control_after_generate")
+_VALUE_FACTS = tuple(f.name for f in fields(Setting) if f.name not in ("help", "layers", "cli"))
 
 
 def declare(constant: str, row: dict[str, Any], declared: Mapping[str, Setting]) -> Setting:
