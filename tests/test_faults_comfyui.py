@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import requests
 
-from devkit.comfyui import ComfyServer, describe, execution_error, start_comfyui, stop_comfyui
+from devkit.comfyui import ComfyServer, describe, execution_error, link_model, start_comfyui, stop_comfyui
 from devkit.llm_servers import start_llama_server, stop_llama_server
 from devkit.sam_models import build_tiny_sam
 from tests.fixtures.llm_servers import LLAMA_THREADS, Reply, first_enum, schema_name
@@ -152,9 +152,7 @@ def test_llm_slower_than_the_timeout(edit_server, converted, scripted_server):
 
 def test_cancel_during_perception(edit_server, converted, full_sam_vit_b_path):
     """A full-size SAM makes Perceive last long enough to be cancelled inside it."""
-    sams = edit_server.base / "models" / "sams"
-    if not (sams / full_sam_vit_b_path.name).exists():
-        (sams / full_sam_vit_b_path.name).symlink_to(full_sam_vit_b_path)
+    link_model(edit_server.base / "models", "sams", full_sam_vit_b_path)
     prompt = perception_prompt(converted, sam=full_sam_vit_b_path.name)
     event, seconds = run_watched(edit_server, prompt, executing(node_id(prompt, "CIELRPerceive")),
                                  interrupt(edit_server))

@@ -16,7 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
-from devkit.comfyui import describe, execution_error
+from devkit.comfyui import describe, execution_error, link_model
 from tests.conftest import CIEBENCH
 
 pytestmark = pytest.mark.slow
@@ -290,10 +290,7 @@ INPAINT_SMALL = {"class_type": "CIELRInpaintActions",
 
 def link_checkpoint(server, sd15_models) -> None:
     """The random SD1.5 checkpoint in the server's checkpoints folder, for CheckpointLoaderSimple."""
-    folder = server.base / "models" / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / sd15_models.checkpoint.name).exists():
-        (folder / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
+    link_model(server.base / "models", "checkpoints", sd15_models.checkpoint)
 
 
 SAM3_FOUND = [[[10, 8, 50, 40, 0.93], [70, 50, 120, 90, 0.61]]]  # per image: x0, y0, x1, y1, score

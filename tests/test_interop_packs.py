@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from devkit import external_packs as ep
-from devkit.comfyui import describe, execution_error, start_comfyui, stop_comfyui
+from devkit.comfyui import describe, execution_error, link_model, start_comfyui, stop_comfyui
 from devkit.sam_models import build_tiny_sam
 from tests.conftest import CIEBENCH
 from tests.test_interop_comfyui import LAMP, PHOTO, TABLE, H, W, batch, rect_mask
@@ -48,11 +48,10 @@ def packs_server(tmp_path_factory, full_sam_vit_b_path, sd15_models):
 
     base = tmp_path_factory.mktemp("packs-base")
     models = base / "models"
-    for sub in ("sams", "grounding-dino", "checkpoints"):
-        (models / sub).mkdir(parents=True)
-    (models / "sams" / full_sam_vit_b_path.name).symlink_to(full_sam_vit_b_path)
+    link_model(models, "sams", full_sam_vit_b_path)
     build_tiny_sam(models / "sams" / TINY_SAM)  # for the detector test: any segmenter serves there
-    (models / "checkpoints" / sd15_models.checkpoint.name).symlink_to(sd15_models.checkpoint)
+    link_model(models, "checkpoints", sd15_models.checkpoint)
+    (models / "grounding-dino").mkdir()
     bert = build_bert_folder(models / "bert-base-uncased", **TINY_BERT)  # with model.safetensors, as storyicon wants
     cfg = gdino_configs.full_config(GDINO_SMALL)
     gdino = models / "grounding-dino" / "groundingdino_swint_ogc.pth"
